@@ -1,0 +1,39 @@
+"""Request helpers shared by the resources: body reading, scoping, paging."""
+
+
+from notifier import validation
+from notifier.errors import ValidationError
+from notifier.storage import Source
+
+
+def read_json(req, limit):
+    """Read and parse the JSON body, refusing more than ``limit`` bytes."""
+    if req.content_length is not None and req.content_length > limit:
+        raise ValidationError(f"The request body is larger than {limit} bytes.",
+                              field="body")
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ValidationError(f"The request body is larger than {limit} bytes.",
+                              field="body")
+    return validation.parse_json(raw)
+
+
+def project(req):
+    return validation.project_id(req.get_header("X-Project-ID"))
+
+
+def source(req, kind, name):
+    singular = kind[:-1]
+    return Source(project(req), kind, validation.source_name(name, singular))
+
+
+def next_link(req, items, limit, marker):
+    """Return Zaqar's ``links`` list: a next link when the page was full."""
+    if len(items) < limit or not items:
+        return []
+    return [{"rel": "next",
+             "href": f"{req.path}?marker={marker}&limit={limit}"}]
+
+
+def age(now, created):
+    return max(0, int(now - created))

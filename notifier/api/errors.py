@@ -1,0 +1,71 @@
+"""The one table mapping notifier's errors to HTTP statuses and JSON bodies."""
+
+import logging
+
+import falcon
+import redis
+import kombu.exceptions
+
+from notifier import errors
+
+LOG = logging.getLogger(__name__)
+
+STATUS_BY_ERROR = [
+    (errors.ValidationError, falcon.HTTP_400),
+    (errors.AuthError, falcon.HTTP_401),
+    (errors.ForbiddenError, falcon.HTTP_403),
+    (errors.NotFoundError, falcon.HTTP_404),
+    (errors.ConflictError, falcon.HTTP_409),
+    (errors.UnavailableError, falcon.HTTP_503),
+]
+
+
+def error_body(title, description, field=None):
+    body = {"title": title, "description": description}
+    if field:
+        body["field"] = field
+    return body
+
+
+def _notifier_error(req, resp, exc, params):
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            resp.status = status
+            break
+    else:
+        resp.status = falcon.HTTP_500
+    resp.media = error_body(exc.title, exc.description, exc.field)
+
+
+def _backend_down(req, resp, exc, params):
+    LOG.warning("backend unavailable during %s %s: %s", req.method, req.path,
+                type(exc).__name__)
+    resp.status = falcon.HTTP_503
+    resp.set_header("Retry-After", "1")
+    resp.media = error_body("Service unavailable",
+                            "The storage or the broker cannot be reached; "
+                            "nothing was accepted. Retry shortly.")
+
+
+def _falcon_error(req, resp, exc, params):
+    resp.status = exc.status
+    for name, value in (exc.headers or {}).items():
+        resp.set_header(name, value)
+    resp.media = error_body(exc.title or "Error", exc.description or exc.title or "")
+
+
+def _unexpected(req, resp, exc, params):
+    LOG.exception("unexpected error in %s %s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.media = error_body("Internal error", "An unexpected error occurred.")
+
+
+def register(app):
+    """Install the handlers; falcon picks the most specific class."""
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _falcon_error)
+    app.add_error_handler(errors.NotifierError, _notifier_error)
+    for cls in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.BusyLoadingError, kombu.exceptions.OperationalError,
+                OSError):
+        app.add_error_handler(cls, _backend_down)

@@ -1,0 +1,156 @@
+"""Queue and message resources (Zaqar v2 wire format)."""
+
+import time
+
+import falcon
+
+from notifier import validation
+from notifier.api import common
+from notifier.errors import ValidationError
+
+PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
+
+
+class QueueCollection:
+    def __init__(self, conf, storage):
+        self.conf = conf
+        self.storage = storage
+
+    def on_get(self, req, resp):
+        project = common.project(req)
+        limit = validation.limit_param(req.get_param("limit"),
+                                       self.conf.transport.max_page_size)
+        marker = req.get_param("marker")
+        detailed = req.get_param_as_bool("detailed", default=False)
+        names = self.storage.list_sources(project, "queues", marker, limit)
+        queues = []
+        for name in names:
+            entry = {"name": name, "href": f"/v2/queues/{name}"}
+            if detailed:
+                entry["metadata"] = self.storage.source_metadata_or_empty(
+                    common.source(req, "queues", name))
+            queues.append(entry)
+        resp.media = {"queues": queues,
+                      "links": common.next_link(req, names, limit,
+                                                names[-1] if names else None)}
+
+
+class QueueItem:
+    def __init__(self, conf, storage):
+        self.conf = conf
+        self.storage = storage
+
+    def on_put(self, req, resp, name):
+        source = common.source(req, "queues", name)
+        body = {}
+        if req.content_length:
+            body = common.read_json(req, self.conf.transport.max_request_body_size)
+        metadata = validation.queue_metadata(body, self.conf)
+        created = self.storage.put_source(source, metadata)
+        resp.status = falcon.HTTP_201 if created else falcon.HTTP_204
+        resp.location = f"/v2/queues/{name}"
+
+    def on_get(self, req, resp, name):
+        source = common.source(req, "queues", name)
+        resp.media = self.storage.get_source_metadata(source)
+
+    def on_delete(self, req, resp, name):
+        source = common.source(req, "queues", name)
+        self.storage.delete_source(source)
+        resp.status = falcon.HTTP_204
+
+    def on_patch(self, req, resp, name):
+        source = common.source(req, "queues", name)
+        if (req.content_type or "").split(";")[0].strip() != PATCH_MEDIA_TYPE:
+            raise falcon.HTTPUnsupportedMediaType(
+                description=f"PATCH takes Content-Type {PATCH_MEDIA_TYPE}.")
+        ops = common.read_json(req, self.conf.transport.max_request_body_size)
+        metadata = apply_metadata_patch(self.storage.get_source_metadata(source), ops)
+        validation.queue_metadata(metadata, self.conf)
+        self.storage.set_source_metadata(source, metadata)
+        resp.media = metadata
+
+
+def apply_metadata_patch(metadata, ops):
+    """Apply Zaqar's JSON-patch ops (add/replace/remove on /metadata/KEY)."""
+    if not isinstance(ops, list) or not ops:
+        raise ValidationError("The PATCH body must be a non-empty list of "
+                              "operations.", field="body")
+    result = dict(metadata)
+    for index, op in enumerate(ops):
+        field = f"body[{index}]"
+        validation.obj(op, field)
+        path = op.get("path")
+        if not isinstance(path, str) or not path.startswith("/metadata/") \
+                or len(path) <= len("/metadata/"):
+            raise ValidationError(f"{field}.path must look like /metadata/KEY.",
+                                  field=f"{field}.path")
+        key = path[len("/metadata/"):]
+        kind = op.get("op")
+        if kind in ("add", "replace"):
+            if "value" not in op:
+                raise ValidationError(f"{field}.value is missing.",
+                                      field=f"{field}.value")
+            if kind == "replace" and key not in result:
+                raise ValidationError(f"Cannot replace missing key {key!r}.",
+                                      field=f"{field}.path")
+            result[key] = op["value"]
+        elif kind == "remove":
+            if key not in result:
+                raise ValidationError(f"Cannot remove missing key {key!r}.",
+                                      field=f"{field}.path")
+            del result[key]
+        else:
+            raise ValidationError(f"{field}.op must be add, replace or remove.",
+                                  field=f"{field}.op")
+    return result
+
+
+class MessageCollection:
+    """POST stores messages and enqueues their fan-out before answering 201."""
+
+    def __init__(self, conf, storage, dispatcher, kind="queues"):
+        self.conf = conf
+        self.storage = storage
+        self.dispatcher = dispatcher
+        self.kind = kind
+
+    def on_post(self, req, resp, name):
+        source = common.source(req, self.kind, name)
+        validation.client_id(req.get_header("Client-ID"))
+        document = common.read_json(req, self.conf.transport.max_messages_post_size)
+        metadata = self.storage.source_metadata_or_empty(source)
+        default_ttl = metadata.get("_default_message_ttl",
+                                   self.conf.transport.default_message_ttl)
+        messages = validation.messages(document, self.conf, default_ttl)
+        ids = self.storage.post_messages(source, messages)
+        try:
+            self.dispatcher.send_fanout(source, ids)
+        except Exception:
+            # Not enqueued means not accepted: take the messages back so a
+            # client retry after the 503 does not deliver them twice.
+            self.storage.delete_messages(ids)
+            raise
+        base = f"/v2/{self.kind}/{name}/messages"
+        resp.status = falcon.HTTP_201
+        resp.location = f"{base}?ids={','.join(ids)}"
+        resp.media = {"resources": [f"{base}/{i}" for i in ids]}
+
+
+class MessageItem:
+    def __init__(self, storage, kind="queues"):
+        self.storage = storage
+        self.kind = kind
+
+    def on_get(self, req, resp, name, message_id):
+        source = common.source(req, self.kind, name)
+        validation.client_id(req.get_header("Client-ID"))
+        message = self.storage.get_message(source, message_id)
+        resp.media = {"id": message["id"],
+                      "href": f"/v2/{self.kind}/{name}/messages/{message['id']}",
+                      "ttl": message["ttl"],
+                      "age": common.age(time.time(), message["created"]),
+                      "body": message["body"]}
+        for field in ("filter_policies", "attributes"):
+            if field in message:
+                resp.media[field] = message[field]

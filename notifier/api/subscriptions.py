@@ -1,0 +1,89 @@
+"""Subscription resources (Zaqar v2 wire format)."""
+
+import time
+
+import falcon
+
+from notifier import errors, validation
+from notifier.api import common
+
+
+def subscription_view(record, now):
+    source = record["source"]
+    return {"id": record["id"], "source": source[2], "subscriber": record["subscriber"],
+            "ttl": record["ttl"], "age": common.age(now, record["created"]),
+            "options": record["options"], "confirmed": record["confirmed"]}
+
+
+class SubscriptionCollection:
+    def __init__(self, conf, storage, kind="queues"):
+        self.conf = conf
+        self.storage = storage
+        self.kind = kind
+
+    def on_post(self, req, resp, name):
+        source = common.source(req, self.kind, name)
+        document = common.read_json(req, self.conf.transport.max_request_body_size)
+        fields = validation.subscription(document, self.conf)
+        created, subscription_id = self.storage.create_subscription(
+            source, fields["subscriber"], fields["ttl"], fields["options"],
+            confirmed=True)
+        if not created:
+            raise errors.ConflictError(
+                "Such subscription already exists. Subscriptions are unique by "
+                "project + source + subscriber URI.", field="subscriber")
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v2/{self.kind}/{name}/subscriptions/{subscription_id}"
+        resp.media = {"subscription_id": subscription_id}
+
+    def on_get(self, req, resp, name):
+        source = common.source(req, self.kind, name)
+        limit = validation.limit_param(req.get_param("limit"),
+                                       self.conf.transport.max_page_size)
+        marker = req.get_param("marker")
+        records, _ = self.storage.subscription_page(source, marker, limit)
+        now = time.time()
+        items = [subscription_view(r, now) for r in records]
+        resp.media = {"subscriptions": items,
+                      "links": common.next_link(req, items, limit,
+                                                items[-1]["id"] if items else None)}
+
+
+class SubscriptionItem:
+    def __init__(self, conf, storage, kind="queues"):
+        self.conf = conf
+        self.storage = storage
+        self.kind = kind
+
+    def on_get(self, req, resp, name, subscription_id):
+        source = common.source(req, self.kind, name)
+        record = self.storage.get_subscription(source, subscription_id)
+        resp.media = subscription_view(record, time.time())
+
+    def on_patch(self, req, resp, name, subscription_id):
+        source = common.source(req, self.kind, name)
+        patch = validation.subscription_patch(
+            common.read_json(req, self.conf.transport.max_request_body_size))
+        record = self.storage.get_subscription(source, subscription_id)
+        merged = {"subscriber": record["subscriber"], "ttl": record["ttl"],
+                  "options": record["options"]}
+        merged.update(patch)
+        fields = validation.subscription(merged, self.conf)
+        if self.storage.subscriber_taken(source, fields["subscriber"], subscription_id):
+            raise errors.ConflictError("Another subscription of this source has "
+                                       "that subscriber.", field="subscriber")
+        previous = record["subscriber"]
+        now = time.time()
+        if "ttl" in patch:
+            record["expires"] = now + fields["ttl"]
+        record.update(fields)
+        self.storage.save_subscription(record, previous_subscriber=previous, now=now)
+        resp.status = falcon.HTTP_204
+
+    def on_delete(self, req, resp, name, subscription_id):
+        source = common.source(req, self.kind, name)
+        try:
+            self.storage.delete_subscription(source, subscription_id)
+        except errors.NotFoundError:
+            pass  # deleting is idempotent, as in Zaqar
+        resp.status = falcon.HTTP_204

@@ -1,0 +1,207 @@
+"""The `notifier` command: run the whole service (`dev`) or one role of it.
+
+    notifier dev        Redis, API, worker and scheduler in the foreground
+    notifier api        the HTTP API under gunicorn
+    notifier worker     a Celery worker (fan-out and delivery)
+    notifier scheduler  moves due retries onto the task queue
+    notifier healthcheck {api,worker,scheduler}
+                        exit 0 if that role on this host is alive (for
+                        container health checks; cheap: no broadcast)
+"""
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from notifier import conf as conf_module
+
+LOG = logging.getLogger("notifier")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="notifier", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    roles = parser.add_subparsers(dest="role", required=True)
+    for name, helptext in (("dev", "run everything locally until Ctrl-C"),
+                           ("api", "serve the HTTP API"),
+                           ("worker", "run a Celery worker"),
+                           ("scheduler", "move due retries onto the task queue")):
+        role = roles.add_parser(name, help=helptext)
+        role.add_argument("--config-file", action="append", default=[],
+                          help="oslo.config file; may be repeated")
+        if name in ("dev", "api"):
+            role.add_argument("--host", help="address to listen on")
+            role.add_argument("--port", type=int, help="port to listen on")
+        if name in ("dev", "worker"):
+            role.add_argument("--concurrency", type=int,
+                              help="worker processes (default: cores)")
+    check = roles.add_parser("healthcheck", help="exit 0 if a role is alive")
+    check.add_argument("target", choices=["api", "worker", "scheduler"])
+    check.add_argument("--config-file", action="append", default=[])
+    return parser
+
+
+def run_healthcheck(conf, target):
+    """Return 0 if ``target`` looks alive: /v2/health for the API, a fresh
+    heartbeat file for the worker and the scheduler."""
+    if target == "api":
+        import urllib.request
+        host = conf.api.bind_host if conf.api.bind_host not in ("0.0.0.0", "::") \
+            else "127.0.0.1"
+        url = f"http://{host}:{conf.api.bind_port}/v2/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return 0 if response.status == 200 else 1
+        except OSError:
+            return 1
+    from notifier.heartbeat import is_fresh
+    path = conf.worker.heartbeat_file
+    if target == "scheduler":
+        path = conf.worker.scheduler_heartbeat_file
+    return 0 if path and is_fresh(path, conf.worker.heartbeat_max_age_seconds) else 1
+
+
+def load(args):
+    conf_args = []
+    for path in args.config_file:
+        conf_args += ["--config-file", path]
+    conf = conf_module.load_conf(conf_args)
+    if getattr(args, "host", None):
+        conf.set_override("bind_host", args.host, group="api")
+    if getattr(args, "port", None):
+        conf.set_override("bind_port", args.port, group="api")
+    if getattr(args, "concurrency", None):
+        conf.set_override("concurrency", args.concurrency, group="worker")
+    return conf
+
+
+def run_api(conf):
+    from gunicorn.app.base import BaseApplication
+
+    from notifier.api.app import create_app
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{conf.api.bind_host}:{conf.api.bind_port}")
+            self.cfg.set("workers", conf.api.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("graceful_timeout", 20)
+
+        def load(self):
+            return create_app(conf)
+
+    Server().run()
+
+
+def run_worker(conf):
+    from workers.app import DELIVER_QUEUE, FANOUT_QUEUE, add_heartbeat, create_celery
+    from workers.tasks import register_tasks
+
+    app = create_celery(conf)
+    register_tasks(app, conf)
+    if conf.worker.heartbeat_file:
+        add_heartbeat(app, conf.worker.heartbeat_file)
+    argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if conf.worker.concurrency:
+        argv += ["--concurrency", str(conf.worker.concurrency)]
+    app.worker_main(argv)
+
+
+def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
+    from notifier.service import DeliveryService
+    from notifier.storage import Storage
+    from workers.app import CeleryDispatcher, create_celery
+
+    from notifier.heartbeat import Heartbeat
+
+    stop_event = stop_event or threading.Event()
+    heartbeat = Heartbeat(conf.worker.scheduler_heartbeat_file)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop_event.set())
+    service = DeliveryService(conf, Storage.from_conf(conf),
+                              CeleryDispatcher(create_celery(conf)))
+    LOG.info("scheduler started")
+    while not stop_event.is_set():
+        try:
+            moved = service.move_due_retries()
+        except Exception:  # Redis restarting: keep going, say so
+            LOG.exception("moving due retries failed; retrying")
+            moved = 0
+        heartbeat.beat()
+        if not moved:
+            stop_event.wait(poll_seconds)
+
+
+def run_dev(args, conf):
+    """Start a private Redis and every role as child processes."""
+    from notifier.redis_server import RedisServer
+
+    with RedisServer() as server, tempfile.NamedTemporaryFile(
+            "w", suffix=".conf", prefix="notifier-dev-") as overrides:
+        overrides.write(f"[DEFAULT]\nredis_url = {server.url}\n"
+                        f"[api]\nbind_host = {conf.api.bind_host}\n"
+                        f"bind_port = {conf.api.bind_port}\nworkers = 1\n")
+        overrides.flush()
+        files = []
+        for path in args.config_file + [overrides.name]:
+            files += ["--config-file", path]
+        worker_args = ["worker"] + files
+        if args.concurrency:
+            worker_args += ["--concurrency", str(args.concurrency)]
+        children = [_spawn(role_args) for role_args in
+                    (["api"] + files, worker_args, ["scheduler"] + files)]
+        print(f"notifier is running: API at http://{conf.api.bind_host}:"
+              f"{conf.api.bind_port}/v2 (Redis {server.url}). Ctrl-C stops it.",
+              flush=True)
+        _wait_for_interrupt(children)
+
+
+def _spawn(role_args):
+    return subprocess.Popen([sys.executable, "-m", "notifier.cli"] + role_args)
+
+
+def _wait_for_interrupt(children):
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set() and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    conf = load(args)
+    if args.role == "healthcheck":
+        sys.exit(run_healthcheck(conf, args.target))
+    if args.role == "dev":
+        run_dev(args, conf)
+    elif args.role == "api":
+        run_api(conf)
+    elif args.role == "worker":
+        run_worker(conf)
+    else:
+        run_scheduler(conf)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Every configuration option of notifier, registered in one place.
+
+Option names follow OpenStack Zaqar's where the meaning is the same
+(``[notification] smtp_mode``, ``[signed_url] secret_key``,
+``[transport] default_subscription_ttl`` ...) so Zaqar config files carry over.
+Units are part of the name where Zaqar did not fix the name already.
+"""
+
+from oslo_config import cfg
+
+DEFAULT_OPTS = [
+    cfg.StrOpt("redis_url", default="redis://127.0.0.1:6379/0",
+               help="Redis holding queues, messages, subscriptions and "
+                    "delivery state."),
+    cfg.StrOpt("broker_url", default=None,
+               help="Celery broker URL. Defaults to redis_url."),
+    cfg.StrOpt("auth_strategy", default="noauth", choices=["noauth", "keystone"],
+               help="noauth scopes requests by the X-Project-ID header; "
+                    "keystone validates tokens with keystonemiddleware."),
+]
+
+API_OPTS = [
+    cfg.HostAddressOpt("bind_host", default="127.0.0.1",
+                       help="Address the API listens on."),
+    cfg.PortOpt("bind_port", default=8888, help="Port the API listens on."),
+    cfg.IntOpt("workers", default=2, min=1,
+               help="Gunicorn worker processes for `notifier api`."),
+    cfg.StrOpt("public_url", default=None,
+               help="Base URL clients reach the API at, used in links sent to "
+                    "subscribers. Defaults to http://bind_host:bind_port."),
+]
+
+TRANSPORT_OPTS = [
+    cfg.IntOpt("max_messages_post_size", default=262144, min=1024,
+               help="Largest accepted request body for message posts, bytes."),
+    cfg.IntOpt("max_request_body_size", default=65536, min=1024,
+               help="Largest accepted body for other requests, bytes."),
+    cfg.IntOpt("max_messages_per_post", default=20, min=1,
+               help="Most messages accepted in one POST."),
+    cfg.IntOpt("max_message_ttl", default=1209600, min=60,
+               help="Largest message TTL, seconds."),
+    cfg.IntOpt("default_message_ttl", default=3600, min=60,
+               help="Message TTL when a message names none, seconds."),
+    cfg.IntOpt("default_subscription_ttl", default=3600, min=60,
+               help="Subscription TTL when a request names none, seconds."),
+    cfg.IntOpt("max_subscription_ttl", default=10 * 365 * 86400, min=60,
+               help="Largest subscription TTL, seconds."),
+    cfg.IntOpt("max_queue_metadata", default=65536, min=1024,
+               help="Largest queue metadata document, bytes."),
+    cfg.IntOpt("max_page_size", default=20, min=1,
+               help="Most items a list request returns."),
+    cfg.ListOpt("subscriber_types", default=["http", "https", "mailto",
+                                             "trust+http", "trust+https"],
+                help="Subscriber URI schemes accepted at subscription creation."),
+]
+
+NOTIFICATION_OPTS = [
+    cfg.IntOpt("webhook_connect_timeout_seconds", default=5, min=1,
+               help="TCP connect timeout of a webhook delivery."),
+    cfg.IntOpt("webhook_read_timeout_seconds", default=10, min=1,
+               help="Read timeout of a webhook delivery."),
+    cfg.IntOpt("webhook_pool_maxsize", default=4, min=1,
+               help="Keep-alive connections kept per endpoint per worker process."),
+    cfg.IntOpt("fanout_page_size", default=500, min=1,
+               help="Subscriptions read per fan-out page; the next page is a "
+                    "new task, so a queue with 100,000 subscriptions never sits "
+                    "in one task's memory."),
+    cfg.IntOpt("deliveries_per_task", default=20, min=1,
+               help="Deliveries carried by one Celery task (a task costs "
+                    "~1.5 ms of worker CPU, more than a keep-alive POST)."),
+    cfg.IntOpt("attempt_log_length", default=1000, min=10,
+               help="Attempts kept per subscription and per message."),
+    cfg.IntOpt("attempt_log_ttl_seconds", default=7 * 86400, min=60,
+               help="How long a per-message attempt log is kept."),
+]
+
+WORKER_OPTS = [
+    cfg.IntOpt("concurrency", default=None, min=1,
+               help="Worker pool processes; default: the number of cores."),
+    cfg.IntOpt("visibility_timeout_seconds", default=3600, min=60,
+               help="A task unacknowledged this long is redelivered. Must exceed "
+                    "the longest task; retries never wait as ETA tasks, so "
+                    "tasks are short."),
+    cfg.IntOpt("unacked_restore_interval_seconds", default=2, min=1,
+               help="How often kombu looks for tasks of dead workers to "
+                    "restore (kombu's default 10 s x 10 means ~100 s)."),
+    cfg.StrOpt("heartbeat_file", default=None,
+               help="File the worker's consumer loop touches while alive; "
+                    "`notifier healthcheck worker` checks its age."),
+    cfg.StrOpt("scheduler_heartbeat_file", default=None,
+               help="File the scheduler loop touches while alive."),
+    cfg.IntOpt("heartbeat_max_age_seconds", default=60, min=5,
+               help="A heartbeat older than this means the role is stuck."),
+]
+
+CONF_GROUPS = {
+    None: DEFAULT_OPTS,
+    "api": API_OPTS,
+    "transport": TRANSPORT_OPTS,
+    "notification": NOTIFICATION_OPTS,
+    "worker": WORKER_OPTS,
+}
+
+
+def register_opts(conf):
+    """Register every option of notifier on ``conf``."""
+    for group, opts in CONF_GROUPS.items():
+        conf.register_opts(opts, group=group)
+
+
+def list_opts():
+    """List options for oslo-config-generator (entry point ``oslo.config.opts``)."""
+    return [(group, list(opts)) for group, opts in CONF_GROUPS.items()]
+
+
+def load_conf(args=(), default_config_files=None):
+    """Build a fresh ConfigOpts from command-line style ``args``."""
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf(list(args), project="notifier",
+         default_config_files=default_config_files or [])
+    return conf
+
+
+def broker_url(conf):
+    """Return the Celery broker URL: ``broker_url`` or else ``redis_url``."""
+    return conf.broker_url or conf.redis_url

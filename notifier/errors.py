@@ -1,0 +1,77 @@
+"""The one error hierarchy of notifier.
+
+    NotifierError                      anything the service raises on purpose
+    ├── ValidationError      -> 400    bad input; names the offending field
+    ├── AuthError            -> 401    missing or invalid credentials / signature
+    ├── ForbiddenError       -> 403    authenticated but not allowed
+    ├── NotFoundError        -> 404    unknown queue, message, subscription, topic
+    ├── ConflictError        -> 409    e.g. the same subscriber twice
+    ├── UnavailableError     -> 503    Redis or the broker cannot be reached
+    └── DeliveryError                  raised by sinks, never reaches HTTP
+        ├── TransientDeliveryError     worth retrying (5xx, timeouts, SMTP 4xx)
+        └── PermanentDeliveryError     will never succeed (4xx, bad address)
+
+The HTTP mapping lives in one table, ``notifier.api.errors``.
+"""
+
+
+class NotifierError(Exception):
+    """Base class of every error notifier raises on purpose."""
+
+    title = "Error"
+
+    def __init__(self, description="", field=None):
+        super().__init__(description)
+        self.description = description
+        self.field = field
+
+
+class ValidationError(NotifierError):
+    title = "Invalid request"
+
+
+class AuthError(NotifierError):
+    title = "Unauthorized"
+
+
+class ForbiddenError(NotifierError):
+    title = "Forbidden"
+
+
+class NotFoundError(NotifierError):
+    title = "Not found"
+
+
+class ConflictError(NotifierError):
+    title = "Conflict"
+
+
+class UnavailableError(NotifierError):
+    title = "Service unavailable"
+
+
+class DeliveryError(NotifierError):
+    """A sink could not deliver one notification.
+
+    ``kind`` is a short machine-readable reason recorded in the attempt log
+    (``timeout``, ``connection``, ``http_status``, ``smtp``, ...); ``status``
+    is the remote status code when there was one.
+    """
+
+    retryable = False
+
+    def __init__(self, description="", kind="error", status=None,
+                 retry_after_seconds=None, response_body=None):
+        super().__init__(description)
+        self.kind = kind
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds
+        self.response_body = response_body
+
+
+class TransientDeliveryError(DeliveryError):
+    retryable = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    retryable = False

@@ -1,0 +1,49 @@
+"""Build what subscribers receive: plain data in, plain data out."""
+
+import datetime
+import json
+
+NOTIFICATION = "Notification"
+
+
+def isoformat(epoch_seconds):
+    """Format epoch seconds as RFC 3339 UTC with milliseconds."""
+    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def delivery_id(message_id, subscription_id):
+    """Return the id of one (message, subscription) delivery, stable across retries."""
+    return f"msg_{message_id}_{subscription_id}"
+
+
+def notification_payload(message, source_kind, source_name):
+    """Return the JSON document a webhook receives for one message.
+
+    Zaqar's fields (``body``, ``ttl``, ``queue_name``, ``Message_Type``) so
+    Zaqar receivers keep working, plus ``message_id`` and ``timestamp`` (the
+    message's creation time) so receivers can deduplicate retries.
+    """
+    payload = {
+        "body": message["body"],
+        "ttl": message["ttl"],
+        "Message_Type": NOTIFICATION,
+        "queue_name": source_name,
+        "message_id": message["id"],
+        "timestamp": isoformat(message["created"]),
+    }
+    if source_kind == "topics":
+        payload["topic_name"] = source_name
+    return payload
+
+
+POST_DATA_PLACEHOLDER = '"$zaqar_message$"'
+
+
+def render_webhook_body(payload, post_data_template=None):
+    """Return the HTTP body: the payload as JSON, or Zaqar's ``post_data``
+    template with ``"$zaqar_message$"`` replaced by it."""
+    document = json.dumps(payload, ensure_ascii=False)
+    if post_data_template:
+        document = post_data_template.replace(POST_DATA_PLACEHOLDER, document)
+    return document.encode("utf-8")

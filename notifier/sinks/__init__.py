@@ -1,0 +1,96 @@
+"""Sinks deliver one notification each; they are found by subscriber URI scheme.
+
+A sink class provides:
+
+- ``validate(subscriber, options, conf)`` (classmethod): raise
+  ``ValidationError`` for a subscriber or options it can never serve. Called
+  at subscription creation, so a bad subscriber is a 400 then, not a failure
+  at delivery.
+- ``__init__(conf)``: build clients (connection pools); one instance per
+  worker process.
+- ``deliver(notification) -> DeliveryReport``: deliver, or raise
+  ``TransientDeliveryError`` / ``PermanentDeliveryError``.
+
+Built-in sinks are listed here; packages may add more through the
+``notifier.sinks`` entry point group (key: URI scheme).
+"""
+
+import dataclasses
+import importlib
+from importlib import metadata
+from urllib.parse import urlsplit
+
+from notifier import errors
+
+BUILTIN_SINKS = {
+    "http": "notifier.sinks.webhook:WebhookSink",
+    "https": "notifier.sinks.webhook:WebhookSink",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Notification:
+    """One thing to deliver: a message (or a control message) to a subscription."""
+
+    delivery_id: str
+    subscription: dict
+    message: dict
+    payload: dict
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryReport:
+    """What a successful delivery returned."""
+
+    status: int | None = None
+    response_body: str | None = None
+
+
+def scheme_of(subscriber):
+    """Return the lower-case URI scheme of a subscriber."""
+    return urlsplit(subscriber).scheme.lower()
+
+
+def _load(target):
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def sink_class(scheme):
+    """Return the sink class serving ``scheme`` or raise ValidationError."""
+    for entry in metadata.entry_points(group="notifier.sinks", name=scheme):
+        return entry.load()
+    if scheme in BUILTIN_SINKS:
+        return _load(BUILTIN_SINKS[scheme])
+    raise errors.ValidationError(
+        f"Subscriber scheme {scheme!r} is not supported.", field="subscriber")
+
+
+def validate_subscriber(subscriber, options, conf):
+    """Check a subscriber URI and its options at subscription creation."""
+    if not isinstance(subscriber, str) or not subscriber:
+        raise errors.ValidationError("subscriber must be a non-empty string.",
+                                     field="subscriber")
+    scheme = scheme_of(subscriber)
+    if scheme not in conf.transport.subscriber_types:
+        raise errors.ValidationError(
+            f"Subscriber scheme {scheme!r} is not one of the enabled types "
+            f"{', '.join(conf.transport.subscriber_types)}.", field="subscriber")
+    sink_class(scheme).validate(subscriber, options, conf)
+
+
+class SinkRegistry:
+    """One sink instance per scheme, built on first use in this process."""
+
+    def __init__(self, conf):
+        self.conf = conf
+        self._sinks = {}
+
+    def for_subscriber(self, subscriber):
+        scheme = scheme_of(subscriber)
+        cls = sink_class(scheme)
+        sink = self._sinks.get(cls)
+        if sink is None:
+            sink = self._sinks[cls] = cls(self.conf)
+        return sink

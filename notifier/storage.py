@@ -1,0 +1,356 @@
+"""The one module that knows notifier's Redis keys.
+
+Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
+``S`` = source name, every key prefixed ``notifier:``)::
+
+    sources:P:K            ZSET   source names, score 0 (lexicographic paging)
+    meta:P:K:S             STRING source metadata (JSON)
+    msgs:P:K:S             ZSET   message ids by creation time
+    msg:ID                 STRING message (JSON), expires with the message TTL
+    subs:P:K:S             ZSET   subscription ids, score 0 (lexicographic paging)
+    subidx:P:K:S           HASH   subscriber URI -> subscription id
+    sub:ID                 STRING subscription (JSON), expires with its TTL
+    attempts:sub:ID        LIST   newest-first attempt records of a subscription
+    attempts:msg:ID        LIST   newest-first attempt records of a message
+    retries                ZSET   delivery (JSON) -> due time (epoch seconds)
+    retries:leased         ZSET   delivery (JSON) -> time a scheduler took it
+    dead:SUBID             ZSET   dead letter (JSON) -> time it died
+
+Expired subscriptions leave their id in ``subs`` and ``subidx``; readers drop
+such ids lazily, so expiry needs no sweeper.
+"""
+
+import json
+import time
+import uuid
+from typing import NamedTuple
+
+import redis
+
+from notifier import errors
+
+PREFIX = "notifier:"
+
+
+class Source(NamedTuple):
+    """Where messages are posted and subscriptions hang: a queue or a topic."""
+
+    project: str
+    kind: str  # "queues" or "topics"
+    name: str
+
+    @property
+    def path(self):
+        return f"{self.project}:{self.kind}:{self.name}"
+
+    def to_list(self):
+        return [self.project, self.kind, self.name]
+
+
+def _key(*parts):
+    return PREFIX + ":".join(parts)
+
+
+def new_id():
+    """Return a new opaque id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def dumps(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# KEYS[1] subidx hash, KEYS[2] subs zset
+# ARGV[1] subscriber, ARGV[2] new id, ARGV[3] subscription JSON, ARGV[4] ttl,
+# ARGV[5] key prefix of subscription records
+# Returns {0, existing_id} when a live subscription has the subscriber,
+# else {1, new_id}.
+CREATE_SUBSCRIPTION_LUA = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then
+  return {0, existing}
+end
+if existing then redis.call('ZREM', KEYS[2], existing) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+redis.call('SET', ARGV[5] .. ARGV[2], ARGV[3], 'EX', tonumber(ARGV[4]))
+return {1, ARGV[2]}
+"""
+
+# KEYS[1] retries zset, KEYS[2] leased zset
+# ARGV[1] now, ARGV[2] limit, ARGV[3] lease expiry cutoff (now - lease seconds)
+# Returns up to ARGV[2] members due by ARGV[1] and moves them to the lease
+# set, first putting back leases older than the cutoff (their scheduler died).
+LEASE_DUE_RETRIES_LUA = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 1000)
+for _, member in ipairs(stale) do
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('ZADD', KEYS[1], ARGV[1], member)
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('ZADD', KEYS[2], ARGV[1], member)
+end
+return due
+"""
+
+
+class Storage:
+    """Queues, messages, subscriptions and delivery state in Redis."""
+
+    def __init__(self, client, attempt_log_length=1000, attempt_log_ttl_seconds=604800):
+        self.redis = client
+        self.attempt_log_length = attempt_log_length
+        self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
+        self._create_subscription = client.register_script(CREATE_SUBSCRIPTION_LUA)
+        self._lease_due_retries = client.register_script(LEASE_DUE_RETRIES_LUA)
+
+    @classmethod
+    def from_conf(cls, conf):
+        client = redis.Redis.from_url(conf.redis_url, decode_responses=True,
+                                      socket_timeout=10, socket_connect_timeout=5,
+                                      health_check_interval=30)
+        return cls(client, conf.notification.attempt_log_length,
+                   conf.notification.attempt_log_ttl_seconds)
+
+    def ping(self):
+        return bool(self.redis.ping())
+
+    # -- sources (queues and topics) ------------------------------------
+
+    def _ensure_source(self, pipe, source):
+        pipe.zadd(_key("sources", source.project, source.kind), {source.name: 0})
+        pipe.set(_key("meta", source.path), "{}", nx=True)
+
+    def put_source(self, source, metadata):
+        """Create or replace a source's metadata; return True if it was new."""
+        pipe = self.redis.pipeline()
+        pipe.zadd(_key("sources", source.project, source.kind), {source.name: 0})
+        pipe.set(_key("meta", source.path), dumps(metadata), get=True)
+        _, previous = pipe.execute()
+        return previous is None
+
+    def source_exists(self, source):
+        return bool(self.redis.exists(_key("meta", source.path)))
+
+    def get_source_metadata(self, source):
+        """Return a source's metadata dict, or raise NotFoundError."""
+        raw = self.redis.get(_key("meta", source.path))
+        if raw is None:
+            raise errors.NotFoundError(f"{source.kind[:-1].capitalize()} "
+                                       f"{source.name!r} does not exist.")
+        return json.loads(raw)
+
+    def source_metadata_or_empty(self, source):
+        raw = self.redis.get(_key("meta", source.path))
+        return json.loads(raw) if raw else {}
+
+    def set_source_metadata(self, source, metadata):
+        self.redis.set(_key("meta", source.path), dumps(metadata))
+
+    def list_sources(self, project, kind, marker=None, limit=20):
+        """Return up to ``limit`` source names after ``marker``, in name order."""
+        start = f"({marker}" if marker else "-"
+        return self.redis.zrangebylex(_key("sources", project, kind), start, "+",
+                                      start=0, num=limit)
+
+    def delete_source(self, source):
+        """Delete a source's metadata and messages (subscriptions survive,
+        as queues are lazy: see README)."""
+        ids = self.redis.zrange(_key("msgs", source.path), 0, -1)
+        pipe = self.redis.pipeline()
+        pipe.zrem(_key("sources", source.project, source.kind), source.name)
+        pipe.delete(_key("meta", source.path), _key("msgs", source.path))
+        for chunk_start in range(0, len(ids), 500):
+            pipe.delete(*[_key("msg", i) for i in ids[chunk_start:chunk_start + 500]])
+        pipe.execute()
+
+    # -- messages ---------------------------------------------------------
+
+    def post_messages(self, source, messages, now=None):
+        """Store messages (dicts with body, ttl, ...) and return their ids."""
+        now = time.time() if now is None else now
+        pipe = self.redis.pipeline(transaction=True)
+        self._ensure_source(pipe, source)
+        ids = []
+        index = {}
+        for message in messages:
+            message_id = new_id()
+            record = dict(message, id=message_id, created=now,
+                          source=source.to_list())
+            pipe.set(_key("msg", message_id), dumps(record), ex=int(message["ttl"]))
+            index[message_id] = now
+            ids.append(message_id)
+        pipe.zadd(_key("msgs", source.path), index)
+        # Keep the index bounded: ids older than the longest TTL are long gone.
+        pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now - 1209600)
+        pipe.execute()
+        return ids
+
+    def get_message(self, source, message_id):
+        record = self._get_json(_key("msg", message_id))
+        if record is None or record.get("source") != source.to_list():
+            raise errors.NotFoundError(f"Message {message_id!r} does not exist.")
+        return record
+
+    def delete_messages(self, message_ids):
+        if message_ids:
+            self.redis.delete(*[_key("msg", i) for i in message_ids])
+
+    def get_messages(self, message_ids):
+        """Return {id: message} for the ids that still exist."""
+        return self._get_many("msg", message_ids)
+
+    # -- subscriptions ----------------------------------------------------
+
+    def create_subscription(self, source, subscriber, ttl, options, confirmed,
+                            now=None):
+        """Store a subscription; return (created, subscription_id).
+
+        ``created`` is False when a live subscription of the same subscriber
+        exists; its id is returned and nothing changes.
+        """
+        now = time.time() if now is None else now
+        subscription_id = new_id()
+        record = {"id": subscription_id, "source": source.to_list(),
+                  "subscriber": subscriber, "ttl": ttl, "options": options,
+                  "created": now, "expires": now + ttl, "confirmed": confirmed}
+        created, found_id = self._create_subscription(
+            keys=[_key("subidx", source.path), _key("subs", source.path)],
+            args=[subscriber, subscription_id, dumps(record), ttl, _key("sub", "")])
+        return bool(created), found_id
+
+    def get_subscription(self, source, subscription_id):
+        record = self._get_json(_key("sub", subscription_id))
+        if record is None or record.get("source") != source.to_list():
+            raise errors.NotFoundError(
+                f"Subscription {subscription_id!r} does not exist.")
+        return record
+
+    def save_subscription(self, record, previous_subscriber=None, now=None):
+        """Write back a changed subscription, keeping its index in step."""
+        now = time.time() if now is None else now
+        source = Source(*record["source"])
+        ttl_left = max(1, int(record["expires"] - now))
+        pipe = self.redis.pipeline(transaction=True)
+        if previous_subscriber and previous_subscriber != record["subscriber"]:
+            pipe.hdel(_key("subidx", source.path), previous_subscriber)
+            pipe.hset(_key("subidx", source.path), record["subscriber"], record["id"])
+        pipe.set(_key("sub", record["id"]), dumps(record), ex=ttl_left)
+        pipe.execute()
+
+    def subscriber_taken(self, source, subscriber, except_id):
+        found = self.redis.hget(_key("subidx", source.path), subscriber)
+        return bool(found and found != except_id
+                    and self.redis.exists(_key("sub", found)))
+
+    def delete_subscription(self, source, subscription_id):
+        record = self.get_subscription(source, subscription_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(_key("sub", subscription_id))
+        pipe.zrem(_key("subs", source.path), subscription_id)
+        pipe.hdel(_key("subidx", source.path), record["subscriber"])
+        pipe.execute()
+        return record
+
+    def subscription_page(self, source, after=None, limit=500):
+        """Return (live subscriptions, cursor) for one page in id order.
+
+        ``cursor`` is the last id read, or None when this was the last page.
+        Ids whose records expired are removed from the index on the way.
+        """
+        start = f"({after}" if after else "-"
+        ids = self.redis.zrangebylex(_key("subs", source.path), start, "+",
+                                     start=0, num=limit)
+        found = self._get_many("sub", ids)
+        expired = [i for i in ids if i not in found]
+        if expired:
+            self.redis.zrem(_key("subs", source.path), *expired)
+        cursor = ids[-1] if len(ids) == limit else None
+        return [found[i] for i in ids if i in found], cursor
+
+    def get_subscriptions(self, subscription_ids):
+        return self._get_many("sub", subscription_ids)
+
+    # -- delivery state -----------------------------------------------------
+
+    def record_attempts(self, attempts):
+        """Append attempt records to their subscription's and message's logs."""
+        if not attempts:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        cap = self.attempt_log_length - 1
+        for attempt in attempts:
+            text = dumps(attempt)
+            sub_key = _key("attempts", "sub", attempt["subscription_id"])
+            msg_key = _key("attempts", "msg", attempt["message_id"])
+            pipe.lpush(sub_key, text)
+            pipe.ltrim(sub_key, 0, cap)
+            pipe.lpush(msg_key, text)
+            pipe.ltrim(msg_key, 0, cap)
+            pipe.expire(msg_key, self.attempt_log_ttl_seconds)
+        pipe.execute()
+
+    def subscription_attempts(self, subscription_id, limit=100):
+        return self._get_list(_key("attempts", "sub", subscription_id), limit)
+
+    def message_attempts(self, message_id, limit=100):
+        return self._get_list(_key("attempts", "msg", message_id), limit)
+
+    def schedule_retries(self, due_deliveries):
+        """Store (due_epoch, delivery dict) pairs until a scheduler moves them."""
+        if due_deliveries:
+            self.redis.zadd(_key("retries"),
+                            {dumps(d): due for due, d in due_deliveries})
+
+    def lease_due_retries(self, now, limit, lease_seconds=30):
+        """Take up to ``limit`` due retries; they stay leased until released."""
+        members = self._lease_due_retries(
+            keys=[_key("retries"), _key("retries", "leased")],
+            args=[now, limit, now - lease_seconds])
+        return [(m, json.loads(m)) for m in members]
+
+    def release_retries(self, members):
+        """Forget leased retries once their delivery task is enqueued."""
+        if members:
+            self.redis.zrem(_key("retries", "leased"), *members)
+
+    def pending_retry_count(self):
+        return self.redis.zcard(_key("retries")) + self.redis.zcard(
+            _key("retries", "leased"))
+
+    def dead_letter(self, letters, now=None):
+        """Store dead letters (dicts with subscription_id) by time of death."""
+        if not letters:
+            return
+        now = time.time() if now is None else now
+        pipe = self.redis.pipeline(transaction=False)
+        for letter in letters:
+            pipe.zadd(_key("dead", letter["subscription_id"]), {dumps(letter): now})
+        pipe.execute()
+
+    def dead_letters(self, subscription_id, since=0, limit=100):
+        members = self.redis.zrangebyscore(_key("dead", subscription_id), since,
+                                           "+inf", start=0, num=limit)
+        return [json.loads(m) for m in members]
+
+    def remove_dead_letters(self, subscription_id, letters):
+        if letters:
+            self.redis.zrem(_key("dead", subscription_id),
+                            *[dumps(letter) for letter in letters])
+
+    # -- helpers ----------------------------------------------------------
+
+    def _get_json(self, key):
+        raw = self.redis.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def _get_many(self, kind, ids):
+        if not ids:
+            return {}
+        values = self.redis.mget([_key(kind, i) for i in ids])
+        return {i: json.loads(v) for i, v in zip(ids, values) if v is not None}
+
+    def _get_list(self, key, limit):
+        return [json.loads(v) for v in self.redis.lrange(key, 0, limit - 1)]

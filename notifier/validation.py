@@ -1,0 +1,230 @@
+"""Validate API input: pure functions raising ValidationError naming the field."""
+
+import json
+import re
+import uuid
+
+from notifier.errors import ValidationError
+from notifier.retry import RetryPolicy
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+PROJECT_RE = re.compile(r"^[!-9;-~]{1,256}$")  # printable ASCII except ':'
+MAX_JSON_DEPTH = 32
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw, field="body"):
+    """Parse a request body as strict JSON (UTF-8, no NaN, bounded depth)."""
+    if not raw:
+        raise ValidationError("The request body is empty; JSON was expected.",
+                              field=field)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError("The request body is not valid UTF-8.",
+                              field=field) from exc
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"The request body is not valid JSON: {exc}",
+                              field=field) from exc
+    if _depth(document) > MAX_JSON_DEPTH:
+        raise ValidationError(f"The request body nests deeper than "
+                              f"{MAX_JSON_DEPTH} levels.", field=field)
+    return document
+
+
+def _depth(value, level=0):
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def source_name(name, kind="queue"):
+    if not NAME_RE.match(name or ""):
+        raise ValidationError(
+            f"The {kind} name {name!r} is invalid: use 1 to 64 letters, digits, "
+            f"underscores or hyphens.", field=f"{kind}_name")
+    return name
+
+
+def project_id(value):
+    if value is None or value == "":
+        raise ValidationError("The header X-Project-ID is missing.",
+                              field="X-Project-ID")
+    if not PROJECT_RE.match(value):
+        raise ValidationError("The header X-Project-ID must be 1 to 256 printable "
+                              "ASCII characters without ':' or spaces.",
+                              field="X-Project-ID")
+    return value
+
+
+def client_id(value):
+    if not value:
+        raise ValidationError("The header Client-ID is missing.", field="Client-ID")
+    try:
+        uuid.UUID(value)
+    except ValueError as exc:
+        raise ValidationError("The header Client-ID must be a UUID.",
+                              field="Client-ID") from exc
+    return value
+
+
+def integer(value, field, minimum=None, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field} must be an integer.", field=field)
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{field} must be at least {minimum}.", field=field)
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{field} must be at most {maximum}.", field=field)
+    return value
+
+
+def obj(value, field):
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field} must be a JSON object.", field=field)
+    return value
+
+
+def limit_param(raw, maximum):
+    if raw is None:
+        return maximum
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationError("limit must be an integer.", field="limit") from exc
+    return integer(value, "limit", 1, maximum)
+
+
+def queue_metadata(metadata, conf):
+    """Check queue metadata, including the reserved keys notifier reads."""
+    obj(metadata, "metadata")
+    if len(json.dumps(metadata)) > conf.transport.max_queue_metadata:
+        raise ValidationError("Queue metadata is larger than "
+                              f"{conf.transport.max_queue_metadata} bytes.",
+                              field="metadata")
+    if "_retry_policy" in metadata:
+        RetryPolicy.from_dict(metadata["_retry_policy"])
+    if "_default_message_ttl" in metadata:
+        integer(metadata["_default_message_ttl"], "_default_message_ttl",
+                60, conf.transport.max_message_ttl)
+    return metadata
+
+
+MESSAGE_FIELDS = {"body", "ttl", "filter_policies", "attributes", "delay"}
+
+
+def messages(document, conf, default_ttl):
+    """Return the list of message dicts of a POST .../messages body."""
+    if isinstance(document, dict):
+        if "messages" not in document:
+            raise ValidationError("The field 'messages' is missing.", field="messages")
+        document = document["messages"]
+    if not isinstance(document, list) or not document:
+        raise ValidationError("messages must be a non-empty list.", field="messages")
+    limit = conf.transport.max_messages_per_post
+    if len(document) > limit:
+        raise ValidationError(f"No more than {limit} messages may be posted at "
+                              f"once.", field="messages")
+    return [message(m, i, conf, default_ttl) for i, m in enumerate(document)]
+
+
+def message(value, index, conf, default_ttl):
+    field = f"messages[{index}]"
+    obj(value, field)
+    unknown = set(value) - MESSAGE_FIELDS
+    if unknown:
+        raise ValidationError(f"{field} has unknown fields: "
+                              f"{', '.join(sorted(unknown))}.", field=field)
+    if "body" not in value:
+        raise ValidationError(f"{field}.body is missing.", field=f"{field}.body")
+    ttl = integer(value.get("ttl", default_ttl), f"{field}.ttl", 60,
+                  conf.transport.max_message_ttl)
+    result = {"body": value["body"], "ttl": ttl}
+    if "filter_policies" in value:
+        result["filter_policies"] = string_list(value["filter_policies"],
+                                                f"{field}.filter_policies")
+    if "attributes" in value:
+        result["attributes"] = message_attributes(value["attributes"],
+                                                  f"{field}.attributes")
+    return result
+
+
+def string_list(value, field, max_items=100, max_length=256):
+    if not isinstance(value, list) or len(value) > max_items or not all(
+            isinstance(v, str) and 0 < len(v) <= max_length for v in value):
+        raise ValidationError(f"{field} must be a list of at most {max_items} "
+                              f"non-empty strings.", field=field)
+    return value
+
+
+ATTRIBUTE_TYPES = ("String", "Number", "String.Array", "Binary")
+
+
+def message_attributes(value, field):
+    """Check SNS-style attributes: {name: {DataType, StringValue}}."""
+    obj(value, field)
+    if len(value) > 10:
+        raise ValidationError(f"{field} may hold at most 10 attributes.", field=field)
+    for name, attribute in value.items():
+        where = f"{field}.{name}"
+        obj(attribute, where)
+        data_type = attribute.get("DataType")
+        if not isinstance(data_type, str) or data_type.split(".")[0] not in (
+                "String", "Number", "Binary"):
+            raise ValidationError(f"{where}.DataType must be one of "
+                                  f"{', '.join(ATTRIBUTE_TYPES)}.",
+                                  field=f"{where}.DataType")
+        if not isinstance(attribute.get("StringValue"), str):
+            raise ValidationError(f"{where}.StringValue must be a string.",
+                                  field=f"{where}.StringValue")
+    return value
+
+
+SUBSCRIPTION_FIELDS = {"subscriber", "ttl", "options"}
+
+
+def subscription_patch(document):
+    """Check a subscription PATCH body's shape; the merged result is then
+    checked whole by ``subscription``."""
+    obj(document, "body")
+    _no_unknown(document, SUBSCRIPTION_FIELDS)
+    if not document:
+        raise ValidationError("Nothing to update.", field="body")
+    return document
+
+
+def _no_unknown(document, allowed):
+    unknown = sorted(set(document) - allowed)
+    if unknown:
+        raise ValidationError(f"Unknown fields: {', '.join(unknown)}.",
+                              field=unknown[0])
+
+
+def subscription(document, conf):
+    """Check a whole subscription body; return {subscriber, ttl, options}."""
+    from notifier import filtering, sinks
+
+    obj(document, "body")
+    _no_unknown(document, SUBSCRIPTION_FIELDS)
+    if "subscriber" not in document:
+        raise ValidationError("The field 'subscriber' is missing.", field="subscriber")
+    ttl = integer(document.get("ttl", conf.transport.default_subscription_ttl),
+                  "ttl", 60, conf.transport.max_subscription_ttl)
+    options = obj(document.get("options", {}), "options")
+    if "_retry_policy" in options:
+        RetryPolicy.from_dict(options["_retry_policy"])
+    if "filter_policies" in options:
+        filtering.validate_tags(options["filter_policies"], "options.filter_policies")
+    if "filter_policy" in options:
+        scope = options.get("filter_policy_scope", "MessageAttributes")
+        filtering.validate_policy(options["filter_policy"], scope)
+    sinks.validate_subscriber(document["subscriber"], options, conf)
+    return {"subscriber": document["subscriber"], "ttl": ttl, "options": options}

@@ -1,0 +1,52 @@
+"""Fixtures that start real parts on 127.0.0.1 and stop them afterwards."""
+
+import uuid
+
+import pytest
+import redis
+
+from notifier import conf as conf_module
+from notifier.redis_server import RedisServer
+from notifier.storage import Storage
+from tests.support.receiver import Receiver
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    yield client
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def conf(redis_server):
+    config = conf_module.load_conf([])
+    config.set_override("redis_url", redis_server.url)
+    config.set_override("webhook_connect_timeout_seconds", 2, group="notification")
+    config.set_override("webhook_read_timeout_seconds", 2, group="notification")
+    yield config
+    config.reset()
+
+
+@pytest.fixture
+def storage(conf, redis_client):
+    return Storage.from_conf(conf)
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def project():
+    return "p" + uuid.uuid4().hex[:8]
