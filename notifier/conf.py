@@ -77,7 +77,7 @@ NOTIFICATION_OPTS = [
 WORKER_OPTS = [
     cfg.IntOpt("concurrency", default=None, min=1,
                help="Worker pool processes; default: the number of cores."),
-    cfg.IntOpt("visibility_timeout_seconds", default=3600, min=60,
+    cfg.IntOpt("visibility_timeout_seconds", default=300, min=5,
                help="A task unacknowledged this long is redelivered. Must exceed "
                     "the longest task; retries never wait as ETA tasks, so "
                     "tasks are short."),

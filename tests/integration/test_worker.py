@@ -1,0 +1,102 @@
+"""A real Celery worker process delivering to a real HTTP receiver."""
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from notifier.storage import Source
+from tests.support.processes import Role, write_config
+from workers.app import CeleryDispatcher, create_celery
+
+
+@pytest.fixture
+def worker_conf(tmp_path, redis_server, redis_client):
+    return write_config(str(tmp_path / "worker.conf"), redis_server.url,
+                        extra="visibility_timeout_seconds = 6\nconcurrency = 2\n")
+
+
+@pytest.fixture
+def dispatcher(conf):
+    return CeleryDispatcher(create_celery(conf))
+
+
+def subscribe_all(storage, source, urls):
+    for url in urls:
+        created, _ = storage.create_subscription(source, url, 3600, {}, confirmed=True)
+        assert created
+
+
+def post_burst(storage, dispatcher, source, count):
+    ids = []
+    for n in range(count):
+        [message_id] = storage.post_messages(source, [{"body": {"n": n}, "ttl": 600}])
+        dispatcher.send_fanout(source, [message_id])
+        ids.append(message_id)
+    return ids
+
+
+def delivered_pairs(receiver):
+    return [(r.path, r.json()["message_id"]) for r in receiver.received()]
+
+
+def test_a_worker_delivers_every_message_to_every_subscriber(
+        worker_conf, storage, dispatcher, receiver, tmp_path):
+    source = Source("p1", "queues", "burst")
+    subscribe_all(storage, source, [receiver.url + "/a", receiver.url + "/b"])
+    ids = post_burst(storage, dispatcher, source, 100)
+
+    with Role("worker", worker_conf, log_path=str(tmp_path / "worker.log")):
+        receiver.wait_for(200, timeout=60)
+        receiver.wait_for(201, timeout=1)
+
+    pairs = delivered_pairs(receiver)
+    assert sorted(pairs) == sorted((p, i) for p in ("/a", "/b") for i in ids)
+
+
+def test_a_killed_pool_child_loses_nothing(worker_conf, storage, dispatcher,
+                                           receiver, tmp_path):
+    source = Source("p1", "queues", "child")
+    subscribe_all(storage, source, [receiver.url + "/slow"])
+    receiver.delay("/slow", 0.05)
+    ids = post_burst(storage, dispatcher, source, 60)
+
+    with Role("worker", worker_conf, log_path=str(tmp_path / "worker.log")) as worker:
+        receiver.wait_for(10, timeout=60)
+        children = psutil.Process(worker.process.pid).children()
+        assert children, "the worker has a prefork pool"
+        os.kill(children[0].pid, signal.SIGKILL)
+        receiver.wait_for(60, timeout=60)
+        seen = {message_id for _, message_id in delivered_pairs(receiver)}
+        deadline = time.monotonic() + 30
+        while seen != set(ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = {message_id for _, message_id in delivered_pairs(receiver)}
+
+    assert seen == set(ids)
+    duplicates = len(delivered_pairs(receiver)) - len(ids)
+    assert duplicates <= 2  # at most the task in flight in the killed child
+
+
+def test_a_whole_worker_killed_mid_burst_loses_nothing_once_restarted(
+        worker_conf, storage, dispatcher, receiver, tmp_path):
+    source = Source("p1", "queues", "whole")
+    subscribe_all(storage, source, [receiver.url + "/slow"])
+    receiver.delay("/slow", 0.05)
+    ids = post_burst(storage, dispatcher, source, 60)
+    log = str(tmp_path / "worker.log")
+
+    worker = Role("worker", worker_conf, log_path=log).start()
+    receiver.wait_for(10, timeout=60)
+    worker.kill_group(signal.SIGKILL)
+    worker.process.wait()
+    with Role("worker", worker_conf, log_path=log):
+        deadline = time.monotonic() + 60
+        seen = set()
+        while seen != set(ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = {message_id for _, message_id in delivered_pairs(receiver)}
+
+    assert seen == set(ids)
