@@ -1,7 +1,7 @@
 """Run notifier roles as real child processes for integration and e2e tests."""
 
 import os
-import signal
+import signal as signals
 import subprocess
 import sys
 import time
@@ -40,7 +40,7 @@ class Role:
     def signal(self, signum):
         self.process.send_signal(signum)
 
-    def kill_group(self, signum=signal.SIGKILL):
+    def kill_group(self, signum=signals.SIGKILL):
         """Signal the role and every child it forked (a worker's pool)."""
         try:
             os.killpg(self.process.pid, signum)
@@ -50,7 +50,7 @@ class Role:
     def stop(self, timeout=20):
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signals.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
