@@ -10,8 +10,9 @@ import logging
 import time
 
 from notifier import errors, payloads
-from notifier.matching import subscription_wants
-from notifier.retry import RetryPolicy, resolve_policy
+from notifier.matching import matching_pairs
+from notifier.conf import retry_defaults as configured_retry_defaults
+from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
 from notifier.storage import Source
 
@@ -38,7 +39,7 @@ class DeliveryService:
         self.dispatcher = dispatcher
         self.sinks = sinks or SinkRegistry(conf)
         self.clock = clock
-        self.retry_defaults = retry_defaults or RetryPolicy()
+        self.retry_defaults = retry_defaults or configured_retry_defaults(conf)
         self.page_size = conf.notification.fanout_page_size
         self.per_task = conf.notification.deliveries_per_task
 
@@ -60,8 +61,7 @@ class DeliveryService:
             source, cursor, self.page_size)
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
-        pairs = [(m, s) for m in messages.values() for s in subscriptions
-                 if subscription_wants(s, m)]
+        pairs = matching_pairs(list(messages.values()), subscriptions)
         if not pairs:
             return 0
         if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
@@ -197,6 +197,27 @@ class DeliveryService:
                 if a["subscription_id"] == letter["subscription_id"]]
             letter["history"] = list(reversed(history))
         self.storage.dead_letter(dead, now=self.clock())
+
+    # -- replay -----------------------------------------------------------
+
+    def replay(self, subscription_id, message_id=None, since=0, limit=1000):
+        """Send dead-lettered deliveries of a subscription again; return how many.
+
+        One message's (``message_id``) or all that died at or after ``since``.
+        A message whose TTL has passed is stored again from the dead letter's
+        copy, with its original TTL.
+        """
+        letters = [letter for letter in self.storage.dead_letters(
+                       subscription_id, since=since, limit=limit)
+                   if message_id is None or letter["message_id"] == message_id]
+        for letter in letters:
+            self.storage.restore_message(letter["message"])
+        deliveries = [make_delivery(letter["message_id"], subscription_id)
+                      for letter in letters]
+        for chunk in chunked(deliveries, self.per_task):
+            self.dispatcher.send_deliveries(chunk)
+        self.storage.remove_dead_letters(subscription_id, letters)
+        return len(letters)
 
     # -- retries ----------------------------------------------------------
 
