@@ -93,12 +93,31 @@ WORKER_OPTS = [
                help="A heartbeat older than this means the role is stuck."),
 ]
 
+RETRY_OPTS = [
+    cfg.IntOpt("retries_with_no_delay", default=3, min=0, max=100,
+               help="Default immediate retries (phase 1)."),
+    cfg.IntOpt("minimum_delay_retries", default=3, min=0, max=100,
+               help="Default pre-backoff retries, minimum_delay apart (phase 2)."),
+    cfg.IntOpt("minimum_delay", default=5, min=0, max=86400,
+               help="Default minimum delay, seconds."),
+    cfg.IntOpt("maximum_delay", default=30, min=0, max=86400,
+               help="Default maximum delay, seconds."),
+    cfg.IntOpt("backoff_retries", default=10, min=0, max=100,
+               help="Default backoff-phase retries (phase 3)."),
+    cfg.IntOpt("maximum_delay_retries", default=3, min=0, max=100,
+               help="Default post-backoff retries, maximum_delay apart (phase 4)."),
+    cfg.StrOpt("retry_backoff_function", default="linear",
+               choices=["linear", "arithmetic", "geometric", "exponential"],
+               help="Default backoff function."),
+]
+
 CONF_GROUPS = {
     None: DEFAULT_OPTS,
     "api": API_OPTS,
     "transport": TRANSPORT_OPTS,
     "notification": NOTIFICATION_OPTS,
     "worker": WORKER_OPTS,
+    "retry": RETRY_OPTS,
 }
 
 
@@ -125,3 +144,10 @@ def load_conf(args=(), default_config_files=None):
 def broker_url(conf):
     """Return the Celery broker URL: ``broker_url`` or else ``redis_url``."""
     return conf.broker_url or conf.redis_url
+
+
+def retry_defaults(conf):
+    """Return the RetryPolicy used where neither queue nor subscription sets one."""
+    from notifier.retry import RetryPolicy
+
+    return RetryPolicy(**{opt.dest: conf.retry[opt.dest] for opt in RETRY_OPTS})

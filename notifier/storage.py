@@ -194,6 +194,11 @@ class Storage:
             raise errors.NotFoundError(f"Message {message_id!r} does not exist.")
         return record
 
+    def restore_message(self, message):
+        """Store a message again (for a replay) unless it still exists."""
+        self.redis.set(_key("msg", message["id"]), dumps(message),
+                       ex=int(message["ttl"]), nx=True)
+
     def delete_messages(self, message_ids):
         if message_ids:
             self.redis.delete(*[_key("msg", i) for i in message_ids])

@@ -4,6 +4,7 @@ import json
 import re
 import uuid
 
+from notifier.conf import retry_defaults
 from notifier.errors import ValidationError
 from notifier.retry import RetryPolicy
 
@@ -111,7 +112,7 @@ def queue_metadata(metadata, conf):
                               f"{conf.transport.max_queue_metadata} bytes.",
                               field="metadata")
     if "_retry_policy" in metadata:
-        RetryPolicy.from_dict(metadata["_retry_policy"])
+        RetryPolicy.from_dict(metadata["_retry_policy"], retry_defaults(conf))
     if "_default_message_ttl" in metadata:
         integer(metadata["_default_message_ttl"], "_default_message_ttl",
                 60, conf.transport.max_message_ttl)
@@ -220,7 +221,7 @@ def subscription(document, conf):
                   "ttl", 60, conf.transport.max_subscription_ttl)
     options = obj(document.get("options", {}), "options")
     if "_retry_policy" in options:
-        RetryPolicy.from_dict(options["_retry_policy"])
+        RetryPolicy.from_dict(options["_retry_policy"], retry_defaults(conf))
     if "filter_policies" in options:
         filtering.validate_tags(options["filter_policies"], "options.filter_policies")
     if "filter_policy" in options:
@@ -228,3 +229,32 @@ def subscription(document, conf):
         filtering.validate_policy(options["filter_policy"], scope)
     sinks.validate_subscriber(document["subscriber"], options, conf)
     return {"subscriber": document["subscriber"], "ttl": ttl, "options": options}
+
+
+def since_param(raw):
+    """Parse a ``since`` value: epoch seconds (query string or JSON number)."""
+    if raw is None:
+        return 0
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("since must be a time in epoch seconds.",
+                              field="since") from exc
+    if value != value or value < 0 or isinstance(raw, bool):
+        raise ValidationError("since must be a time in epoch seconds.", field="since")
+    return value
+
+
+def replay_request(document):
+    """Check a replay body: {"message_id": ID} or {"since": EPOCH}."""
+    obj(document, "body")
+    _no_unknown(document, {"message_id", "since"})
+    if "message_id" in document:
+        if not isinstance(document["message_id"], str) or not document["message_id"]:
+            raise ValidationError("message_id must be a message id.",
+                                  field="message_id")
+        return {"message_id": document["message_id"]}
+    if "since" not in document:
+        raise ValidationError("Name a message_id or a since time to replay.",
+                              field="since")
+    return {"since": since_param(document["since"])}

@@ -4,6 +4,7 @@ import falcon
 
 from notifier.api import errors as api_errors
 from notifier.api import queues, subscriptions, system
+from notifier.service import DeliveryService
 
 
 def create_app(conf, storage=None, dispatcher=None):
@@ -24,6 +25,7 @@ def create_app(conf, storage=None, dispatcher=None):
 
 
 def add_routes(app, conf, storage, dispatcher):
+    service = DeliveryService(conf, storage, dispatcher)
     app.add_route("/v2", system.Home())
     app.add_route("/v2/ping", system.Ping())
     app.add_route("/v2/health", system.Health(storage, dispatcher))
@@ -33,10 +35,20 @@ def add_routes(app, conf, storage, dispatcher):
                   queues.MessageCollection(conf, storage, dispatcher))
     app.add_route("/v2/queues/{name}/messages/{message_id}",
                   queues.MessageItem(storage))
-    app.add_route("/v2/queues/{name}/subscriptions",
-                  subscriptions.SubscriptionCollection(conf, storage))
-    app.add_route("/v2/queues/{name}/subscriptions/{subscription_id}",
-                  subscriptions.SubscriptionItem(conf, storage))
+    app.add_route("/v2/queues/{name}/messages/{message_id}/attempts",
+                  queues.MessageAttempts(storage))
+    add_subscription_routes(app, conf, storage, service, "queues")
+
+
+def add_subscription_routes(app, conf, storage, service, kind):
+    base = f"/v2/{kind}/{{name}}/subscriptions"
+    item = base + "/{subscription_id}"
+    app.add_route(base, subscriptions.SubscriptionCollection(conf, storage, kind))
+    app.add_route(item, subscriptions.SubscriptionItem(conf, storage, kind))
+    app.add_route(item + "/attempts",
+                  subscriptions.SubscriptionAttempts(conf, storage, kind))
+    app.add_route(item + "/dead-letters", subscriptions.DeadLetters(conf, storage, kind))
+    app.add_route(item + "/replay", subscriptions.Replay(conf, storage, service, kind))
 
 
 def _with_keystone(app, conf):

@@ -154,3 +154,19 @@ class MessageItem:
         for field in ("filter_policies", "attributes"):
             if field in message:
                 resp.media[field] = message[field]
+
+
+class MessageAttempts:
+    """GET .../messages/{id}/attempts: every subscription's attempts, newest first."""
+
+    def __init__(self, storage, kind="queues"):
+        self.storage = storage
+        self.kind = kind
+
+    def on_get(self, req, resp, name, message_id):
+        source = common.source(req, self.kind, name)
+        limit = validation.limit_param(req.get_param("limit"), 1000)
+        attempts = self.storage.message_attempts(message_id, limit)
+        if not attempts:
+            self.storage.get_message(source, message_id)  # 404 if unknown
+        resp.media = {"attempts": attempts}

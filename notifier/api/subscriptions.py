@@ -87,3 +87,55 @@ class SubscriptionItem:
         except errors.NotFoundError:
             pass  # deleting is idempotent, as in Zaqar
         resp.status = falcon.HTTP_204
+
+
+class SubscriptionAttempts:
+    """GET .../subscriptions/{id}/attempts: newest first."""
+
+    def __init__(self, conf, storage, kind="queues"):
+        self.conf = conf
+        self.storage = storage
+        self.kind = kind
+
+    def on_get(self, req, resp, name, subscription_id):
+        source = common.source(req, self.kind, name)
+        self.storage.get_subscription(source, subscription_id)
+        limit = validation.limit_param(req.get_param("limit"), 1000)
+        resp.media = {"attempts": self.storage.subscription_attempts(
+            subscription_id, limit)}
+
+
+class DeadLetters:
+    """GET .../subscriptions/{id}/dead-letters?since=EPOCH&limit=N: oldest first."""
+
+    def __init__(self, conf, storage, kind="queues"):
+        self.conf = conf
+        self.storage = storage
+        self.kind = kind
+
+    def on_get(self, req, resp, name, subscription_id):
+        source = common.source(req, self.kind, name)
+        self.storage.get_subscription(source, subscription_id)
+        limit = validation.limit_param(req.get_param("limit"), 1000)
+        since = validation.since_param(req.get_param("since"))
+        resp.media = {"dead_letters": self.storage.dead_letters(
+            subscription_id, since=since, limit=limit)}
+
+
+class Replay:
+    """POST .../subscriptions/{id}/replay {"message_id"} or {"since"}: 202."""
+
+    def __init__(self, conf, storage, service, kind="queues"):
+        self.conf = conf
+        self.storage = storage
+        self.service = service
+        self.kind = kind
+
+    def on_post(self, req, resp, name, subscription_id):
+        source = common.source(req, self.kind, name)
+        self.storage.get_subscription(source, subscription_id)
+        document = common.read_json(req, self.conf.transport.max_request_body_size)
+        request = validation.replay_request(document)
+        count = self.service.replay(subscription_id, **request)
+        resp.status = falcon.HTTP_202
+        resp.media = {"replayed": count}
