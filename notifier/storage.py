@@ -210,20 +210,24 @@ class Storage:
     # -- subscriptions ----------------------------------------------------
 
     def create_subscription(self, source, subscriber, ttl, options, confirmed,
-                            now=None):
+                            now=None, unique_key=None):
         """Store a subscription; return (created, subscription_id).
 
-        ``created`` is False when a live subscription of the same subscriber
-        exists; its id is returned and nothing changes.
+        ``created`` is False when a live subscription with the same
+        ``unique_key`` (default: the subscriber URI) exists; its id is
+        returned and nothing changes.
         """
         now = time.time() if now is None else now
         subscription_id = new_id()
+        unique_key = unique_key or subscriber
         record = {"id": subscription_id, "source": source.to_list(),
                   "subscriber": subscriber, "ttl": ttl, "options": options,
                   "created": now, "expires": now + ttl, "confirmed": confirmed}
+        if unique_key != subscriber:
+            record["unique_key"] = unique_key
         created, found_id = self._create_subscription(
             keys=[_key("subidx", source.path), _key("subs", source.path)],
-            args=[subscriber, subscription_id, dumps(record), ttl, _key("sub", "")])
+            args=[unique_key, subscription_id, dumps(record), ttl, _key("sub", "")])
         return bool(created), found_id
 
     def get_subscription(self, source, subscription_id):
@@ -255,7 +259,8 @@ class Storage:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(_key("sub", subscription_id))
         pipe.zrem(_key("subs", source.path), subscription_id)
-        pipe.hdel(_key("subidx", source.path), record["subscriber"])
+        pipe.hdel(_key("subidx", source.path),
+                  record.get("unique_key", record["subscriber"]))
         pipe.execute()
         return record
 

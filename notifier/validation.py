@@ -8,8 +8,8 @@ from notifier.conf import retry_defaults
 from notifier.errors import ValidationError
 from notifier.retry import RetryPolicy
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-PROJECT_RE = re.compile(r"^[!-9;-~]{1,256}$")  # printable ASCII except ':'
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
+PROJECT_RE = re.compile(r"^[!-9;-~]{1,256}\Z")  # printable ASCII except ':'
 MAX_JSON_DEPTH = 32
 
 

@@ -2,6 +2,7 @@
 
 
 from notifier import validation
+from notifier.sinks import RequestContext
 from notifier.errors import ValidationError
 from notifier.storage import Source
 
@@ -37,3 +38,12 @@ def next_link(req, items, limit, marker):
 
 def age(now, created):
     return max(0, int(now - created))
+
+
+def context(req):
+    """Return who is asking, from the headers auth middleware sets."""
+    roles = tuple(r.strip() for r in (req.get_header("X-Roles") or "").split(",")
+                  if r.strip())
+    return RequestContext(project_id=project(req), user_id=req.get_header("X-User-ID"),
+                          auth_token=req.get_header("X-Auth-Token"), roles=roles,
+                          authenticated=req.get_header("X-Identity-Status") == "Confirmed")

@@ -4,15 +4,22 @@ import time
 
 import falcon
 
-from notifier import errors, validation
+from notifier import errors, sinks, validation
 from notifier.api import common
 
 
 def subscription_view(record, now):
     source = record["source"]
-    return {"id": record["id"], "source": source[2], "subscriber": record["subscriber"],
+    return {"id": record["id"], "source": source[2],
+            "subscriber": sinks.public_subscriber(record["subscriber"]),
             "ttl": record["ttl"], "age": common.age(now, record["created"]),
             "options": record["options"], "confirmed": record["confirmed"]}
+
+
+def _duplicate():
+    return errors.ConflictError(
+        "Such subscription already exists. Subscriptions are unique by "
+        "project + source + subscriber URI.", field="subscriber")
 
 
 class SubscriptionCollection:
@@ -25,13 +32,16 @@ class SubscriptionCollection:
         source = common.source(req, self.kind, name)
         document = common.read_json(req, self.conf.transport.max_request_body_size)
         fields = validation.subscription(document, self.conf)
+        if self.storage.subscriber_taken(source, fields["subscriber"], None):
+            raise _duplicate()
+        requested = fields["subscriber"]
+        fields = sinks.prepare_subscription(fields, common.context(req), self.conf)
         created, subscription_id = self.storage.create_subscription(
             source, fields["subscriber"], fields["ttl"], fields["options"],
-            confirmed=True)
+            confirmed=True, unique_key=requested)
         if not created:
-            raise errors.ConflictError(
-                "Such subscription already exists. Subscriptions are unique by "
-                "project + source + subscriber URI.", field="subscriber")
+            sinks.release_subscription(fields, self.conf)
+            raise _duplicate()
         resp.status = falcon.HTTP_201
         resp.location = f"/v2/{self.kind}/{name}/subscriptions/{subscription_id}"
         resp.media = {"subscription_id": subscription_id}
@@ -83,9 +93,11 @@ class SubscriptionItem:
     def on_delete(self, req, resp, name, subscription_id):
         source = common.source(req, self.kind, name)
         try:
-            self.storage.delete_subscription(source, subscription_id)
+            record = self.storage.delete_subscription(source, subscription_id)
         except errors.NotFoundError:
-            pass  # deleting is idempotent, as in Zaqar
+            record = None  # deleting is idempotent, as in Zaqar
+        if record:
+            sinks.release_subscription(record, self.conf)
         resp.status = falcon.HTTP_204
 
 

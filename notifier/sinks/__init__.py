@@ -11,6 +11,16 @@ A sink class provides:
 - ``deliver(notification) -> DeliveryReport``: deliver, or raise
   ``TransientDeliveryError`` / ``PermanentDeliveryError``.
 
+Optional lifecycle hooks (classmethods), for sinks that hold resources per
+subscription (the Mistral sink's Keystone trust):
+
+- ``prepare_subscription(fields, context, conf) -> fields``: before a new
+  subscription is stored; may rewrite ``subscriber`` (e.g. embed a trust id).
+  ``context`` is a RequestContext (project, user, token, roles).
+- ``release_subscription(record, conf)``: after a subscription is deleted.
+- ``public_subscriber(subscriber) -> str``: the subscriber as API output
+  shows it (secrets such as trust ids removed).
+
 Built-in sinks are listed here; packages may add more through the
 ``notifier.sinks`` entry point group (key: URI scheme).
 """
@@ -94,3 +104,42 @@ class SinkRegistry:
         if sink is None:
             sink = self._sinks[cls] = cls(self.conf)
         return sink
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestContext:
+    """Who asked for a subscription: filled from the request's auth headers."""
+
+    project_id: str
+    user_id: str | None = None
+    auth_token: str | None = None
+    roles: tuple = ()
+    authenticated: bool = False
+
+
+def prepare_subscription(fields, context, conf):
+    """Let the subscriber's sink prepare a new subscription's fields."""
+    hook = getattr(sink_class(scheme_of(fields["subscriber"])),
+                   "prepare_subscription", None)
+    return hook(fields, context, conf) if hook else fields
+
+
+def release_subscription(record, conf):
+    """Let the subscriber's sink free what it held for a deleted subscription."""
+    try:
+        cls = sink_class(scheme_of(record["subscriber"]))
+    except errors.ValidationError:
+        return
+    hook = getattr(cls, "release_subscription", None)
+    if hook:
+        hook(record, conf)
+
+
+def public_subscriber(subscriber):
+    """Return the subscriber URI as the API shows it."""
+    try:
+        cls = sink_class(scheme_of(subscriber))
+    except errors.ValidationError:
+        return subscriber
+    hook = getattr(cls, "public_subscriber", None)
+    return hook(subscriber) if hook else subscriber

@@ -1,5 +1,9 @@
 """Every configuration option of notifier, registered in one place.
 
+Core groups are defined here; each feature with options of its own keeps them
+in a module of this package (``notifier/conf/email.py`` ...) exposing
+``GROUP`` and ``OPTS``, listed in ``FEATURE_MODULES``.
+
 Option names follow OpenStack Zaqar's where the meaning is the same
 (``[notification] smtp_mode``, ``[signed_url] secret_key``,
 ``[transport] default_subscription_ttl`` ...) so Zaqar config files carry over.
@@ -121,15 +125,29 @@ CONF_GROUPS = {
 }
 
 
+FEATURE_MODULES = []
+
+
+def all_groups():
+    """Return {group: [opts]} for the core groups and every feature module."""
+    import importlib
+
+    groups = {group: list(opts) for group, opts in CONF_GROUPS.items()}
+    for name in FEATURE_MODULES:
+        module = importlib.import_module(f"notifier.conf.{name}")
+        groups.setdefault(module.GROUP, []).extend(module.OPTS)
+    return groups
+
+
 def register_opts(conf):
     """Register every option of notifier on ``conf``."""
-    for group, opts in CONF_GROUPS.items():
+    for group, opts in all_groups().items():
         conf.register_opts(opts, group=group)
 
 
 def list_opts():
     """List options for oslo-config-generator (entry point ``oslo.config.opts``)."""
-    return [(group, list(opts)) for group, opts in CONF_GROUPS.items()]
+    return list(all_groups().items())
 
 
 def load_conf(args=(), default_config_files=None):
