@@ -17,6 +17,13 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} does not fit in a double")
+    return value
+
+
 def parse_json(raw, field="body"):
     """Parse a request body as strict JSON (UTF-8, no NaN, bounded depth)."""
     if not raw:
@@ -28,7 +35,10 @@ def parse_json(raw, field="body"):
         raise ValidationError("The request body is not valid UTF-8.",
                               field=field) from exc
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant,
+                              parse_float=_finite_float)
+        # Lone surrogates (\ud800) parse but cannot be stored as UTF-8.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         raise ValidationError(f"The request body is not valid JSON: {exc}",
                               field=field) from exc
@@ -119,7 +129,7 @@ def queue_metadata(metadata, conf):
     return metadata
 
 
-MESSAGE_FIELDS = {"body", "ttl", "filter_policies", "attributes", "delay"}
+MESSAGE_FIELDS = {"body", "ttl", "filter_policies", "attributes"}
 
 
 def messages(document, conf, default_ttl):

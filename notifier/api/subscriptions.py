@@ -51,12 +51,14 @@ class SubscriptionCollection:
         limit = validation.limit_param(req.get_param("limit"),
                                        self.conf.transport.max_page_size)
         marker = req.get_param("marker")
-        records, _ = self.storage.subscription_page(source, marker, limit)
+        records, cursor = self.storage.subscription_page(source, marker, limit)
         now = time.time()
         items = [subscription_view(r, now) for r in records]
-        resp.media = {"subscriptions": items,
-                      "links": common.next_link(req, items, limit,
-                                                items[-1]["id"] if items else None)}
+        # The cursor, not the live items, says whether there is more: a page
+        # shortened by expired ids still has a next page.
+        links = ([{"rel": "next", "href": f"{req.path}?marker={cursor}&limit={limit}"}]
+                 if cursor else [])
+        resp.media = {"subscriptions": items, "links": links}
 
 
 class SubscriptionItem:

@@ -1,5 +1,7 @@
 """Home document, ping and health."""
 
+import json
+
 import falcon
 
 HOME_DOCUMENT = {
@@ -34,7 +36,7 @@ HOME_DOCUMENT = {
 class Home:
     def on_get(self, req, resp):
         resp.content_type = "application/json-home"
-        resp.media = HOME_DOCUMENT
+        resp.text = json.dumps(HOME_DOCUMENT)
 
 
 class Ping:

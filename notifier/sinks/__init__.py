@@ -59,7 +59,11 @@ class DeliveryReport:
 
 def scheme_of(subscriber):
     """Return the lower-case URI scheme of a subscriber."""
-    return urlsplit(subscriber).scheme.lower()
+    try:
+        return urlsplit(subscriber).scheme.lower()
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise errors.ValidationError(f"Subscriber is not a valid URI: {exc}.",
+                                     field="subscriber") from exc
 
 
 def _load(target):
