@@ -1,0 +1,271 @@
+"""Trust sink: trust+http(s) subscribers, served as the subscribing user.
+
+At creation (Keystone auth only) the user's request creates a Keystone trust
+to notifier's trustee (``notifier.keystone``); its id is stored as the URI's
+user info, ``trust+https://<trust_id>@host/path``, which the API never shows.
+At delivery a trust-scoped token (cached) acts as the user:
+
+- if the URL is the Mistral executions endpoint (the catalog's ``workflowv2``
+  URL + ``/executions``, read once), python-mistralclient creates an
+  execution of ``options.workflow_id`` with ``options.input`` and
+  ``options.params``, whose ``env.notification`` is the message body and
+  ``env.notification_id`` the message id;
+- otherwise the notification is POSTed as a webhook (WebhookSink, signed the
+  same way) with the token in ``X-Auth-Token``.
+
+A cached token a service rejects (401) is dropped and fetched once more.
+Deleting the subscription deletes the trust; one that expires (there is no
+sweeper) leaves its trust to expire ``trust_expiry_margin_seconds`` later.
+keystoneauth1 and python-mistralclient (the ``mistral`` extra) are imported
+only when a trust+ subscriber is used.
+"""
+
+import json
+import time
+import weakref
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from notifier import errors, signing
+from notifier.sinks import DeliveryReport
+from notifier.sinks.webhook import (WebhookSink, _check_header_map, check_destination,
+                                    check_throttle_policy)
+from notifier.retry import classify_http_status
+
+PREFIX = "trust+"
+_KEYSTONES = {}  # id(conf) -> (weak reference to conf, its Keystone), on first use
+
+
+def split_subscriber(subscriber):
+    """Return (trust id or None, target URL) of a trust+ subscriber."""
+    parts = urlsplit(subscriber)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    url = urlunsplit((parts.scheme.lower().removeprefix(PREFIX), hostport,
+                      parts.path, parts.query, parts.fragment))
+    return (unquote(userinfo) or None) if at else None, url
+
+
+def with_trust(subscriber, trust_id):
+    """Return the subscriber with ``trust_id`` as its user info."""
+    parts = urlsplit(subscriber)
+    hostport = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(trust_id, safe='')}@{hostport}"))
+
+
+def public_form(subscriber):
+    """Return a subscriber without the trust id (any other URI unchanged)."""
+    parts = urlsplit(subscriber)
+    if not parts.scheme.lower().startswith(PREFIX):
+        return subscriber
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def is_executions_url(url, workflow_url):
+    """Say whether ``url`` is the Mistral executions endpoint."""
+    return bool(workflow_url) and (url.rstrip("/")
+                                   == workflow_url.rstrip("/") + "/executions")
+
+
+def mistral_params(params, body, message_id):
+    """Return execution params: the subscription's, with the notification in env."""
+    params = dict(params or {})
+    params["env"] = dict(params.get("env") or {}, notification=body,
+                         notification_id=message_id)
+    return params
+
+
+def keystone_for(conf):
+    """Return this process's Keystone helper for ``conf``."""
+    entry = _KEYSTONES.get(id(conf))
+    if entry is None or entry[0]() is not conf:
+        from notifier.keystone import Keystone
+
+        entry = _KEYSTONES[id(conf)] = (weakref.ref(conf), Keystone(conf))
+    return entry[1]
+
+
+def _require_extras():
+    try:
+        import keystoneauth1  # noqa: F401
+        import mistralclient  # noqa: F401
+    except ImportError as exc:
+        raise errors.ValidationError(
+            "trust+ subscribers need keystoneauth1 and python-mistralclient "
+            "(pip install 'notifier[mistral]').", field="subscriber") from exc
+
+
+def _require_keystone(context, conf):
+    if (conf.auth_strategy != "keystone" or not context.authenticated
+            or not context.auth_token or not context.user_id):
+        raise errors.ValidationError(
+            "trust+ subscribers need Keystone authentication (auth_strategy = "
+            "keystone): notifier creates a Keystone trust with the token of the "
+            "request.", field="subscriber")
+
+
+def _check_options(options):
+    if "workflow_id" in options and not (isinstance(options["workflow_id"], str)
+                                         and options["workflow_id"]):
+        raise errors.ValidationError("options.workflow_id must be a non-empty "
+                                     "string.", field="options.workflow_id")
+    for key in ("input", "params"):
+        if key in options and not isinstance(options[key], dict):
+            raise errors.ValidationError(f"options.{key} must be an object.",
+                                         field=f"options.{key}")
+    if not isinstance((options.get("params") or {}).get("env", {}), dict):
+        raise errors.ValidationError("options.params.env must be an object.",
+                                     field="options.params.env")
+    # The webhook options, for trust+ URLs that are not Mistral's.
+    if "secret" in options:
+        signing.validate_webhook_secret(options["secret"], "options.secret")
+    if "throttle_policy" in options:
+        check_throttle_policy(options["throttle_policy"])
+    if not isinstance(options.get("post_data", ""), str):
+        raise errors.ValidationError("options.post_data must be a string.",
+                                     field="options.post_data")
+    if "post_headers" in options:
+        _check_header_map(options["post_headers"])
+
+
+class TokenRejected(Exception):
+    """A service answered 401 to a trust-scoped token."""
+
+
+class TrustSink(WebhookSink):
+    """Act for the subscriber's user through a Keystone trust."""
+
+    @classmethod
+    def validate(cls, subscriber, options, conf):
+        _require_extras()
+        _, url = split_subscriber(subscriber)
+        parts = urlsplit(url)
+        try:
+            parts.port
+        except ValueError as exc:
+            raise errors.ValidationError(f"Subscriber has an invalid port: {exc}.",
+                                         field="subscriber") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise errors.ValidationError(
+                f"Subscriber {public_form(subscriber)!r} is not a valid "
+                "trust+http(s) URL.", field="subscriber")
+        _check_options(options)
+
+    @classmethod
+    def prepare_subscription(cls, fields, context, conf):
+        _require_keystone(context, conf)
+        trust_id, url = split_subscriber(fields["subscriber"])
+        if trust_id is not None:
+            raise errors.ValidationError("A trust+ subscriber has no user info: "
+                                         "notifier stores the trust id there.",
+                                         field="subscriber")
+        keystone = keystone_for(conf)
+        if not is_executions_url(url, keystone.workflow_url_for(context.auth_token)):
+            parts = urlsplit(url)
+            check_destination(parts.hostname, parts.port, conf)
+        fields = super().prepare_subscription(fields, context, conf)
+        trust_id = keystone.create_trust(context, cls._trust_expiry(
+            time.time() + fields["ttl"], conf))
+        return dict(fields, subscriber=with_trust(fields["subscriber"], trust_id))
+
+    @classmethod
+    def renew_subscription(cls, record, before, context, conf):
+        """Keep the stored trust, or make one for a new TTL; the subscriber
+        itself cannot change (a user-given trust id is never taken)."""
+        if public_form(record["subscriber"]) != public_form(before["subscriber"]):
+            raise errors.ValidationError(
+                "A trust+ subscriber cannot be changed, nor a subscriber changed "
+                "to trust+: delete the subscription and create a new one.",
+                field="subscriber")
+        record = dict(record, subscriber=before["subscriber"])
+        if record["expires"] != before["expires"]:
+            _require_keystone(context, conf)
+            trust_id = keystone_for(conf).create_trust(
+                context, cls._trust_expiry(record["expires"], conf))
+            record["subscriber"] = with_trust(before["subscriber"], trust_id)
+        return record
+
+    @classmethod
+    def release_subscription(cls, record, conf):
+        trust_id, _ = split_subscriber(record["subscriber"])
+        if trust_id:
+            keystone_for(conf).delete_trust(trust_id)
+
+    @classmethod
+    def public_subscriber(cls, subscriber):
+        return public_form(subscriber)
+
+    @staticmethod
+    def _trust_expiry(subscription_expires, conf):
+        # Our subscriptions always have a TTL; create_trust(None) never expires.
+        return subscription_expires + conf.trustee.trust_expiry_margin_seconds
+
+    def __init__(self, conf):
+        _require_extras()
+        super().__init__(conf)
+        self.keystone = keystone_for(conf)
+
+    def deliver(self, notification):
+        trust_id, url = split_subscriber(notification.subscription["subscriber"])
+        if not trust_id:
+            raise errors.PermanentDeliveryError("The subscriber holds no Keystone "
+                                                "trust.", kind="trust_invalid")
+        while True:
+            token, fresh = self.keystone.trust_token(trust_id)
+            try:
+                return self._send(url, token.token, notification)
+            except TokenRejected as exc:
+                self.keystone.tokens.forget(trust_id)
+                if fresh:
+                    raise errors.PermanentDeliveryError(
+                        f"{exc} rejected a new trust-scoped token (HTTP 401).",
+                        kind="token_rejected", status=401) from exc
+
+    def _send(self, url, token, notification):
+        if is_executions_url(url, self.keystone.workflow_url):
+            return self._execute(url, token, notification)
+        try:
+            return super().deliver(notification, url=url,
+                                   extra_headers={"X-Auth-Token": token})
+        except errors.PermanentDeliveryError as exc:
+            if exc.status == 401:
+                raise TokenRejected("The subscriber") from exc
+            raise
+
+    def _execute(self, url, token, notification):
+        from keystoneauth1 import exceptions as ks_exceptions
+        from mistralclient.api import base as mistral_base
+        from mistralclient.api.v2 import client as mistral_client
+
+        options = notification.subscription.get("options") or {}
+        if not options.get("workflow_id"):
+            raise errors.PermanentDeliveryError(
+                "options.workflow_id is needed to start a Mistral workflow.",
+                kind="invalid_options")
+        message = notification.message
+        params = mistral_params(options.get("params"), message["body"], message["id"])
+        client = mistral_client.Client(
+            mistral_url=url.rstrip("/").removesuffix("/executions"),
+            session=self.keystone.adapter(token))
+        try:
+            execution = client.executions.create(
+                options["workflow_id"], workflow_input=options.get("input"), **params)
+        except mistral_base.APIException as exc:
+            raise _mistral_error(exc) from exc
+        except ks_exceptions.ConnectTimeout as exc:
+            raise errors.TransientDeliveryError(f"Mistral timed out: {exc}",
+                                                kind="timeout") from exc
+        except ks_exceptions.ClientException as exc:
+            raise errors.TransientDeliveryError(f"Mistral unreachable: {exc}",
+                                                kind="connection") from exc
+        return DeliveryReport(status=201, response_body=json.dumps(
+            {"execution_id": execution.id, "state": getattr(execution, "state", None)}))
+
+
+def _mistral_error(exc):
+    status = exc.error_code
+    if status == 401:
+        return TokenRejected("Mistral")
+    verdict = classify_http_status(status) if isinstance(status, int) else "transient"
+    cls = (errors.TransientDeliveryError if verdict == "transient"
+           else errors.PermanentDeliveryError)
+    return cls(f"Mistral answered {status}: {exc.error_message}", kind="http_status",
+               status=status if isinstance(status, int) else None)
