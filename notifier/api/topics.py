@@ -1,0 +1,120 @@
+"""Topic resources: queues' resources with the permission checks of topics.
+
+A topic lives in its owner's project. Another project addresses it by
+sending ``X-Topic-Owner: <owner project id>`` with its own ``X-Project-ID``;
+without the header the requester's project is the owner. Only the owner
+reads and changes the topic itself; who may publish and subscribe is the
+topic's metadata (``notifier.topics``).
+"""
+
+from notifier import errors, sinks, topics, validation
+from notifier.api import common
+from notifier.api.queues import ProjectScope, SourceItem
+from notifier.storage import Source
+
+OWNER_HEADER = "X-Topic-Owner"
+
+
+def owner_project(req):
+    """Return the project that owns the addressed topic."""
+    requester = common.project(req)
+    owner = req.get_header(OWNER_HEADER)
+    if owner is None:
+        return requester
+    if not validation.PROJECT_RE.match(owner):
+        raise errors.ValidationError(f"The header {OWNER_HEADER} must be a project "
+                                     "id: 1 to 256 printable ASCII characters "
+                                     "without ':' or spaces.", field=OWNER_HEADER)
+    return owner
+
+
+class TopicScope(ProjectScope):
+    """Who may do what with a topic: the owner manages it, its metadata says
+    who publishes and subscribes, each project manages its own subscriptions."""
+
+    def __init__(self, storage):
+        super().__init__("topics")
+        self.storage = storage
+
+    def source(self, req, name):
+        return Source(owner_project(req), self.kind,
+                      validation.source_name(name, "topic"))
+
+    def list_project(self, req):
+        self._require_owner(req, owner_project(req))
+        return common.project(req)
+
+    def before_manage(self, req, source):
+        self._require_owner(req, source.project)
+
+    def before_publish(self, req, source):
+        metadata = self.storage.get_source_metadata(source)
+        self._refuse(topics.publish_refusal(metadata, source.project,
+                                            common.context(req)))
+
+    def before_subscribe(self, req, source, subscriber, record=None):
+        metadata = self.storage.get_source_metadata(source)
+        if record is None:
+            refusal = topics.subscribe_refusal(metadata, source.project,
+                                               common.context(req), subscriber)
+        else:  # a new subscriber URI: who subscribed was checked at creation
+            refusal = topics.protocol_refusal(metadata, subscriber)
+        self._refuse(refusal)
+
+    def subscriber_project(self, req, source):
+        return common.project(req)
+
+    def sees(self, req, source, record):
+        requester = common.project(req)
+        return requester in (source.project, record.get("project"))
+
+    @staticmethod
+    def _require_owner(req, owner):
+        if owner != common.project(req):
+            raise errors.ForbiddenError(
+                f"Only the owner project ({owner!r}) may list, read or change its "
+                "topics; other projects may only publish and subscribe as the "
+                "topic allows.")
+
+    @staticmethod
+    def _refuse(refusal):
+        if refusal:
+            raise errors.ForbiddenError(refusal)
+
+
+class TopicItem(SourceItem):
+    """PUT/GET/PATCH/DELETE /v2/topics/{name}."""
+
+    def __init__(self, conf, storage, scope=None):
+        super().__init__(conf, storage, scope or TopicScope(storage))
+
+    def validate(self, metadata):
+        return topics.validate_topic_metadata(metadata, self.conf)
+
+    def patch_ops(self, ops):
+        return topics.canonical_patch_paths(ops)
+
+    def delete(self, source):
+        delete_topic(self.storage, source, self.conf)
+
+
+def delete_topic(storage, source, conf, page_size=500,
+                 release=sinks.release_subscription):
+    """Delete a topic's metadata, messages and every subscription, letting
+    ``release`` free what each subscription's sink held (a trust)."""
+    # Metadata first: from now on publishing and subscribing answer 404.
+    storage.delete_source(source)
+    while True:
+        # Always the first page: each pass deletes what it read, and
+        # subscription_page drops expired ids, so the index only shrinks.
+        records, cursor = storage.subscription_page(source, None, page_size)
+        for record in records:
+            try:
+                deleted = storage.delete_subscription(source, record["id"])
+            except errors.NotFoundError:
+                continue  # expired or deleted meanwhile
+            release(deleted, conf)
+        if not records and cursor is None:
+            break
+    # Expired subscriptions leave their subscriber in the index.
+    storage.delete_subscription_index(source)
