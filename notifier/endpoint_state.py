@@ -1,0 +1,178 @@
+"""Shared per-endpoint state in Redis: circuit breaker, concurrency, rate limit.
+
+Keys (built with ``storage._key``, prefixed ``notifier:``)::
+
+    breaker:ENDPOINT     HASH  failures, first_failure_ms, open_until_ms, cooloff_ms
+    breakers:open        SET   endpoints whose breaker has opened and not closed
+    probe:ENDPOINT       STRING a half-open probe is under way (expires)
+    inflight:ENDPOINT    ZSET  lease token -> lease expiry (ms)
+    throttle:SUBID       STRING GCRA theoretical arrival time (ms)
+    held:SUBID           LIST  deliveries held while the subscription is disabled
+
+Every decision is one Lua script per batch, using Redis ``TIME`` so all
+workers share one clock.
+"""
+
+import json
+
+from notifier.storage import _key, dumps
+
+# ARGV[1] key prefix, ARGV[2] lease ms, ARGV[3] probe ms, then per group of 5:
+#   endpoint, wanted count, concurrency cap, subscription id, rate per second
+#   (0 = unlimited).
+# Returns per group: {admitted, wait_ms, token...}: admitted deliveries may go
+# now (each holds a lease token to release); the rest wait wait_ms.
+ADMIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, lease, probe_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 5 do
+  local endpoint, wanted = ARGV[i], tonumber(ARGV[i + 1])
+  local cap, sub, rate = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  local admitted, wait = wanted, 0
+  local open_until = tonumber(redis.call('HGET', prefix .. 'breaker:' .. endpoint, 'open_until_ms') or '0')
+  if open_until > now then
+    admitted, wait = 0, open_until - now
+  elseif open_until > 0 then
+    if redis.call('SET', prefix .. 'probe:' .. endpoint, '1', 'NX', 'PX', probe_ms) then
+      admitted = 1
+    else
+      admitted, wait = 0, 1000
+    end
+  end
+  local inflight = prefix .. 'inflight:' .. endpoint
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+  local free = cap - redis.call('ZCARD', inflight)
+  if free < admitted then
+    admitted = math.max(free, 0)
+    if wait == 0 then wait = 500 end
+  end
+  if rate > 0 and admitted > 0 then
+    local key = prefix .. 'throttle:' .. sub
+    local interval = 1000 / rate
+    local burst = interval  -- strict spacing: never more than rate in any second
+    local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
+    local granted = 0
+    while granted < admitted and tat + interval - now <= burst do
+      tat = tat + interval
+      granted = granted + 1
+    end
+    if granted < admitted then
+      wait = math.max(wait, math.ceil(tat + interval - burst - now))
+    end
+    admitted = granted
+    redis.call('SET', key, tostring(tat), 'PX', math.ceil(burst + interval) + 1000)
+  end
+  local entry = {admitted, wait}
+  for n = 1, admitted do
+    local token = redis.call('INCR', prefix .. 'inflight:seq')
+    redis.call('ZADD', inflight, now + lease, token)
+    redis.call('PEXPIRE', inflight, lease * 2)
+    table.insert(entry, token)
+  end
+  table.insert(out, entry)
+end
+return out
+"""
+
+# ARGV[1] key prefix, ARGV[2] threshold, ARGV[3] base cool-off ms,
+# ARGV[4] max cool-off ms, then pairs: endpoint, outcome ("ok"/"fail").
+# Returns per pair {state, first_failure_ms}: state "closed" or "open".
+RECORD_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, threshold = ARGV[1], tonumber(ARGV[2])
+local base, max_cooloff = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 5, #ARGV, 2 do
+  local key = prefix .. 'breaker:' .. ARGV[i]
+  redis.call('DEL', prefix .. 'probe:' .. ARGV[i])
+  if ARGV[i + 1] == 'ok' then
+    redis.call('DEL', key)
+    redis.call('SREM', prefix .. 'breakers:open', ARGV[i])
+    table.insert(out, {'closed', 0})
+  else
+    local failures = redis.call('HINCRBY', key, 'failures', 1)
+    redis.call('HSETNX', key, 'first_failure_ms', now)
+    local state = 'closed'
+    if failures >= threshold then
+      local cooloff = tonumber(redis.call('HGET', key, 'cooloff_ms') or '0')
+      if cooloff == 0 then cooloff = base else cooloff = math.min(cooloff * 2, max_cooloff) end
+      redis.call('HSET', key, 'cooloff_ms', cooloff, 'open_until_ms', now + cooloff)
+      redis.call('SADD', prefix .. 'breakers:open', ARGV[i])
+      state = 'open'
+    end
+    redis.call('PEXPIRE', key, 30 * 86400 * 1000)
+    table.insert(out, {state, tonumber(redis.call('HGET', key, 'first_failure_ms'))})
+  end
+end
+return out
+"""
+
+
+class EndpointState:
+    """Admit deliveries to endpoints and record how they went."""
+
+    def __init__(self, redis_client, lease_seconds=60, probe_seconds=30):
+        self.redis = redis_client
+        self.lease_ms = int(lease_seconds * 1000)
+        self.probe_ms = int(probe_seconds * 1000)
+        self._admit = redis_client.register_script(ADMIT_LUA)
+        self._record = redis_client.register_script(RECORD_LUA)
+
+    def admit(self, groups):
+        """Admit groups of (endpoint, wanted, cap, subscription_id, rate).
+
+        Return a list of (admitted count, wait seconds, lease tokens).
+        """
+        if not groups:
+            return []
+        args = [_key(""), self.lease_ms, self.probe_ms]
+        for endpoint, wanted, cap, subscription_id, rate in groups:
+            args += [endpoint, wanted, cap, subscription_id, rate or 0]
+        return [(int(entry[0]), int(entry[1]) / 1000.0, entry[2:])
+                for entry in self._admit(args=args)]
+
+    def release(self, tokens_by_endpoint):
+        """Give back concurrency leases once their deliveries are done."""
+        pipe = self.redis.pipeline(transaction=False)
+        for endpoint, tokens in tokens_by_endpoint.items():
+            if tokens:
+                pipe.zrem(_key("inflight", endpoint), *tokens)
+        pipe.execute()
+
+    def record(self, outcomes, threshold, cooloff_seconds, max_cooloff_seconds):
+        """Record (endpoint, ok) outcomes; return {endpoint: (state, first_failure_at)}."""
+        if not outcomes:
+            return {}
+        args = [_key(""), threshold, int(cooloff_seconds * 1000),
+                int(max_cooloff_seconds * 1000)]
+        for endpoint, ok in outcomes:
+            args += [endpoint, "ok" if ok else "fail"]
+        result = self._record(args=args)
+        return {endpoint: (state.decode() if isinstance(state, bytes) else state,
+                           first / 1000.0 if first else None)
+                for (endpoint, _), (state, first) in zip(outcomes, result)}
+
+    def reset(self, endpoint):
+        self.redis.delete(_key("breaker", endpoint), _key("probe", endpoint))
+        self.redis.srem(_key("breakers", "open"), endpoint)
+
+    def breaker(self, endpoint):
+        return self.redis.hgetall(_key("breaker", endpoint))
+
+    def hold(self, subscription_id, deliveries):
+        if deliveries:
+            self.redis.rpush(_key("held", subscription_id),
+                             *[dumps(d) for d in deliveries])
+
+    def take_held(self, subscription_id, limit=100000):
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lrange(_key("held", subscription_id), 0, limit - 1)
+        pipe.ltrim(_key("held", subscription_id), limit, -1)
+        held, _ = pipe.execute()
+        return [json.loads(h) for h in held]
+
+    def held_count(self, subscription_id):
+        return self.redis.llen(_key("held", subscription_id))

@@ -1,0 +1,108 @@
+"""Protect endpoints and the fleet from each other.
+
+Before a batch is delivered, each endpoint's circuit breaker, its cap on
+deliveries in flight across all workers, and each subscription's rate limit
+decide what may go now; the rest waits in the retry schedule (not counted
+as attempts, never dropped). After the batch, outcomes feed the breakers;
+an endpoint failing for ``disable_after_failing_seconds``, or answering
+410 Gone, gets its subscription disabled: its deliveries are then held until
+the subscription is enabled again.
+"""
+
+from urllib.parse import urlsplit
+
+from notifier import metrics
+from notifier.endpoint_state import EndpointState
+
+FAIL_FAST_ERRORS = ("timeout", "connection")
+
+
+def endpoint_of(subscriber):
+    """Return ``scheme://host:port`` for network subscribers, else None."""
+    parts = urlsplit(subscriber)
+    scheme = parts.scheme.lower().removeprefix("trust+")
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None
+    return f"{scheme}://{parts.hostname.lower()}:{port}"
+
+
+def throttle_rate(subscription):
+    policy = (subscription.get("options") or {}).get("throttle_policy") or {}
+    return policy.get("max_receives_per_second") or 0
+
+
+class EndpointGuard:
+    def __init__(self, conf, redis_client, clock):
+        self.conf = conf.webhook
+        self.clock = clock
+        lease = (conf.notification.webhook_connect_timeout_seconds
+                 + conf.notification.webhook_read_timeout_seconds) * 2
+        self.state = EndpointState(redis_client, lease_seconds=lease,
+                                   probe_seconds=lease)
+
+    def admit(self, triples):
+        """Return (admitted triples, deferred (due, delivery) pairs, leases)."""
+        groups = {}
+        free = []
+        for triple in triples:
+            endpoint = endpoint_of(triple[2]["subscriber"])
+            if endpoint is None:
+                free.append(triple)
+            else:
+                groups.setdefault((endpoint, triple[2]["id"]), []).append(triple)
+        if not groups:
+            return free, [], {}
+        decisions = self.state.admit(
+            [(endpoint, len(members), self.conf.endpoint_concurrency, sub_id,
+              throttle_rate(members[0][2]))
+             for (endpoint, sub_id), members in groups.items()])
+        admitted, deferred, leases = free, [], {}
+        now = self.clock()
+        for ((endpoint, _), members), (count, wait, tokens) in zip(groups.items(),
+                                                                   decisions):
+            admitted.extend(members[:count])
+            leases.setdefault(endpoint, []).extend(tokens)
+            spacing = 1.0 / throttle_rate(members[0][2]) if throttle_rate(
+                members[0][2]) else 0.0
+            for index, (delivery, _, _) in enumerate(members[count:]):
+                deferred.append((now + max(wait, 0.05) + index * spacing, delivery))
+        return admitted, deferred, leases
+
+    def release(self, leases):
+        self.state.release(leases)
+
+    def settle(self, results):
+        """Feed outcomes to the breakers; return {subscription_id: reason} to disable.
+
+        ``results`` are (subscription, attempt record) pairs.
+        """
+        outcomes, disable = [], {}
+        for subscription, attempt in results:
+            endpoint = endpoint_of(subscription["subscriber"])
+            if endpoint is None:
+                continue
+            if attempt.get("error") == "gone":
+                disable[subscription["id"]] = "the endpoint answered 410 Gone"
+            if attempt["outcome"] == "delivered":
+                outcomes.append((endpoint, True))
+            elif not attempt.get("permanent"):
+                outcomes.append((endpoint, False))
+        states = self.state.record(outcomes, self.conf.breaker_failure_threshold,
+                                   self.conf.breaker_cooloff_seconds,
+                                   self.conf.breaker_max_cooloff_seconds)
+        opened = sum(1 for state, _ in states.values() if state == "open")
+        if opened:
+            metrics.BREAKERS_OPENED.inc(opened)
+        cutoff = self.clock() - self.conf.disable_after_failing_seconds
+        for subscription, attempt in results:
+            endpoint = endpoint_of(subscription["subscriber"])
+            state, first_failure = states.get(endpoint, ("closed", None))
+            if first_failure and first_failure < cutoff and attempt["outcome"] != "delivered":
+                disable[subscription["id"]] = (
+                    f"the endpoint has failed without a success since "
+                    f"{first_failure:.0f} (epoch seconds)")
+        return disable

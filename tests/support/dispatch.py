@@ -1,0 +1,29 @@
+"""An in-memory dispatcher: the DeliveryService's task queue, run by the test.
+
+Like dramatiq's StubBroker, a real implementation of the dispatcher
+interface, for integration tests of delivery logic in one process (real Redis,
+real sinks, real receivers). Worker-process behaviour is tested elsewhere.
+"""
+
+
+class MemoryDispatcher:
+    def __init__(self):
+        self.tasks = []
+
+    def send_fanout(self, source, message_ids, cursor=None):
+        self.tasks.append(("fanout", (list(source), list(message_ids), cursor)))
+
+    def send_deliveries(self, deliveries):
+        self.tasks.append(("deliver", (list(deliveries),)))
+
+    def ping(self):
+        return True
+
+    def run(self, service, limit=10000):
+        """Run queued tasks (and the tasks they queue) in order; return the count."""
+        count = 0
+        while self.tasks and count < limit:
+            name, args = self.tasks.pop(0)
+            getattr(service, name)(*args)
+            count += 1
+        return count
