@@ -108,6 +108,17 @@ def run_worker(conf):
     register_tasks(app, conf)
     if conf.worker.heartbeat_file:
         add_heartbeat(app, conf.worker.heartbeat_file)
+    if conf.metrics.worker_port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        try:
+            start_http_server(conf.metrics.worker_port, addr=conf.metrics.worker_host,
+                              registry=registry)
+        except OSError as exc:  # e.g. a second worker on this host: run without
+            LOG.warning("worker metrics server not started on port %s: %s",
+                        conf.metrics.worker_port, exc)
     argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
     if conf.worker.concurrency:
@@ -140,6 +151,10 @@ def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
             stop_event.wait(poll_seconds)
 
 
+# `notifier dev` is for local use: its webhooks may reach this machine.
+DEV_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 def run_dev(args, conf):
     """Start a private Redis and every role as child processes."""
     from notifier.redis_server import RedisServer
@@ -148,7 +163,9 @@ def run_dev(args, conf):
             "w", suffix=".conf", prefix="notifier-dev-") as overrides:
         overrides.write(f"[DEFAULT]\nredis_url = {server.url}\n"
                         f"[api]\nbind_host = {conf.api.bind_host}\n"
-                        f"bind_port = {conf.api.bind_port}\nworkers = 1\n")
+                        f"bind_port = {conf.api.bind_port}\nworkers = 1\n"
+                        f"[webhook]\nallowed_networks = "
+                        f"{','.join(conf.webhook.allowed_networks + DEV_NETWORKS)}\n")
         overrides.flush()
         files = []
         for path in args.config_file + [overrides.name]:
@@ -186,13 +203,44 @@ def _wait_for_interrupt(children):
             child.kill()
 
 
+def prepare_metrics_dir(conf):
+    """Point prometheus_client's multiprocess mode at a fresh directory.
+
+    Must run before prometheus_client is imported: it reads the variable then.
+    """
+    import os
+    import shutil
+
+    directory = conf.metrics.multiprocess_dir or tempfile.mkdtemp(
+        prefix="notifier-metrics-")
+    shutil.rmtree(directory, ignore_errors=True)  # stale files of a dead run
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
+def check_startup(conf):
+    """Exit with a clear message if the configuration cannot work."""
+    from notifier import confirm_drivers, confirmation
+
+    try:
+        confirmation.check_conf(conf)
+        confirm_drivers.load_driver(conf)
+    except confirmation.ConfirmationConfigError as exc:
+        print(f"notifier: configuration error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     conf = load(args)
+    from notifier.logs import setup_logging
+
+    setup_logging(json_logs=conf.metrics.json_logs)
+    if args.role in ("api", "worker"):
+        prepare_metrics_dir(conf)
     if args.role == "healthcheck":
         sys.exit(run_healthcheck(conf, args.target))
+    check_startup(conf)
     if args.role == "dev":
         run_dev(args, conf)
     elif args.role == "api":

@@ -9,13 +9,14 @@ def accepts_everything(tags, prepared):
 
 def subscription_filter(subscription):
     """Return a predicate (message tags, prepared message) for one subscription,
-    or None when it receives nothing (unconfirmed or disabled).
+    or None when it receives nothing (unconfirmed). A disabled subscription
+    still matches: its deliveries are held until it is enabled again.
 
     Built once per subscription and fan-out page: the filter policy is
     compiled (and cached by its canonical JSON), so each (message,
     subscription) check is a few dictionary lookups.
     """
-    if not subscription.get("confirmed", True) or subscription.get("disabled"):
+    if not subscription.get("confirmed", True):
         return None
     options = subscription.get("options") or {}
     tags = options.get("filter_policies")

@@ -9,7 +9,8 @@ retry always sees the subscription as it is now (deleted, disabled, edited).
 import logging
 import time
 
-from notifier import errors, payloads
+from notifier import errors, metrics, payloads
+from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
 from notifier.matching import matching_pairs
 from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.retry import resolve_policy
@@ -22,6 +23,22 @@ LOG = logging.getLogger(__name__)
 def make_delivery(message_id, subscription_id, attempt=0):
     return {"message_id": message_id, "subscription_id": subscription_id,
             "attempt": attempt}
+
+
+def log_results(results):
+    """Log failures (successes at DEBUG), with ids as fields, never secrets."""
+    debug = LOG.isEnabledFor(logging.DEBUG)
+    for _, _, _, attempt in results:
+        outcome = attempt["outcome"]
+        if outcome == "delivered" and not debug:
+            continue
+        level = {"delivered": logging.DEBUG, "failed": logging.INFO}.get(
+            outcome, logging.WARNING)
+        LOG.log(level, "delivery %s", outcome, extra={
+            "message_id": attempt["message_id"],
+            "subscription_id": attempt["subscription_id"],
+            "attempt": attempt["attempt"], "status": attempt.get("status"),
+            "error": attempt.get("error")})
 
 
 def chunked(items, size):
@@ -40,6 +57,7 @@ class DeliveryService:
         self.sinks = sinks or SinkRegistry(conf)
         self.clock = clock
         self.retry_defaults = retry_defaults or configured_retry_defaults(conf)
+        self.guard = EndpointGuard(conf, storage.redis, clock)
         self.page_size = conf.notification.fanout_page_size
         self.per_task = conf.notification.deliveries_per_task
 
@@ -62,6 +80,10 @@ class DeliveryService:
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
         pairs = matching_pairs(list(messages.values()), subscriptions)
+        metrics.FANOUT_SIZE.observe(len(pairs))
+        if source.kind == "topics":
+            self._count_topic_deliveries(messages, pairs, cursor is None,
+                                         next_cursor is None)
         if not pairs:
             return 0
         if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
@@ -73,6 +95,25 @@ class DeliveryService:
                 self.dispatcher.send_deliveries(chunk)
         return len(pairs)
 
+    def _count_topic_deliveries(self, messages, pairs, first_page, last_page):
+        """Topic messages are for delivery only: count each page's deliveries,
+        plus one token while the fan-out runs, so the message is deleted when
+        the last delivery is final (delivered or dead-lettered). A repeated
+        first page leaves a token behind: the message then lives to its TTL."""
+        counts = {message_id: 1 if first_page else 0 for message_id in messages}
+        for message, _ in pairs:
+            counts[message["id"]] += 1
+        self.storage.add_pending({k: v for k, v in counts.items() if v},
+                                 {k: m["ttl"] for k, m in messages.items()})
+        if last_page:
+            self.storage.settle_pending(list(messages))
+
+    def _settle_topic_messages(self, finished):
+        """Count final deliveries off their topic messages."""
+        ids = [message["id"] for message in finished
+               if message["source"][1] == "topics"]
+        self.storage.settle_pending(ids)
+
     # -- delivery ---------------------------------------------------------
 
     def deliver(self, deliveries):
@@ -83,52 +124,147 @@ class DeliveryService:
             list({d["subscription_id"] for d in deliveries}))
         triples = []
         expired = []
+        orphans = []
         for delivery in deliveries:
             subscription = subscriptions.get(delivery["subscription_id"])
             if subscription is None:
-                continue  # unsubscribed or expired: nobody to deliver to
+                # unsubscribed or expired: nobody to deliver to
+                if delivery["message_id"] in messages:
+                    orphans.append(messages[delivery["message_id"]])
+                continue
             message = messages.get(delivery["message_id"])
+            if (message is not None and not message.get("control")
+                    and not subscription.get("confirmed", True)):
+                orphans.append(message)  # unsubscribed since: receives nothing
+                continue
             if message is None:
                 expired.append(self._attempt(delivery, "expired", 0.0,
                                              detail="message TTL passed"))
                 continue
             triples.append((delivery, message, subscription))
         self.storage.record_attempts(expired)
+        self._settle_topic_messages(orphans)
         self._deliver_pairs(triples)
 
     def _deliver_pairs(self, triples):
-        attempts, retries, immediate, dead = [], [], [], []
+        held = [t for t in triples if t[2].get("disabled")]
+        self._hold([t[0] for t in held], [t[2] for t in held])
+        admitted, deferred, leases = self.guard.admit(
+            [t for t in triples if not t[2].get("disabled")])
+        try:
+            results = self._run_sinks(admitted, deferred)
+        finally:
+            self.guard.release(leases)
+        to_disable = self.guard.settle([(s, a) for _, _, s, a in results])
+        attempts, retries, immediate, dead, hold = [], list(deferred), [], [], []
+        finished = []
         policies = {}
-        for delivery, message, subscription in triples:
-            attempt = self._deliver_one(delivery, message, subscription)
-            if attempt["outcome"] == "failed":
-                policy = self._policy(subscription, policies)
-                delay = self._next_delay(policy, delivery, attempt)
-                if delay is None:
-                    attempt["outcome"] = "dead_lettered"
-                    dead.append(self._dead_letter(delivery, message, attempt))
-                else:
-                    retry = make_delivery(delivery["message_id"],
-                                          delivery["subscription_id"],
-                                          delivery["attempt"] + 1)
-                    attempt["next_retry_at"] = self.clock() + delay
-                    if delay <= 0:
-                        immediate.append(retry)
-                    else:
-                        retries.append((attempt["next_retry_at"], retry))
+        for delivery, message, subscription, attempt in results:
             attempts.append(attempt)
+            if attempt["outcome"] != "failed":
+                finished.append(message)
+                continue
+            if subscription["id"] in to_disable:
+                attempt["outcome"] = "held"
+                hold.append((delivery, subscription))
+                continue
+            policy = self._policy(subscription, policies)
+            delay = self._next_delay(policy, delivery, attempt)
+            if delay is None:
+                attempt["outcome"] = "dead_lettered"
+                dead.append(self._dead_letter(delivery, message, attempt))
+                finished.append(message)
+                continue
+            retry = make_delivery(delivery["message_id"], delivery["subscription_id"],
+                                  delivery["attempt"] + 1)
+            attempt["next_retry_at"] = self.clock() + delay
+            if delay <= 0:
+                immediate.append(retry)
+            else:
+                retries.append((attempt["next_retry_at"], retry))
         self.storage.schedule_retries(retries)
         for chunk in chunked(immediate, self.per_task):
             self.dispatcher.send_deliveries(chunk)
+        attempts += self._disable(to_disable, [s for _, _, s, _ in results])
         self.storage.record_attempts(attempts)
+        metrics.observe_results(results, self.clock())
+        log_results(results)
+        self._hold([d for d, _ in hold], [s for _, s in hold])
         self._store_dead_letters(dead)
+        self._settle_topic_messages(finished)
+
+    def _run_sinks(self, admitted, deferred):
+        """Deliver admitted triples. After a timeout or refused connection, or
+        as many failures in a row as open a breaker, the rest of this batch's
+        deliveries to that endpoint wait instead of being attempted."""
+        results, failures = [], {}
+        threshold = self.conf.webhook.breaker_failure_threshold
+        for delivery, message, subscription in admitted:
+            endpoint = endpoint_of(subscription["subscriber"])
+            if endpoint is not None and failures.get(endpoint, 0) >= threshold:
+                deferred.append((self.clock() + 1.0, delivery))
+                continue
+            attempt = self._deliver_one(delivery, message, subscription)
+            if attempt["outcome"] == "delivered" or attempt.get("permanent"):
+                failures.pop(endpoint, None)
+            elif attempt.get("error") in FAIL_FAST_ERRORS:
+                failures[endpoint] = threshold
+            else:
+                failures[endpoint] = failures.get(endpoint, 0) + 1
+            results.append((delivery, message, subscription, attempt))
+        return results
+
+    def _hold(self, deliveries, subscriptions):
+        by_subscription = {}
+        for delivery, subscription in zip(deliveries, subscriptions):
+            by_subscription.setdefault(subscription["id"], []).append(delivery)
+        for subscription_id, held in by_subscription.items():
+            self.guard.state.hold(subscription_id, held)
+
+    def _disable(self, reasons, subscriptions):
+        """Disable subscriptions; return the attempt-log events saying so."""
+        events, seen = [], set()
+        for subscription in subscriptions:
+            reason = reasons.get(subscription["id"])
+            if reason is None or subscription["id"] in seen:
+                continue
+            seen.add(subscription["id"])
+            record = self.storage.get_subscriptions([subscription["id"]]).get(
+                subscription["id"])
+            if record is None:
+                continue
+            record.update(disabled=True, disabled_reason=reason,
+                          disabled_at=self.clock())
+            self.storage.save_subscription(record)
+            LOG.warning("subscription disabled", extra={
+                "subscription_id": record["id"], "reason": reason})
+            metrics.SUBSCRIPTIONS_DISABLED.inc()
+            events.append({"at": self.clock(), "subscription_id": record["id"],
+                           "message_id": None, "outcome": "disabled",
+                           "detail": reason})
+        return events
+
+    def enable(self, record):
+        """Enable a disabled subscription and send what was held for it."""
+        record.pop("disabled", None)
+        record.pop("disabled_reason", None)
+        record.pop("disabled_at", None)
+        self.storage.save_subscription(record)
+        endpoint = endpoint_of(record["subscriber"])
+        if endpoint:
+            self.guard.state.reset(endpoint)
+        held = self.guard.state.take_held(record["id"])
+        for chunk in chunked(held, self.per_task):
+            self.dispatcher.send_deliveries(chunk)
+        return len(held)
 
     def _deliver_one(self, delivery, message, subscription):
         source = Source(*message["source"])
+        payload = (message["payload"] if message.get("control") else
+                   payloads.notification_payload(message, source.kind, source.name))
         notification = Notification(
             delivery_id=payloads.delivery_id(message["id"], subscription["id"]),
-            subscription=subscription, message=message,
-            payload=payloads.notification_payload(message, source.kind, source.name),
+            subscription=subscription, message=message, payload=payload,
             attempt=delivery["attempt"])
         started = time.perf_counter()
         try:
@@ -197,6 +333,15 @@ class DeliveryService:
                 if a["subscription_id"] == letter["subscription_id"]]
             letter["history"] = list(reversed(history))
         self.storage.dead_letter(dead, now=self.clock())
+
+    # -- control messages -------------------------------------------------
+
+    def send_control(self, source, subscription_id, payload, ttl):
+        """Send a message of the service's own (a confirmation request) to one
+        subscription, as a delivery with the usual retries; return its id."""
+        message_id = self.storage.post_control_message(source, payload, ttl)
+        self.dispatcher.send_deliveries([make_delivery(message_id, subscription_id)])
+        return message_id
 
     # -- replay -----------------------------------------------------------
 

@@ -12,6 +12,7 @@ Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
     sub:ID                 STRING subscription (JSON), expires with its TTL
     attempts:sub:ID        LIST   newest-first attempt records of a subscription
     attempts:msg:ID        LIST   newest-first attempt records of a message
+    pending:ID             STRING deliveries of a topic message not yet final
     retries                ZSET   delivery (JSON) -> due time (epoch seconds)
     retries:leased         ZSET   delivery (JSON) -> time a scheduler took it
     dead:SUBID             ZSET   dead letter (JSON) -> time it died
@@ -98,6 +99,22 @@ return due
 """
 
 
+# ARGV[1] key prefix, ARGV[2...] message ids. Counts one final delivery off
+# each message; a topic message with none left is deleted. Returns the ids
+# deleted.
+SETTLE_PENDING_LUA = """
+local deleted = {}
+for i = 2, #ARGV do
+  local key = ARGV[1] .. 'pending:' .. ARGV[i]
+  if redis.call('EXISTS', key) == 1 and redis.call('DECR', key) <= 0 then
+    redis.call('DEL', key, ARGV[1] .. 'msg:' .. ARGV[i])
+    table.insert(deleted, ARGV[i])
+  end
+end
+return deleted
+"""
+
+
 class Storage:
     """Queues, messages, subscriptions and delivery state in Redis."""
 
@@ -107,6 +124,7 @@ class Storage:
         self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
         self._create_subscription = client.register_script(CREATE_SUBSCRIPTION_LUA)
         self._lease_due_retries = client.register_script(LEASE_DUE_RETRIES_LUA)
+        self._settle_pending = client.register_script(SETTLE_PENDING_LUA)
 
     @classmethod
     def from_conf(cls, conf):
@@ -193,6 +211,16 @@ class Storage:
         pipe.execute()
         return ids
 
+    def post_control_message(self, source, payload, ttl, now=None):
+        """Store a message the service sends itself (a subscription
+        confirmation): ``payload`` is delivered as it is. Return its id."""
+        now = time.time() if now is None else now
+        message_id = new_id()
+        record = {"id": message_id, "created": now, "ttl": int(ttl), "control": True,
+                  "payload": payload, "body": payload, "source": source.to_list()}
+        self.redis.set(_key("msg", message_id), dumps(record), ex=int(ttl))
+        return message_id
+
     def get_message(self, source, message_id):
         record = self._get_json(_key("msg", message_id))
         if record is None or record.get("source") != source.to_list():
@@ -212,15 +240,31 @@ class Storage:
         """Return {id: message} for the ids that still exist."""
         return self._get_many("msg", message_ids)
 
+    def add_pending(self, counts, ttl_seconds):
+        """Count deliveries still to finish for topic messages ({id: n})."""
+        pipe = self.redis.pipeline(transaction=False)
+        for message_id, count in counts.items():
+            pipe.incrby(_key("pending", message_id), count)
+            pipe.expire(_key("pending", message_id), int(ttl_seconds.get(message_id, 3600)))
+        pipe.execute()
+
+    def settle_pending(self, message_ids):
+        """Count one final delivery off each id; return the messages deleted."""
+        if not message_ids:
+            return []
+        return self._settle_pending(args=[_key("")] + list(message_ids))
+
     # -- subscriptions ----------------------------------------------------
 
     def create_subscription(self, source, subscriber, ttl, options, confirmed,
-                            now=None, unique_key=None):
+                            now=None, unique_key=None, project=None, extra=None):
         """Store a subscription; return (created, subscription_id).
 
         ``created`` is False when a live subscription with the same
         ``unique_key`` (default: the subscriber URI) exists; its id is
-        returned and nothing changes.
+        returned and nothing changes. ``project`` is the subscriber's project
+        where it may differ from the source's (topics); ``extra`` holds
+        sink-specific fields (signing secrets).
         """
         now = time.time() if now is None else now
         subscription_id = new_id()
@@ -230,6 +274,8 @@ class Storage:
                   "created": now, "expires": now + ttl, "confirmed": confirmed}
         if unique_key != subscriber:
             record["unique_key"] = unique_key
+        record["project"] = project or source.project
+        record.update(extra or {})
         created, found_id = self._create_subscription(
             keys=[_key("subidx", source.path), _key("subs", source.path)],
             args=[unique_key, subscription_id, dumps(record), ttl, _key("sub", "")])
@@ -269,6 +315,10 @@ class Storage:
         pipe.execute()
         return record
 
+    def delete_subscription_index(self, source):
+        """Drop a source's subscription index (ids of expired ones linger there)."""
+        self.redis.delete(_key("subs", source.path), _key("subidx", source.path))
+
     def subscription_page(self, source, after=None, limit=500):
         """Return (live subscriptions, cursor) for one page in id order.
 
@@ -299,9 +349,11 @@ class Storage:
         for attempt in attempts:
             text = dumps(attempt)
             sub_key = _key("attempts", "sub", attempt["subscription_id"])
-            msg_key = _key("attempts", "msg", attempt["message_id"])
+            msg_key = _key("attempts", "msg", str(attempt.get("message_id")))
             pipe.lpush(sub_key, text)
             pipe.ltrim(sub_key, 0, cap)
+            if attempt.get("message_id") is None:
+                continue  # an event of the subscription (disabled, enabled)
             pipe.lpush(msg_key, text)
             pipe.ltrim(msg_key, 0, cap)
             pipe.expire(msg_key, self.attempt_log_ttl_seconds)
@@ -334,6 +386,20 @@ class Storage:
     def pending_retry_count(self):
         return self.redis.zcard(_key("retries")) + self.redis.zcard(
             _key("retries", "leased"))
+
+    def shared_state(self, queue_names):
+        """Return fleet-wide gauges: task queue depths, retries, open breakers."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in queue_names:
+            pipe.llen(name)
+        pipe.zcard(_key("retries"))
+        pipe.zcard(_key("retries", "leased"))
+        pipe.scard(_key("breakers", "open"))
+        values = pipe.execute()
+        count = len(queue_names)
+        return {"queues": dict(zip(queue_names, values[:count])),
+                "retries": values[count] + values[count + 1],
+                "open_breakers": values[count + 2]}
 
     def dead_letter(self, letters, now=None):
         """Store dead letters (dicts with subscription_id) by time of death."""

@@ -160,8 +160,10 @@ def message(value, index, conf, default_ttl):
                   conf.transport.max_message_ttl)
     result = {"body": value["body"], "ttl": ttl}
     if "filter_policies" in value:
-        result["filter_policies"] = string_list(value["filter_policies"],
-                                                f"{field}.filter_policies")
+        from notifier import filtering
+
+        filtering.validate_tags(value["filter_policies"], f"{field}.filter_policies")
+        result["filter_policies"] = value["filter_policies"]
     if "attributes" in value:
         result["attributes"] = message_attributes(value["attributes"],
                                                   f"{field}.attributes")

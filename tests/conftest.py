@@ -32,6 +32,9 @@ def conf(redis_server):
     config.set_override("redis_url", redis_server.url)
     config.set_override("webhook_connect_timeout_seconds", 2, group="notification")
     config.set_override("webhook_read_timeout_seconds", 2, group="notification")
+    # The receivers of the tests listen on loopback, which webhooks may not
+    # reach by default.
+    config.set_override("allowed_networks", ["127.0.0.1/32"], group="webhook")
     yield config
     config.reset()
 

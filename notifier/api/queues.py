@@ -1,4 +1,10 @@
-"""Queue and message resources (Zaqar v2 wire format)."""
+"""Queue and topic resources and their messages (Zaqar v2 wire format).
+
+A resource serves one ``kind`` of source and asks a *scope* which source a
+request addresses and whether the requester may act on it. Queues use
+``ProjectScope`` (a project owns every queue it names); topics use
+``notifier.api.topics.TopicScope``.
+"""
 
 import time
 
@@ -11,62 +17,120 @@ from notifier.errors import ValidationError
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 
 
-class QueueCollection:
-    def __init__(self, conf, storage):
+class ProjectScope:
+    """Who may do what with a source: its own project, everything (queues).
+
+    ``source(req, name)`` returns the source a request addresses; the
+    ``before_*`` hooks raise (ForbiddenError, NotFoundError) to refuse.
+    """
+
+    def __init__(self, kind="queues"):
+        self.kind = kind
+
+    def source(self, req, name):
+        return common.source(req, self.kind, name)
+
+    def list_project(self, req):
+        """Return the project whose sources a list request shows."""
+        return common.project(req)
+
+    def before_manage(self, req, source):
+        """Called before reading or changing the source itself or its messages."""
+
+    def before_publish(self, req, source):
+        """Called before messages are posted."""
+
+    def before_subscribe(self, req, source, subscriber, record=None):
+        """Called before a subscription is created, or (``record``) repointed."""
+
+    def subscriber_project(self, req, source):
+        """Return the project to record on a new subscription, or None."""
+        return None
+
+    def sees(self, req, source, record):
+        """Return whether the requester may see and manage a subscription."""
+        return True
+
+
+class SourceCollection:
+    """GET /v2/{kind}: the project's queues (or topics), paged by name."""
+
+    def __init__(self, conf, storage, scope=None):
         self.conf = conf
         self.storage = storage
+        self.scope = scope or ProjectScope()
 
     def on_get(self, req, resp):
-        project = common.project(req)
+        kind = self.scope.kind
+        project = self.scope.list_project(req)
         limit = validation.limit_param(req.get_param("limit"),
                                        self.conf.transport.max_page_size)
         marker = req.get_param("marker")
         detailed = req.get_param_as_bool("detailed", default=False)
-        names = self.storage.list_sources(project, "queues", marker, limit)
-        queues = []
+        names = self.storage.list_sources(project, kind, marker, limit)
+        items = []
         for name in names:
-            entry = {"name": name, "href": f"/v2/queues/{name}"}
+            entry = {"name": name, "href": f"/v2/{kind}/{name}"}
             if detailed:
                 entry["metadata"] = self.storage.source_metadata_or_empty(
-                    common.source(req, "queues", name))
-            queues.append(entry)
-        resp.media = {"queues": queues,
+                    self.scope.source(req, name))
+            items.append(entry)
+        resp.media = {kind: items,
                       "links": common.next_link(req, names, limit,
                                                 names[-1] if names else None)}
 
 
-class QueueItem:
-    def __init__(self, conf, storage):
+class SourceItem:
+    """PUT/GET/PATCH/DELETE /v2/{kind}/{name}: a source's metadata.
+
+    Subclasses change what differs by kind: ``validate``, ``patch_ops`` and
+    ``delete``.
+    """
+
+    def __init__(self, conf, storage, scope=None):
         self.conf = conf
         self.storage = storage
+        self.scope = scope or ProjectScope()
+
+    def validate(self, metadata):
+        return validation.queue_metadata(metadata, self.conf)
+
+    def patch_ops(self, ops):
+        return ops
+
+    def delete(self, source):
+        self.storage.delete_source(source)
+
+    def _source(self, req, name):
+        source = self.scope.source(req, name)
+        self.scope.before_manage(req, source)
+        return source
 
     def on_put(self, req, resp, name):
-        source = common.source(req, "queues", name)
+        source = self._source(req, name)
         body = {}
         if req.content_length:
             body = common.read_json(req, self.conf.transport.max_request_body_size)
-        metadata = validation.queue_metadata(body, self.conf)
-        created = self.storage.put_source(source, metadata)
+        created = self.storage.put_source(source, self.validate(body))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_204
-        resp.location = f"/v2/queues/{name}"
+        resp.location = f"/v2/{self.scope.kind}/{name}"
 
     def on_get(self, req, resp, name):
-        source = common.source(req, "queues", name)
-        resp.media = self.storage.get_source_metadata(source)
+        resp.media = self.storage.get_source_metadata(self._source(req, name))
 
     def on_delete(self, req, resp, name):
-        source = common.source(req, "queues", name)
-        self.storage.delete_source(source)
+        self.delete(self._source(req, name))
         resp.status = falcon.HTTP_204
 
     def on_patch(self, req, resp, name):
-        source = common.source(req, "queues", name)
+        source = self._source(req, name)
         if (req.content_type or "").split(";")[0].strip() != PATCH_MEDIA_TYPE:
             raise falcon.HTTPUnsupportedMediaType(
                 description=f"PATCH takes Content-Type {PATCH_MEDIA_TYPE}.")
-        ops = common.read_json(req, self.conf.transport.max_request_body_size)
+        ops = self.patch_ops(
+            common.read_json(req, self.conf.transport.max_request_body_size))
         metadata = apply_metadata_patch(self.storage.get_source_metadata(source), ops)
-        validation.queue_metadata(metadata, self.conf)
+        self.validate(metadata)
         self.storage.set_source_metadata(source, metadata)
         resp.media = metadata
 
@@ -109,15 +173,16 @@ def apply_metadata_patch(metadata, ops):
 class MessageCollection:
     """POST stores messages and enqueues their fan-out before answering 201."""
 
-    def __init__(self, conf, storage, dispatcher, kind="queues"):
+    def __init__(self, conf, storage, dispatcher, scope=None):
         self.conf = conf
         self.storage = storage
         self.dispatcher = dispatcher
-        self.kind = kind
+        self.scope = scope or ProjectScope()
 
     def on_post(self, req, resp, name):
-        source = common.source(req, self.kind, name)
+        source = self.scope.source(req, name)
         validation.client_id(req.get_header("Client-ID"))
+        self.scope.before_publish(req, source)
         document = common.read_json(req, self.conf.transport.max_messages_post_size)
         metadata = self.storage.source_metadata_or_empty(source)
         default_ttl = metadata.get("_default_message_ttl",
@@ -131,23 +196,24 @@ class MessageCollection:
             # client retry after the 503 does not deliver them twice.
             self.storage.delete_messages(ids)
             raise
-        base = f"/v2/{self.kind}/{name}/messages"
+        base = f"/v2/{self.scope.kind}/{name}/messages"
         resp.status = falcon.HTTP_201
         resp.location = f"{base}?ids={','.join(ids)}"
         resp.media = {"resources": [f"{base}/{i}" for i in ids]}
 
 
 class MessageItem:
-    def __init__(self, storage, kind="queues"):
+    def __init__(self, storage, scope=None):
         self.storage = storage
-        self.kind = kind
+        self.scope = scope or ProjectScope()
 
     def on_get(self, req, resp, name, message_id):
-        source = common.source(req, self.kind, name)
+        source = self.scope.source(req, name)
         validation.client_id(req.get_header("Client-ID"))
+        self.scope.before_manage(req, source)
         message = self.storage.get_message(source, message_id)
         resp.media = {"id": message["id"],
-                      "href": f"/v2/{self.kind}/{name}/messages/{message['id']}",
+                      "href": f"/v2/{self.scope.kind}/{name}/messages/{message['id']}",
                       "ttl": message["ttl"],
                       "age": common.age(time.time(), message["created"]),
                       "body": message["body"]}
@@ -159,12 +225,13 @@ class MessageItem:
 class MessageAttempts:
     """GET .../messages/{id}/attempts: every subscription's attempts, newest first."""
 
-    def __init__(self, storage, kind="queues"):
+    def __init__(self, storage, scope=None):
         self.storage = storage
-        self.kind = kind
+        self.scope = scope or ProjectScope()
 
     def on_get(self, req, resp, name, message_id):
-        source = common.source(req, self.kind, name)
+        source = self.scope.source(req, name)
+        self.scope.before_manage(req, source)
         limit = validation.limit_param(req.get_param("limit"), 1000)
         attempts = self.storage.message_attempts(message_id, limit)
         if not attempts:

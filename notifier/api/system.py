@@ -24,6 +24,22 @@ HOME_DOCUMENT = {
             "href-template": "/v2/queues/{queue_name}/subscriptions/{subscription_id}",
             "hints": {"allow": ["GET", "PATCH", "DELETE"],
                       "formats": {"application/json": {}}}},
+        "rel/topics": {"href-template": "/v2/topics{?marker,limit,detailed}",
+                       "hints": {"allow": ["GET"], "formats": {"application/json": {}}}},
+        "rel/topic": {"href-template": "/v2/topics/{topic_name}",
+                      "hints": {"allow": ["PUT", "GET", "DELETE", "PATCH"],
+                                "formats": {"application/json": {}}}},
+        "rel/post_topic_messages": {
+            "href-template": "/v2/topics/{topic_name}/messages",
+            "hints": {"allow": ["POST"], "formats": {"application/json": {}},
+                      "accept-post": ["application/json"]}},
+        "rel/topic_subscriptions": {
+            "href-template": "/v2/topics/{topic_name}/subscriptions{?marker,limit}",
+            "hints": {"allow": ["GET", "POST"], "formats": {"application/json": {}}}},
+        "rel/topic_subscription": {
+            "href-template": "/v2/topics/{topic_name}/subscriptions/{subscription_id}",
+            "hints": {"allow": ["GET", "PATCH", "DELETE"],
+                      "formats": {"application/json": {}}}},
         "rel/ping": {"href-template": "/v2/ping",
                      "hints": {"allow": ["GET", "HEAD"], "formats": {}}},
         "rel/health": {"href-template": "/v2/health",

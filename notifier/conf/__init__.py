@@ -2,7 +2,8 @@
 
 Core groups are defined here; each feature with options of its own keeps them
 in a module of this package (``notifier/conf/email.py`` ...) exposing
-``GROUP`` and ``OPTS``, listed in ``FEATURE_MODULES``.
+``GROUP`` and ``OPTS`` (or ``GROUPS``, {group: opts}, for options in several
+groups), listed in ``FEATURE_MODULES``.
 
 Option names follow OpenStack Zaqar's where the meaning is the same
 (``[notification] smtp_mode``, ``[signed_url] secret_key``,
@@ -125,7 +126,7 @@ CONF_GROUPS = {
 }
 
 
-FEATURE_MODULES = []
+FEATURE_MODULES = ["webhook", "email", "trustee", "metrics", "confirmation"]
 
 
 def all_groups():
@@ -135,7 +136,9 @@ def all_groups():
     groups = {group: list(opts) for group, opts in CONF_GROUPS.items()}
     for name in FEATURE_MODULES:
         module = importlib.import_module(f"notifier.conf.{name}")
-        groups.setdefault(module.GROUP, []).extend(module.OPTS)
+        for group, opts in (getattr(module, "GROUPS", None)
+                            or {module.GROUP: module.OPTS}).items():
+            groups.setdefault(group, []).extend(opts)
     return groups
 
 

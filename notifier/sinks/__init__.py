@@ -17,7 +17,12 @@ subscription (the Mistral sink's Keystone trust):
 - ``prepare_subscription(fields, context, conf) -> fields``: before a new
   subscription is stored; may rewrite ``subscriber`` (e.g. embed a trust id).
   ``context`` is a RequestContext (project, user, token, roles).
-- ``release_subscription(record, conf)``: after a subscription is deleted.
+- ``release_subscription(record, conf)``: after a subscription is deleted,
+  or after a PATCH replaced what its stored subscriber held.
+- ``renew_subscription(record, before, context, conf) -> record``: after a
+  PATCH is applied to ``record`` (``before`` is the stored one), before it is
+  stored; called for the sinks of both subscribers (e.g. a new trust for a
+  new TTL).
 - ``public_subscriber(subscriber) -> str``: the subscriber as API output
   shows it (secrets such as trust ids removed).
 
@@ -35,6 +40,9 @@ from notifier import errors
 BUILTIN_SINKS = {
     "http": "notifier.sinks.webhook:WebhookSink",
     "https": "notifier.sinks.webhook:WebhookSink",
+    "mailto": "notifier.sinks.email:EmailSink",
+    "trust+http": "notifier.sinks.trust:TrustSink",
+    "trust+https": "notifier.sinks.trust:TrustSink",
 }
 
 
@@ -137,6 +145,24 @@ def release_subscription(record, conf):
     hook = getattr(cls, "release_subscription", None)
     if hook:
         hook(record, conf)
+
+
+def renew_subscription(record, before, context, conf):
+    """Let the sinks of a patched subscription's old and new subscriber renew
+    what they hold; return the record to store."""
+    classes = []
+    for subscriber in (before["subscriber"], record["subscriber"]):
+        try:
+            cls = sink_class(scheme_of(subscriber))
+        except errors.ValidationError:
+            continue
+        if cls not in classes:
+            classes.append(cls)
+    for cls in classes:
+        hook = getattr(cls, "renew_subscription", None)
+        if hook:
+            record = hook(record, before, context, conf)
+    return record
 
 
 def public_subscriber(subscriber):

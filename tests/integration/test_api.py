@@ -429,12 +429,13 @@ def test_creating_a_subscription_returns_its_id_and_it_reads_back(client):
         "options": {"post_data": '{"m": "$zaqar_message$"}'}})
     assert result.status_code == 201
     subscription_id = result.json["subscription_id"]
+    assert result.json["secret"].startswith("whsec_")  # shown once, here
     assert result.headers["location"] == f"/v2/queues/q/subscriptions/{subscription_id}"
     record = client.simulate_get(f"/v2/queues/q/subscriptions/{subscription_id}").json
     assert record == {"id": subscription_id, "source": "q",
                       "subscriber": "http://example.com/hook", "ttl": 600, "age": 0,
                       "options": {"post_data": '{"m": "$zaqar_message$"}'},
-                      "confirmed": True}
+                      "confirmed": True, "disabled": False}
 
 
 def test_a_subscription_expires_with_its_ttl(client, redis_client):

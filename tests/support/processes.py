@@ -17,6 +17,8 @@ def write_config(path, redis_url, port=8888, extra=""):
                      f"[api]\nbind_host = 127.0.0.1\nbind_port = {port}\nworkers = 1\n"
                      f"[notification]\nwebhook_connect_timeout_seconds = 2\n"
                      f"webhook_read_timeout_seconds = 2\n"
+                     f"[webhook]\nallowed_networks = 127.0.0.1/32\n"
+                     f"[metrics]\nworker_port = 0\n"
                      f"[worker]\nunacked_restore_interval_seconds = 1\n{extra}")
     return path
 

@@ -1,6 +1,7 @@
 """etc/notifier.conf.sample lists every option notifier registers, as
 oslo-config-generator writes it from the ``oslo.config.opts`` entry point."""
 
+import re
 import configparser
 import difflib
 import subprocess
@@ -59,4 +60,5 @@ def test_sample_config_mentions_every_registered_option():
     for group, opts in conf_module.list_opts():
         assert f"[{group or 'DEFAULT'}]" in text
         for opt in opts:
-            assert f"#{opt.dest} = " in text, f"{group}.{opt.dest} missing from the sample"
+            assert re.search(rf"^#{re.escape(opt.dest)} =", text, re.MULTILINE), \
+                f"{group}.{opt.dest} missing from the sample"

@@ -1,0 +1,146 @@
+"""Subscription confirmation messages: pure functions over plain data.
+
+With ``[notification] require_confirmation`` a new webhook or e-mail
+subscription is stored unconfirmed and sent a ``SubscriptionConfirmation``
+(Zaqar's body, see ``confirmation_payload``) carrying a pre-signed URL for
+``PUT /v2/{queues|topics}/{name}/subscriptions/{id}/confirm``. The
+subscriber confirms by sending that PUT with the signed fields as headers::
+
+    URL-Signature, URL-Expires, URL-Methods, URL-Paths, X-Project-ID
+
+and the body ``SubscribeBody`` (``{"confirmed": true}``) or
+``UnsubscribeBody`` (``{"confirmed": false}``). A person confirms through
+``confirmation_link``: the confirmation page with the same fields in its
+query string under Zaqar's names (``Signature``, ``Methods``, ``Paths``,
+``Project``, ``Expires``, ``Url``, ``Queue``; ``Topic`` for topics), so
+Zaqar's sample page and this service's page read the same links.
+
+The URL is signed for the project owning the source (for a topic: the
+topic's owner), so the PUT addresses the source without other headers.
+"""
+
+import datetime
+from urllib.parse import urlencode
+
+from notifier import signing
+
+SUBSCRIPTION = "SubscriptionConfirmation"
+UNSUBSCRIBE = "UnsubscribeConfirmation"
+#: Schemes whose subscribers confirm. Another sink opts in or out with a
+#: class attribute ``requires_confirmation``; trust+ subscribers are the
+#: creator's own workflows, authorised by their Keystone trust.
+CONFIRMING_SCHEMES = frozenset({"http", "https", "mailto"})
+PAGE_PATH = "/v2/confirmation"
+SUBSCRIBE_BODY = {"confirmed": True}
+UNSUBSCRIBE_BODY = {"confirmed": False}
+SIGNED_HEADER_NAMES = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths",
+                       "X-Project-ID")
+
+
+class ConfirmationConfigError(ValueError):
+    """The configuration cannot work: the service must not start."""
+
+
+def check_conf(conf):
+    """Raise ConfirmationConfigError for settings that would fail silently."""
+    if conf.notification.require_confirmation and not conf.signed_url.secret_key:
+        raise ConfirmationConfigError(
+            "[notification] require_confirmation = true needs [signed_url] "
+            "secret_key: without it no confirmation URL can be signed and no "
+            "new webhook or e-mail subscription could ever be confirmed. Set "
+            "a long random secret_key (the same on every API process), or "
+            "set require_confirmation = false.")
+
+
+def requires_confirmation(scheme, sink_class=None):
+    """Return whether subscribers of ``scheme`` must confirm (when required)."""
+    default = scheme in CONFIRMING_SCHEMES
+    return bool(getattr(sink_class, "requires_confirmation", default))
+
+
+def base_url(conf):
+    """Return the URL clients reach the API at, without a trailing slash."""
+    if conf.api.public_url:
+        return conf.api.public_url.rstrip("/")
+    host = conf.api.bind_host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{conf.api.bind_port}"
+
+
+def page_url(conf):
+    """Return the confirmation page e-mails link to."""
+    return (conf.notification.external_confirmation_url
+            or base_url(conf) + PAGE_PATH)
+
+
+def confirm_path(source_kind, source_name, subscription_id):
+    return f"/v2/{source_kind}/{source_name}/subscriptions/{subscription_id}/confirm"
+
+
+def expiry(now, ttl_seconds):
+    """Return the naive-UTC expiry ``ttl_seconds`` after epoch ``now``."""
+    moment = datetime.datetime.fromtimestamp(now + ttl_seconds, datetime.timezone.utc)
+    return moment.replace(tzinfo=None, microsecond=0)
+
+
+def signed_fields(key, source, subscription_id, now, ttl_seconds):
+    """Return the signed-header fields of a subscription's confirm URL,
+    valid for ``ttl_seconds`` from epoch ``now``."""
+    project, kind, name = source
+    path = confirm_path(kind, name, subscription_id)
+    share = signing.create_signed_url(key, [path], ["PUT"], project,
+                                      expiry(now, ttl_seconds), now=expiry(now, 0))
+    return {"URL-Signature": share["signature"], "URL-Methods": "PUT",
+            "URL-Paths": path, "X-Project-ID": project,
+            "URL-Expires": share["expires"]}
+
+
+def confirmation_link(page, fields, source_kind, source_name, subscribe_url):
+    """Return the page URL with Zaqar's query parameters appended."""
+    params = {"Signature": fields["URL-Signature"], "Methods": fields["URL-Methods"],
+              "Paths": fields["URL-Paths"], "Project": fields["X-Project-ID"],
+              "Expires": fields["URL-Expires"], "Url": subscribe_url,
+              "Queue": source_name}
+    if source_kind == "topics":
+        params["Topic"] = source_name
+    separator = "&" if "?" in page else "?"
+    return page + separator + urlencode(params)
+
+
+def confirmation_payload(message_type, *, key, source, subscription_id, api_url,
+                         page, now, ttl_seconds):
+    """Return the body of a SubscriptionConfirmation or UnsubscribeConfirmation.
+
+    ``source`` is (project, kind, name); ``api_url`` the API's public base
+    URL; ``page`` the confirmation page URL; the signed URL is valid for
+    ``ttl_seconds`` after epoch ``now``.
+    The fields are Zaqar's (``WSGISubscribeURL`` too, as Zaqar named it),
+    plus ``SubscribeURL`` and ``confirmation_link``.
+    """
+    if message_type not in (SUBSCRIPTION, UNSUBSCRIBE):
+        raise ValueError(f"message_type must be {SUBSCRIPTION} or {UNSUBSCRIBE}")
+    project, kind, name = source
+    noun = "topic" if kind == "topics" else "queue"
+    fields = signed_fields(key, source, subscription_id, now, ttl_seconds)
+    subscribe_url = api_url.rstrip("/") + fields["URL-Paths"]
+    if message_type == SUBSCRIPTION:
+        text = f"You have chosen to subscribe to the {noun}: {name}"
+    else:
+        text = (f"You have unsubscribed successfully to the {noun}: {name}, you "
+                "can resubscribe it by using confirmed=True.")
+    payload = {"Message_Type": message_type, "Message": text, **fields,
+               "SubscribeURL": subscribe_url, "WSGISubscribeURL": subscribe_url,
+               "SubscribeBody": dict(SUBSCRIBE_BODY),
+               "UnsubscribeBody": dict(UNSUBSCRIBE_BODY),
+               "queue_name": name, "subscription_id": subscription_id,
+               "confirmation_link": confirmation_link(page, fields, kind, name,
+                                                      subscribe_url)}
+    if kind == "topics":
+        payload["topic_name"] = name
+    return payload
+
+
+def headers_of(payload):
+    """Return the request headers that confirm with ``payload``'s URL."""
+    return {name: payload[name] for name in SIGNED_HEADER_NAMES}
