@@ -144,7 +144,11 @@ def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
         try:
             moved = service.move_due_retries()
         except Exception:  # Redis restarting: keep going, say so
-            LOG.exception("moving due retries failed; retrying")
+            from notifier.metrics import REDIS_ERRORS
+
+            REDIS_ERRORS.labels("scheduler").inc()
+            LOG.exception("moving due retries failed; retrying in 1 s")
+            stop_event.wait(1.0)
             moved = 0
         heartbeat.beat()
         if not moved:
@@ -159,7 +163,8 @@ def run_dev(args, conf):
     """Start a private Redis and every role as child processes."""
     from notifier.redis_server import RedisServer
 
-    with RedisServer() as server, tempfile.NamedTemporaryFile(
+    with RedisServer(appendfsync=conf.dev_redis_appendfsync) as server, \
+            tempfile.NamedTemporaryFile(
             "w", suffix=".conf", prefix="notifier-dev-") as overrides:
         overrides.write(f"[DEFAULT]\nredis_url = {server.url}\n"
                         f"[api]\nbind_host = {conf.api.bind_host}\n"

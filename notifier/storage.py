@@ -5,7 +5,7 @@ Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
 
     sources:P:K            ZSET   source names, score 0 (lexicographic paging)
     meta:P:K:S             STRING source metadata (JSON)
-    msgs:P:K:S             ZSET   message ids by creation time
+    msgs:P:K:S             ZSET   message ids by expiry time (live ones only)
     msg:ID                 STRING message (JSON), expires with the message TTL
     subs:P:K:S             ZSET   subscription ids, score 0 (lexicographic paging)
     subidx:P:K:S           HASH   subscriber URI -> subscription id
@@ -203,11 +203,11 @@ class Storage:
             record = dict(message, id=message_id, created=now,
                           source=source.to_list())
             pipe.set(_key("msg", message_id), dumps(record), ex=int(message["ttl"]))
-            index[message_id] = now
+            index[message_id] = now + int(message["ttl"])
             ids.append(message_id)
         pipe.zadd(_key("msgs", source.path), index)
-        # Keep the index bounded: ids older than the longest TTL are long gone.
-        pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now - 1209600)
+        # Keep the index to live messages, so it stays bounded under load.
+        pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now)
         pipe.execute()
         return ids
 
