@@ -127,22 +127,27 @@ def run_worker(conf):
 
 
 def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
+    from notifier.heartbeat import Heartbeat
     from notifier.service import DeliveryService
     from notifier.storage import Storage
-    from workers.app import CeleryDispatcher, create_celery
-
-    from notifier.heartbeat import Heartbeat
+    from workers.app import DELIVER_QUEUE, FANOUT_QUEUE, CeleryDispatcher, create_celery
 
     stop_event = stop_event or threading.Event()
     heartbeat = Heartbeat(conf.worker.scheduler_heartbeat_file)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_event.set())
-    service = DeliveryService(conf, Storage.from_conf(conf),
-                              CeleryDispatcher(create_celery(conf)))
+    storage = Storage.from_conf(conf)
+    service = DeliveryService(conf, storage,
+                              CeleryDispatcher(create_celery(conf), storage))
     LOG.info("scheduler started")
+    next_reconcile = 0.0
     while not stop_event.is_set():
         try:
             moved = service.move_due_retries()
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + 5
+                service.reconcile_tasks(conf.worker.reconcile_after_seconds,
+                                        [FANOUT_QUEUE, DELIVER_QUEUE])
         except Exception:  # Redis restarting: keep going, say so
             from notifier.metrics import REDIS_ERRORS
 

@@ -20,9 +20,18 @@ from notifier.storage import Source
 LOG = logging.getLogger(__name__)
 
 
-def make_delivery(message_id, subscription_id, attempt=0):
-    return {"message_id": message_id, "subscription_id": subscription_id,
-            "attempt": attempt}
+def make_delivery(message_id, subscription_id, attempt=0, round_=0):
+    """Return a delivery. ``round`` tells a replay (or a release of held
+    deliveries) from the first run, so its attempts count afresh."""
+    delivery = {"message_id": message_id, "subscription_id": subscription_id,
+                "attempt": attempt}
+    if round_:
+        delivery["round"] = round_
+    return delivery
+
+
+def new_round():
+    return int(time.time() * 1000)
 
 
 def log_results(results):
@@ -147,6 +156,11 @@ class DeliveryService:
         self._deliver_pairs(triples)
 
     def _deliver_pairs(self, triples):
+        # A redelivered task (a worker died) or a retry enqueued twice (a
+        # scheduler died) must not run an attempt that already ran.
+        done = self.storage.already_done([t[0] for t in triples])
+        if done:
+            triples = [t for i, t in enumerate(triples) if i not in done]
         held = [t for t in triples if t[2].get("disabled")]
         self._hold([t[0] for t in held], [t[2] for t in held])
         admitted, deferred, leases = self.guard.admit(
@@ -176,7 +190,7 @@ class DeliveryService:
                 finished.append(message)
                 continue
             retry = make_delivery(delivery["message_id"], delivery["subscription_id"],
-                                  delivery["attempt"] + 1)
+                                  delivery["attempt"] + 1, delivery.get("round", 0))
             attempt["next_retry_at"] = self.clock() + delay
             if delay <= 0:
                 immediate.append(retry)
@@ -253,7 +267,9 @@ class DeliveryService:
         endpoint = endpoint_of(record["subscriber"])
         if endpoint:
             self.guard.state.reset(endpoint)
-        held = self.guard.state.take_held(record["id"])
+        round_ = new_round()
+        held = [make_delivery(d["message_id"], d["subscription_id"], 0, round_)
+                for d in self.guard.state.take_held(record["id"])]
         for chunk in chunked(held, self.per_task):
             self.dispatcher.send_deliveries(chunk)
         return len(held)
@@ -291,6 +307,8 @@ class DeliveryService:
                   "subscription_id": delivery["subscription_id"],
                   "attempt": delivery["attempt"], "outcome": outcome,
                   "duration_ms": round(seconds * 1000, 2)}
+        if delivery.get("round"):
+            record["round"] = delivery["round"]
         for key, value in (("status", status), ("error", error),
                            ("detail", detail), ("response_body", response_body)):
             if value is not None:
@@ -357,12 +375,25 @@ class DeliveryService:
                    if message_id is None or letter["message_id"] == message_id]
         for letter in letters:
             self.storage.restore_message(letter["message"])
-        deliveries = [make_delivery(letter["message_id"], subscription_id)
+        round_ = new_round()
+        deliveries = [make_delivery(letter["message_id"], subscription_id, 0, round_)
                       for letter in letters]
         for chunk in chunked(deliveries, self.per_task):
             self.dispatcher.send_deliveries(chunk)
         self.storage.remove_dead_letters(subscription_id, letters)
         return len(letters)
+
+    # -- reconciling --------------------------------------------------------
+
+    def reconcile_tasks(self, stale_seconds, queue_names):
+        """Send again tasks that were sent but never started (lost between the
+        broker and the worker: celery#4354, kombu#1836). Return how many."""
+        members = self.storage.lease_stale_tasks(self.clock(), stale_seconds,
+                                                 queue_names)
+        for member in members:
+            LOG.warning("re-sending a task that never started")
+            self.dispatcher.resend(member)
+        return len(members)
 
     # -- retries ----------------------------------------------------------
 

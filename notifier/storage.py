@@ -13,6 +13,9 @@ Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
     attempts:sub:ID        LIST   newest-first attempt records of a subscription
     attempts:msg:ID        LIST   newest-first attempt records of a message
     pending:ID             STRING deliveries of a topic message not yet final
+    done:MID:SID:R:N       STRING attempt N (round R) of a delivery has run
+    tasks:pending          ZSET   task (JSON [name, args]) -> time sent; removed
+                                  when a worker starts it (see reconcile)
     retries                ZSET   delivery (JSON) -> due time (epoch seconds)
     retries:leased         ZSET   delivery (JSON) -> time a scheduler took it
     dead:SUBID             ZSET   dead letter (JSON) -> time it died
@@ -33,6 +36,10 @@ from redis.retry import Retry
 from notifier import errors
 
 PREFIX = "notifier:"
+# Outcomes after which a delivery attempt must not run again, and how long
+# that is remembered (longer than any redelivery or lease can take).
+RAN_OUTCOMES = ("delivered", "failed", "dead_lettered", "held")
+DONE_TTL_SECONDS = 86400
 
 
 class Source(NamedTuple):
@@ -115,6 +122,23 @@ return deleted
 """
 
 
+# KEYS[1] tasks:pending, KEYS[2...] broker queue lists
+# ARGV[1] now, ARGV[2] stale cutoff, ARGV[3] limit
+# Returns tasks sent before the cutoff that no worker has started, but only
+# while every broker queue is empty (a task waiting in a backlog is not lost),
+# re-stamping them so each is re-sent once per staleness period.
+LEASE_STALE_TASKS_LUA = """
+for i = 2, #KEYS do
+  if redis.call('LLEN', KEYS[i]) > 0 then return {} end
+end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(stale) do
+  redis.call('ZADD', KEYS[1], ARGV[1], member)
+end
+return stale
+"""
+
+
 class Storage:
     """Queues, messages, subscriptions and delivery state in Redis."""
 
@@ -125,6 +149,7 @@ class Storage:
         self._create_subscription = client.register_script(CREATE_SUBSCRIPTION_LUA)
         self._lease_due_retries = client.register_script(LEASE_DUE_RETRIES_LUA)
         self._settle_pending = client.register_script(SETTLE_PENDING_LUA)
+        self._lease_stale_tasks = client.register_script(LEASE_STALE_TASKS_LUA)
 
     @classmethod
     def from_conf(cls, conf):
@@ -338,7 +363,34 @@ class Storage:
     def get_subscriptions(self, subscription_ids):
         return self._get_many("sub", subscription_ids)
 
+    # -- task outbox ------------------------------------------------------
+
+    def mark_task_sent(self, member, now=None):
+        self.redis.zadd(_key("tasks", "pending"),
+                        {member: time.time() if now is None else now})
+
+    def mark_task_started(self, member):
+        self.redis.zrem(_key("tasks", "pending"), member)
+
+    def lease_stale_tasks(self, now, stale_seconds, queue_names, limit=500):
+        """Return tasks sent over ``stale_seconds`` ago that never started."""
+        return self._lease_stale_tasks(
+            keys=[_key("tasks", "pending")] + list(queue_names),
+            args=[now, now - stale_seconds, limit])
+
     # -- delivery state -----------------------------------------------------
+
+    @staticmethod
+    def _done_key(delivery):
+        return _key("done", delivery["message_id"], delivery["subscription_id"],
+                    str(delivery.get("round", 0)), str(delivery["attempt"]))
+
+    def already_done(self, deliveries):
+        """Return the set of indexes of deliveries whose attempt already ran."""
+        if not deliveries:
+            return set()
+        flags = self.redis.mget([self._done_key(d) for d in deliveries])
+        return {i for i, flag in enumerate(flags) if flag is not None}
 
     def record_attempts(self, attempts):
         """Append attempt records to their subscription's and message's logs."""
@@ -354,6 +406,8 @@ class Storage:
             pipe.ltrim(sub_key, 0, cap)
             if attempt.get("message_id") is None:
                 continue  # an event of the subscription (disabled, enabled)
+            if attempt["outcome"] in RAN_OUTCOMES:
+                pipe.set(self._done_key(attempt), "1", ex=DONE_TTL_SECONDS)
             pipe.lpush(msg_key, text)
             pipe.ltrim(msg_key, 0, cap)
             pipe.expire(msg_key, self.attempt_log_ttl_seconds)

@@ -14,6 +14,8 @@ Settings chosen for at-least-once delivery (see README, "Celery settings"):
 - JSON only: task arguments are ids and small dicts, never pickles.
 """
 
+import json
+
 from celery import Celery
 from kombu import Queue
 
@@ -62,17 +64,37 @@ def create_celery(conf):
     return app
 
 
-class CeleryDispatcher:
-    """Send fan-out and delivery tasks; the API and the scheduler use it too."""
+def task_member(name, args):
+    """The outbox entry of a task: the same text where it is sent and run."""
+    return json.dumps([name, args], separators=(",", ":"), ensure_ascii=False)
 
-    def __init__(self, app):
+
+class CeleryDispatcher:
+    """Send fan-out and delivery tasks; the API and the scheduler use it too.
+
+    With ``storage``, every task is first written to an outbox in Redis and
+    the worker removes it when it starts the task, so a task lost between the
+    broker and a worker is found and sent again (``reconcile_tasks``).
+    """
+
+    def __init__(self, app, storage=None):
         self.app = app
+        self.storage = storage
+
+    def _send(self, name, args):
+        if self.storage is not None:
+            self.storage.mark_task_sent(task_member(name, args))
+        self.app.send_task(name, args=args)
 
     def send_fanout(self, source, message_ids, cursor=None):
-        self.app.send_task(FANOUT_TASK, args=[list(source), list(message_ids), cursor])
+        self._send(FANOUT_TASK, [list(source), list(message_ids), cursor])
 
     def send_deliveries(self, deliveries):
-        self.app.send_task(DELIVER_TASK, args=[list(deliveries)])
+        self._send(DELIVER_TASK, [list(deliveries)])
+
+    def resend(self, member):
+        name, args = json.loads(member)
+        self.app.send_task(name, args=args)
 
     def ping(self):
         """Return True if the broker answers."""

@@ -7,7 +7,7 @@ import falcon
 from notifier import confirm_drivers, confirmation
 from notifier.api import confirm
 from notifier.api import errors as api_errors
-from notifier.api import queues, subscriptions, system, topics
+from notifier.api import openapi, queues, subscriptions, system, topics
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
 from notifier.service import DeliveryService
@@ -34,7 +34,7 @@ def create_app(conf, storage=None, dispatcher=None):
         storage = Storage.from_conf(conf)
     if dispatcher is None:
         from workers.app import CeleryDispatcher, create_celery
-        dispatcher = CeleryDispatcher(create_celery(conf))
+        dispatcher = CeleryDispatcher(create_celery(conf), storage)
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
     api_errors.register(app)
@@ -49,6 +49,7 @@ def add_routes(app, conf, storage, dispatcher):
     app.add_route(confirmation.PAGE_PATH, confirm.ConfirmationPage())
     app.add_route("/v2/ping", system.Ping())
     app.add_route("/v2/health", system.Health(storage, dispatcher))
+    app.add_route("/v2/openapi.json", openapi.OpenAPIDocument())
     app.add_route("/metrics", Metrics(storage, [FANOUT_QUEUE, DELIVER_QUEUE]))
     add_source_routes(app, conf, storage, dispatcher, service,
                       queues.ProjectScope("queues"), queues.SourceItem)

@@ -96,6 +96,12 @@ WORKER_OPTS = [
                help="A task unacknowledged this long is redelivered. Must exceed "
                     "the longest task; retries never wait as ETA tasks, so "
                     "tasks are short."),
+    cfg.IntOpt("reconcile_after_seconds", default=360, min=5,
+               help="A task sent this long ago that no worker has started, "
+                    "while the task queues are empty, was lost between the "
+                    "broker and a worker (celery#4354): the scheduler sends it "
+                    "again. Keep it above visibility_timeout_seconds, so "
+                    "kombu's own redelivery goes first."),
     cfg.IntOpt("unacked_restore_interval_seconds", default=2, min=1,
                help="How often kombu looks for tasks of dead workers to "
                     "restore (kombu's default 10 s x 10 means ~100 s)."),

@@ -107,6 +107,10 @@ class WebhookSink:
         except ForbiddenAddressError as exc:
             raise errors.PermanentDeliveryError(str(exc), kind="forbidden_address") \
                 from exc
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Caught before TimeoutError: urllib3 2 makes it a ConnectTimeoutError.
+            raise errors.TransientDeliveryError(f"Connection failed: {exc}",
+                                                kind="connection") from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise errors.TransientDeliveryError(f"Timed out: {exc}",
                                                 kind="timeout") from exc

@@ -14,6 +14,7 @@ from tests.support.faults import FaultFleet
 # of deliveries in flight at a crash, and so the duplicate bound, is small;
 # breakers that cool off in a second.
 FAULT_CONF = """visibility_timeout_seconds = 6
+reconcile_after_seconds = 8
 concurrency = 2
 [notification]
 deliveries_per_task = 5

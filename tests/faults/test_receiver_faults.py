@@ -105,11 +105,6 @@ def test_a_subscriber_down_then_back_gets_everything_per_the_retry_policy(make_f
         api.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "notifier/sinks/webhook.py WebhookSink._post catches "
-    "urllib3.exceptions.TimeoutError before HTTPError, and urllib3 2.x's "
-    "NewConnectionError subclasses ConnectTimeoutError: a refused connection "
-    "is recorded as error 'timeout'"))
 def test_a_refused_connection_is_recorded_as_a_connection_error():
     conf = load_conf([])
     conf.set_override("allowed_networks", ["127.0.0.1/32"], group="webhook")

@@ -142,11 +142,6 @@ def broker_redis(tmp_path):
     server.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workers/tasks.py lets a Redis error of the storage escape the task; with "
-    "task_acks_on_failure_or_timeout=True (workers/app.py) Celery then "
-    "acknowledges the failed task, so every fan-out or delivery task run while "
-    "the storage Redis is unreachable (and the broker is not) is dropped"))
 def test_storage_redis_restarted_while_the_broker_stays_up_loses_nothing(
         make_fleet, private_redis, broker_redis):
     """``broker_url`` may name another Redis than ``redis_url``; then a storage

@@ -132,11 +132,7 @@ def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
 
 @pytest.mark.parametrize("point", [
     "after-lease",
-    pytest.param("after-enqueue", marks=pytest.mark.xfail(strict=True, reason=(
-        "a scheduler killed after enqueuing due retries but before releasing "
-        "their leases (notifier/service.py move_due_retries) leaves the leases "
-        "to expire; another scheduler then enqueues the same retries again "
-        "and each attempt runs twice"))),
+    "after-enqueue",
 ])
 def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(
         make_fleet, redis_db, point):
