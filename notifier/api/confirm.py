@@ -160,9 +160,14 @@ class Share:
         if not isinstance(paths, list) or any(p not in SHARE_PATHS for p in paths):
             raise errors.ValidationError(
                 f"paths must be a list of: {', '.join(SHARE_PATHS)}.", field="paths")
+        methods = document.get("methods")
+        if methods is not None and (not isinstance(methods, list) or not all(
+                isinstance(m, str) for m in methods)):
+            raise errors.ValidationError("methods must be a list of HTTP methods.",
+                                         field="methods")
         base = f"/v2/{self.scope.kind}/{source.name}/"
         share = signing.create_signed_url(
-            key, [base + p for p in paths], document.get("methods"),
+            key, [base + p for p in paths], methods,
             project=source.project, expires_at=document.get("expires"))
         resp.status = falcon.HTTP_201
         resp.media = share
