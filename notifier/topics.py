@@ -134,5 +134,6 @@ def canonical_patch_paths(ops):
     if not isinstance(ops, list):
         return ops
     return [dict(op, path=aliases[op["path"]])
-            if isinstance(op, dict) and op.get("path") in aliases else op
+            if isinstance(op, dict) and isinstance(op.get("path"), str)
+            and op["path"] in aliases else op
             for op in ops]

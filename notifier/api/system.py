@@ -40,6 +40,13 @@ HOME_DOCUMENT = {
             "href-template": "/v2/topics/{topic_name}/subscriptions/{subscription_id}",
             "hints": {"allow": ["GET", "PATCH", "DELETE"],
                       "formats": {"application/json": {}}}},
+        "rel/subscription_confirm": {
+            "href-template":
+                "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm",
+            "hints": {"allow": ["PUT"], "formats": {"application/json": {}}}},
+        "rel/queue_share": {"href-template": "/v2/queues/{queue_name}/share",
+                            "hints": {"allow": ["POST"],
+                                      "formats": {"application/json": {}}}},
         "rel/ping": {"href-template": "/v2/ping",
                      "hints": {"allow": ["GET", "HEAD"], "formats": {}}},
         "rel/health": {"href-template": "/v2/health",

@@ -36,23 +36,25 @@ FAST_POLICY = {"retries_with_no_delay": 2, "minimum_delay_retries": 2,
 
 
 def test_attempts_follow_the_policy_until_one_succeeds(fleet, receiver, project):
-    receiver.script("/flaky", [500, 500, 502, 503, 500, 200])
+    # Four failures: one fewer than open the endpoint's breaker (5), which
+    # would hold the next attempt for its 30 s cool-off.
+    receiver.script("/flaky", [500, 500, 502, 503, 200])
     subscription = subscribe(fleet, project, "policy", receiver.url + "/flaky",
                              _retry_policy=FAST_POLICY)
     post(fleet, project, "policy", [{"ttl": 300, "body": "x"}])
 
-    seen = receiver.wait_for(6, "/flaky", timeout=30)
-    receiver.wait_for(7, "/flaky", timeout=3)
+    seen = receiver.wait_for(5, "/flaky", timeout=30)
+    receiver.wait_for(6, "/flaky", timeout=3)
 
-    assert len(receiver.received("/flaky")) == 6  # success ends the sequence
+    assert len(receiver.received("/flaky")) == 5  # success ends the sequence
     spacing = gaps(seen)
     assert all(g < 0.9 for g in spacing[:2])      # immediate phase
     assert all(g >= 0.9 for g in spacing[2:])     # pre-backoff: 1 s apart
     log = api(fleet, project, f"/queues/policy/subscriptions/{subscription}/attempts")
     attempts = log.json()["attempts"]
-    assert [a["outcome"] for a in attempts] == ["delivered"] + ["failed"] * 5
-    assert [a["attempt"] for a in attempts] == [5, 4, 3, 2, 1, 0]
-    assert attempts[1]["status"] == 500 and "next_retry_at" in attempts[1]
+    assert [a["outcome"] for a in attempts] == ["delivered"] + ["failed"] * 4
+    assert [a["attempt"] for a in attempts] == [4, 3, 2, 1, 0]
+    assert attempts[1]["status"] == 503 and "next_retry_at" in attempts[1]
     assert all("duration_ms" in a for a in attempts)
 
 
