@@ -1,0 +1,239 @@
+"""Load generators of the benchmarks: API posters and the raw-client reference.
+
+Every loop here is bounded by a count or a deadline. Functions run in the
+benchmark process (threads) or in spawned client processes; those used in
+processes are module-level so they can be pickled.
+"""
+
+import http.client
+import json
+import os
+import threading
+import time
+import uuid
+
+HEADERS = {"Content-Type": "application/json", "X-Project-ID": "bench",
+           "Client-ID": str(uuid.UUID("3381af92-2b9e-11e3-b191-71861300734c"))}
+
+
+def message_body(seq, t):
+    """The body of a benchmark message: ``seq`` and the post time ``t``."""
+    return {"event": "order.created", "seq": seq, "t": t}
+
+
+def reference_payload():
+    """A request body shaped like the notifications the workers send."""
+    return json.dumps({"body": message_body(1, time.time()), "ttl": 3600,
+                       "Message_Type": "Notification", "queue_name": "bench",
+                       "message_id": uuid.uuid4().hex,
+                       "timestamp": "2026-01-01T00:00:00.000Z"}).encode()
+
+
+class ApiClient:
+    """One keep-alive connection to the API (http.client: cheap per request,
+    so the load generator takes as little of the machine as it can)."""
+
+    def __init__(self, api_url, timeout=30):
+        rest = api_url.split("://", 1)[1]
+        hostport, _, base = rest.partition("/")
+        host, _, port = hostport.partition(":")
+        self.host, self.port, self.base = host, int(port), "/" + base
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, document=None):
+        body = None if document is None else json.dumps(document).encode()
+        for attempt in (1, 2):  # the server may close an idle keep-alive
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port,
+                                                       timeout=self.timeout)
+            try:
+                self.conn.request(method, self.base + path, body=body, headers=HEADERS)
+                response = self.conn.getresponse()
+                data = response.read()
+                if response.will_close:
+                    self.close()
+                return response.status, data
+            except (http.client.HTTPException, OSError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def post_messages(self, queue, bodies, ttl=3600):
+        document = {"messages": [{"ttl": ttl, "body": b} for b in bodies]}
+        return self.request("POST", f"/queues/{queue}/messages", document)
+
+    def subscribe(self, queue, subscriber, ttl=86400):
+        status, data = self.request("POST", f"/queues/{queue}/subscriptions",
+                                    {"subscriber": subscriber, "ttl": ttl,
+                                     "options": {}})
+        if status != 201:
+            raise RuntimeError(f"subscribe {subscriber}: {status} {data[:200]!r}")
+        return json.loads(data)["subscription_id"]
+
+    def unsubscribe(self, queue, subscription_id):
+        return self.request("DELETE", f"/queues/{queue}/subscriptions/{subscription_id}")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def post_burst(api_url, queue, count, batch, threads=4, first_seq=0):
+    """Post ``count`` messages, ``batch`` per request, from ``threads`` keep-alive
+    clients; each message body carries its post time. Return a dict with the
+    posting window and how many messages were accepted."""
+    batches = [list(range(first_seq + s, first_seq + min(s + batch, count)))
+               for s in range(0, count, batch)]
+    lock = threading.Lock()
+    result = {"accepted": 0, "failed": 0}
+
+    def run(part):
+        client = ApiClient(api_url)
+        try:
+            for seqs in part:
+                t = time.time()
+                status, _ = client.post_messages(queue, [message_body(s, t) for s in seqs])
+                with lock:
+                    if status == 201:
+                        result["accepted"] += len(seqs)
+                    else:
+                        result["failed"] += len(seqs)
+        finally:
+            client.close()
+
+    workers = [threading.Thread(target=run, args=(batches[i::threads],))
+               for i in range(threads)]
+    result["start"] = time.time()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    result["end"] = time.time()
+    return result
+
+
+def post_paced(api_url, queue, rate, duration, threads=4, deadline_slack=10):
+    """Post single messages at ``rate``/s for ``duration`` s (seq 0..N-1),
+    spread over ``threads`` keep-alive clients. Return accepted count and the
+    achieved window."""
+    total = int(rate * duration)
+    start = time.time() + 0.2
+    lock = threading.Lock()
+    result = {"accepted": 0, "failed": 0, "late_ms": []}
+    hard_stop = start + duration + deadline_slack
+
+    def run(index):
+        client = ApiClient(api_url)
+        try:
+            for seq in range(index, total, threads):
+                due = start + seq / rate
+                pause = due - time.time()
+                if pause > 0:
+                    time.sleep(pause)
+                now = time.time()
+                if now > hard_stop:
+                    break
+                status, _ = client.post_messages(queue, [message_body(seq, now)])
+                with lock:
+                    result["late_ms"].append((now - due) * 1000)
+                    if status == 201:
+                        result["accepted"] += 1
+                    else:
+                        result["failed"] += 1
+        finally:
+            client.close()
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    result["start"], result["end"] = start, time.time()
+    result["expected"] = total
+    return result
+
+
+# -- in client processes --------------------------------------------------
+
+def ingest_client(api_url, queue, batch, start_at, duration, connections):
+    """Closed-loop poster: ``connections`` threads, each a keep-alive client,
+    posting ``batch`` messages per request from ``start_at`` for ``duration``
+    s. Returns counts and this process's CPU seconds."""
+    lock = threading.Lock()
+    result = {"posts": 0, "messages": 0, "errors": 0, "latencies": []}
+    end_at = start_at + duration
+
+    def run():
+        client = ApiClient(api_url)
+        seq = 0
+        try:
+            while time.time() < start_at:
+                time.sleep(0.001)
+            while True:
+                t = time.time()
+                if t >= end_at:
+                    break
+                try:
+                    status, _ = client.post_messages(
+                        queue, [message_body(seq + i, t) for i in range(batch)])
+                except OSError:
+                    status = 0
+                took = time.time() - t
+                seq += batch
+                with lock:
+                    if status == 201:
+                        result["posts"] += 1
+                        result["messages"] += batch
+                        result["latencies"].append(took)
+                    else:
+                        result["errors"] += 1
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu0 = time.process_time()
+    for thread in threads:
+        thread.join()
+    result["cpu"] = time.process_time() - cpu0
+    return result
+
+
+def reference_loop(url, start_at, duration, max_requests=200_000):
+    """The reference limit: a raw ``requests.Session`` keep-alive POST loop to
+    the sink. Returns requests done, their round-trip times, CPU seconds spent
+    in the loop, and this process's RSS."""
+    import requests
+
+    session = requests.Session()
+    body = reference_payload()
+    headers = {"Content-Type": "application/json", "User-Agent": "notifier-bench/1"}
+    session.post(url, data=body, headers=headers).content  # connect outside the window
+    latencies = []
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    end_at = started + duration
+    done = 0
+    while done < max_requests:
+        t0 = time.perf_counter()
+        if t0 >= end_at:
+            break
+        response = session.post(url, data=body, headers=headers)
+        response.content
+        latencies.append(time.perf_counter() - t0)
+        done += 1
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    session.close()
+    import psutil
+    return {"requests": done, "elapsed": elapsed, "cpu": cpu,
+            "latencies": latencies, "rss": psutil.Process(os.getpid()).memory_info().rss,
+            "errors": 0}
