@@ -137,6 +137,7 @@ def messages(document, conf, default_ttl):
     if isinstance(document, dict):
         if "messages" not in document:
             raise ValidationError("The field 'messages' is missing.", field="messages")
+        _no_unknown(document, {"messages"})
         document = document["messages"]
     if not isinstance(document, list) or not document:
         raise ValidationError("messages must be a non-empty list.", field="messages")
