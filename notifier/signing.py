@@ -180,9 +180,9 @@ def _parse_expires(value):
         return None
     try:
         parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
+        return _utc_naive(parsed).replace(microsecond=0)
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-01:00
         return None
-    return _utc_naive(parsed).replace(microsecond=0)
 
 
 def _utc_naive(moment=None):

@@ -12,11 +12,23 @@ def read_json(req, limit):
     if req.content_length is not None and req.content_length > limit:
         raise ValidationError(f"The request body is larger than {limit} bytes.",
                               field="body")
-    raw = req.bounded_stream.read(limit + 1)
+    if req.content_length is None and is_chunked(req):
+        raw = req.stream.read(limit + 1)  # the server decodes the chunks
+    else:
+        raw = req.bounded_stream.read(limit + 1)
     if len(raw) > limit:
         raise ValidationError(f"The request body is larger than {limit} bytes.",
                               field="body")
     return validation.parse_json(raw)
+
+
+def is_chunked(req):
+    return "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+
+
+def has_body(req):
+    """True if the request says it carries a body (a length or chunks)."""
+    return bool(req.content_length) or is_chunked(req)
 
 
 def project(req):

@@ -148,7 +148,7 @@ class Share:
         source = self.scope.source(req, name)
         self.scope.before_manage(req, source)
         document = {}
-        if req.content_length:
+        if common.has_body(req):
             document = common.read_json(req, self.conf.transport.max_request_body_size)
         validation.obj(document, "body")
         unknown = set(document) - SHARE_KEYS

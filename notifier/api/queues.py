@@ -109,7 +109,7 @@ class SourceItem:
     def on_put(self, req, resp, name):
         source = self._source(req, name)
         body = {}
-        if req.content_length:
+        if common.has_body(req):
             body = common.read_json(req, self.conf.transport.max_request_body_size)
         created = self.storage.put_source(source, self.validate(body))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_204
@@ -170,6 +170,12 @@ def apply_metadata_patch(metadata, ops):
     return result
 
 
+def _all_have_ttl(document):
+    messages = document.get("messages") if isinstance(document, dict) else document
+    return isinstance(messages, list) and all(
+        isinstance(m, dict) and "ttl" in m for m in messages)
+
+
 class MessageCollection:
     """POST stores messages and enqueues their fan-out before answering 201."""
 
@@ -184,13 +190,19 @@ class MessageCollection:
         validation.client_id(req.get_header("Client-ID"))
         self.scope.before_publish(req, source)
         document = common.read_json(req, self.conf.transport.max_messages_post_size)
-        metadata = self.storage.source_metadata_or_empty(source)
-        default_ttl = metadata.get("_default_message_ttl",
-                                   self.conf.transport.default_message_ttl)
+        default_ttl = self.conf.transport.default_message_ttl
+        if not _all_have_ttl(document):  # saves a Redis round trip per POST
+            metadata = self.storage.source_metadata_or_empty(source)
+            default_ttl = metadata.get("_default_message_ttl", default_ttl)
         messages = validation.messages(document, self.conf, default_ttl)
-        ids = self.storage.post_messages(source, messages)
+        entry = getattr(self.dispatcher, "fanout_entry", None)
+        ids = self.storage.post_messages(
+            source, messages, outbox_entry=entry(source) if entry else None)
         try:
-            self.dispatcher.send_fanout(source, ids)
+            if entry:
+                self.dispatcher.send_fanout(source, ids, outboxed=True)
+            else:
+                self.dispatcher.send_fanout(source, ids)
         except Exception:
             # Not enqueued means not accepted: take the messages back so a
             # client retry after the 503 does not deliver them twice.

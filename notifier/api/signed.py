@@ -94,7 +94,7 @@ class SignedHeadersAuth:
         try:
             signing.verify_signed_request(self.key, **fields, request_method=method,
                                           request_path=path, now=now)
-        except (ValueError, TypeError) as exc:  # e.g. undecodable text
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. undecodable text
             raise AuthError(f"The signed headers are malformed: {exc}") from None
         return fields
 
