@@ -119,7 +119,9 @@ def run_worker(conf):
         except OSError as exc:  # e.g. a second worker on this host: run without
             LOG.warning("worker metrics server not started on port %s: %s",
                         conf.metrics.worker_port, exc)
-    argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
+    # Celery logs every task with its arguments at INFO: keep its own loggers
+    # at WARNING; notifier's delivery lines say what matters.
+    argv = ["worker", "--loglevel", "WARNING", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
     if conf.worker.concurrency:
         argv += ["--concurrency", str(conf.worker.concurrency)]
@@ -246,6 +248,7 @@ def main(argv=None):
     from notifier.logs import setup_logging
 
     setup_logging(json_logs=conf.metrics.json_logs)
+    logging.getLogger("notifier").setLevel(logging.INFO)
     if args.role in ("api", "worker"):
         prepare_metrics_dir(conf)
     if args.role == "healthcheck":

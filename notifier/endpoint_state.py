@@ -5,7 +5,8 @@ Keys (built with ``storage._key``, prefixed ``notifier:``)::
     breaker:ENDPOINT     HASH  failures, first_failure_ms, open_until_ms, cooloff_ms
     breakers:open        SET   endpoints whose breaker has opened and not closed
     probe:ENDPOINT       STRING a half-open probe is under way (expires)
-    inflight:ENDPOINT    ZSET  lease token -> lease expiry (ms)
+    inflight:ENDPOINT    ZSET  lease token -> lease expiry (ms); one per task
+                               delivering to the endpoint
     throttle:SUBID       STRING GCRA theoretical arrival time (ms)
     held:SUBID           LIST  deliveries held while the subscription is disabled
 
@@ -38,14 +39,16 @@ for i = 4, #ARGV, 5 do
     if redis.call('SET', prefix .. 'probe:' .. endpoint, '1', 'NX', 'PX', probe_ms) then
       admitted = 1
     else
-      admitted, wait = 0, 1000
+      -- a probe is under way: wait for its outcome, not in a busy loop
+      admitted, wait = 0, math.max(redis.call('PTTL', prefix .. 'probe:' .. endpoint), 1000)
     end
   end
+  -- A task posts its deliveries one after another: one lease per endpoint
+  -- per task is what it really holds in flight.
   local inflight = prefix .. 'inflight:' .. endpoint
   redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
-  local free = cap - redis.call('ZCARD', inflight)
-  if free < admitted then
-    admitted = math.max(free, 0)
+  if admitted > 0 and redis.call('ZCARD', inflight) >= cap then
+    admitted = 0
     if wait == 0 then wait = 500 end
   end
   if rate > 0 and admitted > 0 then
@@ -65,7 +68,7 @@ for i = 4, #ARGV, 5 do
     redis.call('SET', key, tostring(tat), 'PX', math.ceil(burst + interval) + 1000)
   end
   local entry = {admitted, wait}
-  for n = 1, admitted do
+  if admitted > 0 then
     local token = redis.call('INCR', prefix .. 'inflight:seq')
     redis.call('ZADD', inflight, now + lease, token)
     redis.call('PEXPIRE', inflight, lease * 2)

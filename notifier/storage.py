@@ -216,8 +216,12 @@ class Storage:
 
     # -- messages ---------------------------------------------------------
 
-    def post_messages(self, source, messages, now=None):
-        """Store messages (dicts with body, ttl, ...) and return their ids."""
+    def post_messages(self, source, messages, now=None, outbox_entry=None):
+        """Store messages (dicts with body, ttl, ...) and return their ids.
+
+        ``outbox_entry(ids)`` gives the task-outbox entry of their fan-out, so
+        it is written in the same transaction (one round trip fewer per POST).
+        """
         now = time.time() if now is None else now
         pipe = self.redis.pipeline(transaction=True)
         self._ensure_source(pipe, source)
@@ -233,6 +237,8 @@ class Storage:
         pipe.zadd(_key("msgs", source.path), index)
         # Keep the index to live messages, so it stays bounded under load.
         pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now)
+        if outbox_entry is not None:
+            pipe.zadd(_key("tasks", "pending"), {outbox_entry(ids): now})
         pipe.execute()
         return ids
 

@@ -6,8 +6,10 @@ Settings chosen for at-least-once delivery (see README, "Celery settings"):
   dies mid-task leaves it unacknowledged and it is delivered again;
 - ``task_reject_on_worker_lost``: without it, a pool child killed mid-task has
   its task acknowledged anyway (measured: lost with WorkerLostError);
-- ``worker_prefetch_multiplier = 1``: a worker holds no more than it runs, so
-  fewer tasks wait behind a slow one and fewer are in flight at a crash;
+- ``worker_prefetch_multiplier = 4``: each pool process has its next tasks
+  at hand (with 1, pool processes sat idle 37% of the time waiting for the
+  next task); tasks reserved by a worker that dies are redelivered, and the
+  attempts they had already run are skipped (done flags);
 - ``visibility_timeout`` above the longest task (tasks are short: retries
   never wait as ETA/countdown tasks, they wait in Redis), and a short
   ``unacked_restore_interval`` so a killed worker's tasks come back in seconds;
@@ -52,7 +54,7 @@ def create_celery(conf):
         task_acks_on_failure_or_timeout=True,
         task_time_limit=max(60, visibility - 30),
         task_soft_time_limit=max(50, visibility - 60),
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=4,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -81,13 +83,18 @@ class CeleryDispatcher:
         self.app = app
         self.storage = storage
 
-    def _send(self, name, args):
-        if self.storage is not None:
+    def _send(self, name, args, outboxed=False):
+        if self.storage is not None and not outboxed:
             self.storage.mark_task_sent(task_member(name, args))
         self.app.send_task(name, args=args)
 
-    def send_fanout(self, source, message_ids, cursor=None):
-        self._send(FANOUT_TASK, [list(source), list(message_ids), cursor])
+    @staticmethod
+    def fanout_entry(source):
+        """Return ids -> the outbox entry of their first fan-out task."""
+        return lambda ids: task_member(FANOUT_TASK, [list(source), list(ids), None])
+
+    def send_fanout(self, source, message_ids, cursor=None, outboxed=False):
+        self._send(FANOUT_TASK, [list(source), list(message_ids), cursor], outboxed)
 
     def send_deliveries(self, deliveries):
         self._send(DELIVER_TASK, [list(deliveries)])

@@ -84,7 +84,7 @@ def build_pool_manager(timeout, pool_maxsize, allowed_networks,
         ConnectionCls = VettedHTTPSConnection
 
     manager = urllib3.PoolManager(
-        num_pools=256, maxsize=pool_maxsize, block=False, timeout=timeout,
+        num_pools=2048, maxsize=pool_maxsize, block=False, timeout=timeout,
         retries=False, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
     manager.pool_classes_by_scheme = {"http": VettedHTTPPool,
                                       "https": VettedHTTPSPool}
