@@ -119,13 +119,26 @@ def run_worker(conf):
         except OSError as exc:  # e.g. a second worker on this host: run without
             LOG.warning("worker metrics server not started on port %s: %s",
                         conf.metrics.worker_port, exc)
-    # Celery logs every task with its arguments at INFO: keep its own loggers
-    # at WARNING; notifier's delivery lines say what matters.
-    argv = ["worker", "--loglevel", "WARNING", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
+    quiet_task_logs()
+    argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
     if conf.worker.concurrency:
         argv += ["--concurrency", str(conf.worker.concurrency)]
     app.worker_main(argv)
+
+
+def quiet_task_logs():
+    """Celery logs every task received and run, with its arguments, at INFO
+    (~200 bytes per delivery): keep those two loggers at WARNING, in the
+    consumer and in every pool process. Startup lines ("ready.") stay."""
+    from celery import signals
+
+    def quiet(**_):
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    signals.worker_init.connect(quiet, weak=False)
+    signals.worker_process_init.connect(quiet, weak=False)
 
 
 def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
