@@ -232,7 +232,10 @@ class Fleet:
             plan = [(self.workers, "worker")]
         else:  # "split": N workers of one pool process each
             plan = [(1, f"worker{i}") for i in range(self.workers)]
+        threads = ("worker", "pool", "threads") in self.settings
         for concurrency, name in plan:
+            if threads:  # one threads worker per process: its own thread count
+                concurrency = 16
             beat = os.path.join(self.tmp, f"{name}.beat")
             extra = os.path.join(self.tmp, f"{name}.conf")
             with open(extra, "w") as handle:
@@ -245,8 +248,10 @@ class Fleet:
             self.worker_procs.append(proc)
         for proc in self.worker_procs:
             self._wait(lambda: os.path.exists(proc.beat), proc.name, timeout=60)
-            # the pool children exist once the consumer runs
-            self._wait(lambda: len(proc.tree()) > 1, proc.name + " pool", timeout=30)
+            # the pool children exist once the consumer runs (threads: none)
+            if not threads:
+                self._wait(lambda: len(proc.tree()) > 1, proc.name + " pool",
+                           timeout=30)
 
     def stop_workers(self, timeout=3):
         for proc in self.worker_procs:

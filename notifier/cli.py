@@ -122,8 +122,11 @@ def run_worker(conf):
     quiet_task_logs()
     argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    if conf.worker.concurrency:
-        argv += ["--concurrency", str(conf.worker.concurrency)]
+    argv += ["--pool", conf.worker.pool]
+    concurrency = conf.worker.concurrency or (16 if conf.worker.pool == "threads"
+                                              else None)
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
     app.worker_main(argv)
 
 

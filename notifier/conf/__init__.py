@@ -91,7 +91,13 @@ NOTIFICATION_OPTS = [
 
 WORKER_OPTS = [
     cfg.IntOpt("concurrency", default=None, min=1,
-               help="Worker pool processes; default: the number of cores."),
+               help="Worker pool size: processes (prefork; default: the number "
+                    "of cores) or threads (threads; default 16)."),
+    cfg.StrOpt("pool", default="prefork", choices=["prefork", "threads"],
+               help="Celery pool. prefork uses every core from one worker; "
+                    "threads keeps many deliveries in flight per process, so an "
+                    "endpoint that hangs ties up one thread, not a process: run "
+                    "one threads worker per core (e.g. compose --scale)."),
     cfg.IntOpt("visibility_timeout_seconds", default=300, min=5,
                help="A task unacknowledged this long is redelivered. Must exceed "
                     "the longest task; retries never wait as ETA tasks, so "
