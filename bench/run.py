@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -396,17 +397,32 @@ class Bench:
         self.subscribe(tag, tag, ["ok"] * subs)
         self.ready()
         before = self.begin()
+        memory, stop = [], threading.Event()
+
+        def sample_memory():  # Redis memory must plateau under a steady load
+            while not stop.wait(1.0):
+                memory.append(self.fleet.redis.info("memory")["used_memory"] / 2**20)
+
+        sampler = threading.Thread(target=sample_memory, daemon=True)
+        sampler.start()
         post = load.post_paced(self.fleet.api_url, tag, rate / subs, seconds, threads=4)
         expected = post["expected"] * subs
         arrived = self.wait_deliveries(tag, expected, self.p["timeout"])
+        stop.set()
+        sampler.join()
         result = self.measure(tag, before, post, expected, arrived=arrived)
         result["target_rate"] = rate
+        result["redis_used_mb"] = memory
         result["post_lateness_ms_p99"] = percentile(post["late_ms"], 99)
         self.print_delivery(result, f"steady latency: {rate} deliveries/s ({rate / subs:g} "
                                     f"single-message posts/s x {subs} subscribers) for "
                                     f"{seconds} s")
         print(f"  poster lateness p99 ms  {fmt(result['post_lateness_ms_p99'], 1):>10}"
               f"   (how far posts fell behind the schedule)")
+        if len(memory) >= 4:
+            half = len(memory) // 2
+            print(f"  redis used memory MB    first half max {max(memory[:half]):.1f}, "
+                  f"second half max {max(memory[half:]):.1f}, end {memory[-1]:.1f}")
         self.results["scenarios"]["latency"] = result
 
     def _ingest_phase(self, pool, batch, paused):
