@@ -191,3 +191,23 @@ def test_410_gone_disables_the_subscription_and_enabling_sends_what_was_held(
 def test_sink_registry_builds_one_webhook_sink_per_process(conf):
     registry = SinkRegistry(conf)
     assert registry.for_subscriber("http://a/") is registry.for_subscriber("https://b/")
+
+
+def test_an_endpoint_failing_past_the_window_gets_its_subscription_disabled(
+        conf, storage, dispatcher, receiver):
+    receiver.script("/dying", [500])
+    conf.set_override("disable_after_failing_seconds", 3600, group="webhook")
+    clock = {"now": time.time()}
+    service = DeliveryService(conf, storage, dispatcher, clock=lambda: clock["now"])
+    source, subscription_id = subscribe(storage, receiver.url + "/dying")
+    post(storage, dispatcher, source, 1)
+    dispatcher.run(service)          # first failure: the window starts (Redis time)
+    assert not storage.get_subscription(source, subscription_id).get("disabled")
+
+    clock["now"] += 2 * 3600         # two hours later it still fails
+    post(storage, dispatcher, source, 1)
+    dispatcher.run(service)
+
+    record = storage.get_subscription(source, subscription_id)
+    assert record["disabled"] and "without a success" in record["disabled_reason"]
+    assert service.guard.state.held_count(subscription_id) >= 1  # held, not lost
