@@ -32,12 +32,7 @@ for i = 4, #ARGV, 5 do
   local endpoint, wanted = ARGV[i], tonumber(ARGV[i + 1])
   local cap, sub, rate = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   local admitted, wait = wanted, 0
-  local breaker = redis.call('HMGET', prefix .. 'breaker:' .. endpoint, 'open_until_ms', 'failures')
-  local open_until = tonumber(breaker[1] or '0')
-  -- An endpoint failing lately (a timeout holds a task for the whole read
-  -- timeout) gets one task at a time until it succeeds again, so it cannot
-  -- tie up the pool the healthy endpoints need.
-  if tonumber(breaker[2] or '0') > 0 then cap = 1 end
+  local open_until = tonumber(redis.call('HGET', prefix .. 'breaker:' .. endpoint, 'open_until_ms') or '0')
   if open_until > now then
     admitted, wait = 0, open_until - now
   elseif open_until > 0 then
