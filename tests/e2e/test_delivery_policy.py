@@ -2,28 +2,18 @@
 
 import time
 
-import pytest
 import requests
 
 from notifier.storage import Source, Storage
 from tests.e2e.test_pipeline import headers, post, subscribe
 from tests.support.processes import Role
+from tests.support.waiting import wait_until
 
 
 def api(fleet, project, path, method="GET", **kwargs):
     response = requests.request(method, f"{fleet.url}{path}", headers=headers(project),
                                 timeout=5, **kwargs)
     return response
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def gaps(requests_seen):

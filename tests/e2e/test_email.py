@@ -1,7 +1,6 @@
 """End to end: mailto subscriptions over HTTP, e-mail received by a real SMTP server."""
 
 import json
-import time
 
 import pytest
 import requests
@@ -9,6 +8,7 @@ import requests
 from tests.e2e.conftest import Fleet
 from tests.e2e.test_pipeline import headers, post, subscribe
 from tests.support.smtp import SMTPServer
+from tests.support.waiting import wait_until
 
 FAST_POLICY = {"retries_with_no_delay": 1, "minimum_delay_retries": 1,
                "minimum_delay": 1, "maximum_delay": 1, "backoff_retries": 0,
@@ -39,16 +39,6 @@ def fresh_smtp(smtp):
 def api(fleet, project, path, method="GET", **kwargs):
     return requests.request(method, f"{fleet.url}{path}", headers=headers(project),
                             timeout=5, **kwargs)
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def parts(message):

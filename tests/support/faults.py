@@ -25,6 +25,7 @@ import requests
 from notifier.redis_server import free_port
 from tests.support.processes import ROOT, Role, wait_http_ok, write_config
 from tests.support.receiver import Received, Receiver
+from tests.support.waiting import wait_until
 
 CLIENT_ID = str(uuid.uuid4())
 HTTP_TIMEOUT = 5
@@ -33,16 +34,6 @@ HTTP_TIMEOUT = 5
 def report(scenario, text):
     """Print a measured figure (the suite is run with -s; figures are quoted)."""
     print(f"\n[faults] {scenario}: {text}", flush=True)
-
-
-def wait_until(predicate, timeout, interval=0.1):
-    """Poll ``predicate`` until it is truthy or ``timeout`` passes; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 class FaultFleet:
