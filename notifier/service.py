@@ -127,10 +127,9 @@ class DeliveryService:
 
     def deliver(self, deliveries):
         """Run a batch of deliveries, loading their messages and subscriptions."""
-        messages = self.storage.get_messages(
-            list({d["message_id"] for d in deliveries}))
-        subscriptions = self.storage.get_subscriptions(
-            list({d["subscription_id"] for d in deliveries}))
+        messages, subscriptions = self.storage.load_deliveries(
+            {d["message_id"] for d in deliveries},
+            {d["subscription_id"] for d in deliveries})
         triples = []
         expired = []
         orphans = []

@@ -369,6 +369,17 @@ class Storage:
     def get_subscriptions(self, subscription_ids):
         return self._get_many("sub", subscription_ids)
 
+    def load_deliveries(self, message_ids, subscription_ids):
+        """Return ({id: message}, {id: subscription}) in one round trip."""
+        message_ids, subscription_ids = list(message_ids), list(subscription_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.mget([_key("msg", i) for i in message_ids] or [_key("msg", "")])
+        pipe.mget([_key("sub", i) for i in subscription_ids] or [_key("sub", "")])
+        raw_messages, raw_subscriptions = pipe.execute()
+        return ({i: json.loads(v) for i, v in zip(message_ids, raw_messages) if v},
+                {i: json.loads(v) for i, v in zip(subscription_ids, raw_subscriptions)
+                 if v})
+
     # -- task outbox ------------------------------------------------------
 
     def mark_task_sent(self, member, now=None):
