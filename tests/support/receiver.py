@@ -36,6 +36,11 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-request (a worker's task was
+                    # cancelled): like any server, drop the partial request.
+                    self.close_connection = True
+                    return
                 status, delay, extra = receiver._respond(self.path, self.headers, body)
                 if delay:
                     time.sleep(delay)
