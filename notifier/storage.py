@@ -216,29 +216,31 @@ class Storage:
 
     # -- messages ---------------------------------------------------------
 
-    def post_messages(self, source, messages, now=None, outbox_entry=None):
+    def post_messages(self, source, messages, ids=None, task=None, now=None):
         """Store messages (dicts with body, ttl, ...) and return their ids.
 
-        ``outbox_entry(ids)`` gives the task-outbox entry of their fan-out, so
-        it is written in the same transaction (one round trip fewer per POST).
+        ``task`` (a ``workers.app.PreparedTask``), their fan-out, is written in
+        the same transaction: its outbox entry, and its broker message when it
+        carries one, so stored messages and their enqueued fan-out are one
+        atomic write and one round trip.
         """
         now = time.time() if now is None else now
+        ids = list(ids) if ids is not None else [new_id() for _ in messages]
         pipe = self.redis.pipeline(transaction=True)
         self._ensure_source(pipe, source)
-        ids = []
         index = {}
-        for message in messages:
-            message_id = new_id()
+        for message_id, message in zip(ids, messages):
             record = dict(message, id=message_id, created=now,
                           source=source.to_list())
             pipe.set(_key("msg", message_id), dumps(record), ex=int(message["ttl"]))
             index[message_id] = now + int(message["ttl"])
-            ids.append(message_id)
         pipe.zadd(_key("msgs", source.path), index)
         # Keep the index to live messages, so it stays bounded under load.
         pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now)
-        if outbox_entry is not None:
-            pipe.zadd(_key("tasks", "pending"), {outbox_entry(ids): now})
+        if task is not None and task.member is not None:
+            pipe.zadd(_key("tasks", "pending"), {task.member: now})
+        if task is not None and task.payload is not None:
+            pipe.lpush(task.queue, task.payload)
         pipe.execute()
         return ids
 

@@ -16,7 +16,10 @@ Settings chosen for at-least-once delivery (see README, "Celery settings"):
 - JSON only: task arguments are ids and small dicts, never pickles.
 """
 
+import base64
 import json
+import uuid
+from typing import NamedTuple, Optional
 
 from celery import Celery
 from kombu import Queue
@@ -71,30 +74,82 @@ def task_member(name, args):
     return json.dumps([name, args], separators=(",", ":"), ensure_ascii=False)
 
 
+def broker_message(app, name, args, queue):
+    """Return the broker message ``send_task`` would push onto ``queue``.
+
+    Celery's protocol-2 task message (built by Celery itself) in kombu's Redis
+    envelope (JSON, body base64). That envelope is what sits in Redis lists
+    across upgrades and what non-Python Celery clients write; a test compares
+    it with a message kombu publishes, so a change shows up there.
+    """
+    task_id = str(uuid.uuid4())
+    headers, properties, body, _ = app.amqp.as_task_v2(task_id, name, args=args,
+                                                       ignore_result=None)
+    return json.dumps({
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": dict(properties, delivery_mode=2, priority=0,
+                           delivery_info={"exchange": "", "routing_key": queue},
+                           body_encoding="base64", delivery_tag=str(uuid.uuid4())),
+    })
+
+
+class PreparedTask(NamedTuple):
+    """A task to be enqueued with the writes it belongs to.
+
+    ``member`` is its outbox entry (None without an outbox). With ``queue`` and
+    ``payload``, the storage transaction pushes the broker message itself, so
+    the task is enqueued exactly when the messages are stored.
+    """
+
+    name: str
+    args: list
+    member: Optional[str] = None
+    queue: Optional[str] = None
+    payload: Optional[str] = None
+
+
 class CeleryDispatcher:
     """Send fan-out and delivery tasks; the API and the scheduler use it too.
 
     With ``storage``, every task is first written to an outbox in Redis and
     the worker removes it when it starts the task, so a task lost between the
     broker and a worker is found and sent again (``reconcile_tasks``).
+    ``shares_storage_redis``: the broker is the storage's Redis database, so
+    a fan-out's broker message can be written in the storage transaction that
+    stores its messages (one round trip per POST, no kombu publish).
     """
 
-    def __init__(self, app, storage=None):
+    def __init__(self, app, storage=None, shares_storage_redis=False):
         self.app = app
         self.storage = storage
+        self.inline = storage is not None and shares_storage_redis
 
-    def _send(self, name, args, outboxed=False):
-        if self.storage is not None and not outboxed:
+    def _send(self, name, args):
+        if self.storage is not None:
             self.storage.mark_task_sent(task_member(name, args))
         self.app.send_task(name, args=args)
 
-    @staticmethod
-    def fanout_entry(source):
-        """Return ids -> the outbox entry of their first fan-out task."""
-        return lambda ids: task_member(FANOUT_TASK, [list(source), list(ids), None])
+    def prepare_fanout(self, source, message_ids):
+        """The first fan-out task of messages about to be stored."""
+        args = [list(source), list(message_ids), None]
+        if self.storage is None:
+            return PreparedTask(FANOUT_TASK, args)
+        member = task_member(FANOUT_TASK, args)
+        if not self.inline:
+            return PreparedTask(FANOUT_TASK, args, member)
+        return PreparedTask(FANOUT_TASK, args, member, FANOUT_QUEUE,
+                            broker_message(self.app, FANOUT_TASK, args, FANOUT_QUEUE))
 
-    def send_fanout(self, source, message_ids, cursor=None, outboxed=False):
-        self._send(FANOUT_TASK, [list(source), list(message_ids), cursor], outboxed)
+    def send_prepared(self, task):
+        """Send a prepared task unless its storage transaction already did."""
+        if task.payload is None:
+            self.app.send_task(task.name, args=task.args)
+
+    def send_fanout(self, source, message_ids, cursor=None):
+        self._send(FANOUT_TASK, [list(source), list(message_ids), cursor])
 
     def send_deliveries(self, deliveries):
         self._send(DELIVER_TASK, [list(deliveries)])

@@ -10,6 +10,7 @@ from notifier.api import errors as api_errors
 from notifier.api import openapi, queues, subscriptions, system, topics
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
+from notifier.conf import broker_url
 from notifier.service import DeliveryService
 from workers.app import DELIVER_QUEUE, FANOUT_QUEUE
 
@@ -34,13 +35,19 @@ def create_app(conf, storage=None, dispatcher=None):
         storage = Storage.from_conf(conf)
     if dispatcher is None:
         from workers.app import CeleryDispatcher, create_celery
-        dispatcher = CeleryDispatcher(create_celery(conf), storage)
+        dispatcher = CeleryDispatcher(create_celery(conf), storage,
+                                      shares_storage_redis=shares_storage_redis(conf))
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
     api_errors.register(app)
     add_routes(app, conf, storage, dispatcher)
     auth_app = _with_keystone(app, conf) if conf.auth_strategy == "keystone" else app
     return SignedHeadersAuth(app, auth_app, conf.signed_url.secret_key)
+
+
+def shares_storage_redis(conf):
+    """True when the Celery broker is the storage's own Redis database."""
+    return broker_url(conf) == conf.redis_url
 
 
 def add_routes(app, conf, storage, dispatcher):

@@ -13,6 +13,7 @@ import falcon
 from notifier import validation
 from notifier.api import common
 from notifier.errors import ValidationError
+from notifier.storage import new_id
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 
@@ -195,14 +196,11 @@ class MessageCollection:
             metadata = self.storage.source_metadata_or_empty(source)
             default_ttl = metadata.get("_default_message_ttl", default_ttl)
         messages = validation.messages(document, self.conf, default_ttl)
-        entry = getattr(self.dispatcher, "fanout_entry", None)
-        ids = self.storage.post_messages(
-            source, messages, outbox_entry=entry(source) if entry else None)
+        ids = [new_id() for _ in messages]
+        task = self.dispatcher.prepare_fanout(source, ids)
+        self.storage.post_messages(source, messages, ids, task)
         try:
-            if entry:
-                self.dispatcher.send_fanout(source, ids, outboxed=True)
-            else:
-                self.dispatcher.send_fanout(source, ids)
+            self.dispatcher.send_prepared(task)
         except Exception:
             # Not enqueued means not accepted: take the messages back so a
             # client retry after the 503 does not deliver them twice.

@@ -20,7 +20,7 @@ from redis.retry import Retry
 from notifier.api.app import create_app
 from notifier.redis_server import free_port
 from notifier.storage import PREFIX, Storage
-from workers.app import FANOUT_QUEUE, FANOUT_TASK, CeleryDispatcher, create_celery
+from workers.app import FANOUT_QUEUE, FANOUT_TASK, CeleryDispatcher, PreparedTask, create_celery
 
 CLIENT_ID = str(uuid.uuid4())
 WITH_CLIENT = {"Client-ID": CLIENT_ID}
@@ -154,7 +154,12 @@ def test_requests_are_503_json_when_storage_is_unreachable(unreachable_client,
 
 
 class BrokenDispatcher:
-    def send_fanout(self, source, message_ids, cursor=None):
+    """A broker that is down while storage is up (a separate broker Redis)."""
+
+    def prepare_fanout(self, source, message_ids):
+        return PreparedTask(FANOUT_TASK, [list(source), list(message_ids), None])
+
+    def send_prepared(self, task):
         raise kombu.exceptions.OperationalError("broker down")
 
     def ping(self):

@@ -100,3 +100,41 @@ def test_a_whole_worker_killed_mid_burst_loses_nothing_once_restarted(
             seen = {message_id for _, message_id in delivered_pairs(receiver)}
 
     assert seen == set(ids)
+
+
+def test_a_fanout_written_in_the_storage_transaction_is_run_by_a_worker(
+        worker_conf, conf, storage, redis_client, receiver, tmp_path):
+    inline = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    source = Source("p1", "queues", "inline")
+    subscribe_all(storage, source, [receiver.url + "/a"])
+    ids = ["%032x" % n for n in range(3)]
+    task = inline.prepare_fanout(source, ids)
+    storage.post_messages(source, [{"body": n, "ttl": 600} for n in range(3)], ids, task)
+    inline.send_prepared(task)  # a no-op: the transaction enqueued it
+    assert redis_client.llen("notifier.fanout") == 1
+
+    with Role("worker", worker_conf, log_path=str(tmp_path / "worker.log")):
+        receiver.wait_for(3, timeout=30)
+        receiver.wait_for(4, timeout=1)
+
+    assert sorted(m for _, m in delivered_pairs(receiver)) == ids
+    assert redis_client.zcard("notifier:tasks:pending") == 0  # the worker took it off the outbox
+
+
+def test_the_inline_broker_message_has_the_shape_kombu_publishes(conf, redis_client):
+    import json
+
+    from workers.app import FANOUT_QUEUE, FANOUT_TASK, broker_message
+    app = create_celery(conf)
+    args = [["p", "queues", "q"], ["abc"], None]
+    app.send_task(FANOUT_TASK, args=args)
+    theirs = json.loads(redis_client.rpop(FANOUT_QUEUE))
+    ours = json.loads(broker_message(app, FANOUT_TASK, args, FANOUT_QUEUE))
+
+    def shape(message):
+        volatile = {"id", "root_id", "correlation_id", "delivery_tag", "origin", "reply_to"}
+        return {k: (shape(v) if isinstance(v, dict) else "*" if k in volatile else v)
+                for k, v in message.items()}
+
+    assert shape(ours) == shape(theirs)
+    assert ours["headers"]["id"] == ours["properties"]["correlation_id"]

@@ -5,6 +5,8 @@ interface, for integration tests of delivery logic in one process (real Redis,
 real sinks, real receivers). Worker-process behaviour is tested elsewhere.
 """
 
+from workers.app import PreparedTask
+
 
 class MemoryDispatcher:
     def __init__(self):
@@ -12,6 +14,12 @@ class MemoryDispatcher:
 
     def send_fanout(self, source, message_ids, cursor=None):
         self.tasks.append(("fanout", (list(source), list(message_ids), cursor)))
+
+    def prepare_fanout(self, source, message_ids):
+        return PreparedTask("fanout", [list(source), list(message_ids), None])
+
+    def send_prepared(self, task):
+        self.tasks.append((task.name, tuple(task.args)))
 
     def send_deliveries(self, deliveries):
         self.tasks.append(("deliver", (list(deliveries),)))
