@@ -189,7 +189,8 @@ def run_dev(args, conf):
     with RedisServer(appendfsync=conf.dev_redis_appendfsync) as server, \
             tempfile.NamedTemporaryFile(
             "w", suffix=".conf", prefix="notifier-dev-") as overrides:
-        overrides.write(f"[DEFAULT]\nredis_url = {server.url}\n"
+        # The private server is not behind Sentinel, whatever the config says.
+        overrides.write(f"[DEFAULT]\nredis_url = {server.url}\nsentinel_hosts =\n"
                         f"[api]\nbind_host = {conf.api.bind_host}\n"
                         f"bind_port = {conf.api.bind_port}\nworkers = 1\n"
                         f"[webhook]\nallowed_networks = "

@@ -29,11 +29,11 @@ import time
 import uuid
 from typing import NamedTuple
 
-import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from notifier import errors
+from notifier.redis_client import redis_client
 
 PREFIX = "notifier:"
 # Outcomes after which a delivery attempt must not run again, and how long
@@ -155,10 +155,10 @@ class Storage:
     def from_conf(cls, conf):
         # One quick retry, then fail: callers answer 503 rather than hang
         # while Redis restarts.
-        client = redis.Redis.from_url(conf.redis_url, decode_responses=True,
-                                      socket_timeout=10, socket_connect_timeout=2,
-                                      health_check_interval=30,
-                                      retry=Retry(NoBackoff(), 1))
+        client = redis_client(conf, decode_responses=True,
+                              socket_timeout=10, socket_connect_timeout=2,
+                              health_check_interval=30,
+                              retry=Retry(NoBackoff(), 1))
         return cls(client, conf.notification.attempt_log_length,
                    conf.notification.attempt_log_ttl_seconds)
 

@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 from celery import Celery
 from kombu import Queue
 
-from notifier.conf import broker_url
+from notifier.conf import broker_transport_options, broker_url
 
 FANOUT_QUEUE = "notifier.fanout"
 DELIVER_QUEUE = "notifier.deliver"
@@ -46,6 +46,7 @@ def create_celery(conf):
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
             "max_connections": 64,
+            **broker_transport_options(conf),  # Sentinel's master_name, if set
         },
         broker_pool_limit=16,
         task_serializer="json",

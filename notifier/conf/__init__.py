@@ -11,6 +11,8 @@ Option names follow OpenStack Zaqar's where the meaning is the same
 Units are part of the name where Zaqar did not fix the name already.
 """
 
+from urllib.parse import urlsplit
+
 from oslo_config import cfg
 
 DEFAULT_OPTS = [
@@ -19,6 +21,24 @@ DEFAULT_OPTS = [
                     "delivery state."),
     cfg.StrOpt("broker_url", default=None,
                help="Celery broker URL. Defaults to redis_url."),
+    cfg.ListOpt("sentinel_hosts", default=[],
+                help="Redis Sentinel addresses, host:port (port 26379 if "
+                     "omitted). When set, storage and the Celery broker ask "
+                     "the sentinels for the current master of "
+                     "sentinel_master and follow it through failovers; the "
+                     "host and port of redis_url and broker_url are then "
+                     "ignored, their password and database number still "
+                     "apply."),
+    cfg.StrOpt("sentinel_master", default=None,
+               help="Name the sentinels monitor the master under (`sentinel "
+                    "monitor NAME ...`). Required with sentinel_hosts."),
+    cfg.StrOpt("sentinel_password", default=None, secret=True,
+               help="Password of the sentinels themselves (their "
+                    "requirepass), if they have one. The master's password "
+                    "goes in redis_url."),
+    cfg.FloatOpt("sentinel_socket_timeout_seconds", default=2.0, min=0.1,
+                 help="Connect and read timeout of a call to one sentinel; "
+                      "an unreachable sentinel is skipped after it."),
     cfg.StrOpt("dev_redis_appendfsync", default="everysec",
                choices=["everysec", "always"],
                help="fsync policy of the Redis `notifier dev` starts. everysec "
@@ -185,8 +205,72 @@ def load_conf(args=(), default_config_files=None):
 
 
 def broker_url(conf):
-    """Return the Celery broker URL: ``broker_url`` or else ``redis_url``."""
-    return conf.broker_url or conf.redis_url
+    """Return the Celery broker URL: ``broker_url`` or else ``redis_url``,
+    through the sentinels when ``sentinel_hosts`` is set."""
+    url = conf.broker_url or conf.redis_url
+    if not conf.sentinel_hosts:
+        return url
+    return sentinel_broker_url(url, sentinel_addresses(conf.sentinel_hosts))
+
+
+def broker_transport_options(conf):
+    """Return the broker transport options configuration adds (Sentinel's)."""
+    if not conf.sentinel_hosts:
+        return {}
+    return {"master_name": sentinel_master(conf),
+            "sentinel_kwargs": sentinel_kwargs(conf)}
+
+
+def sentinel_master(conf):
+    """Return the name of the Sentinel-managed master, or raise ValueError."""
+    if not conf.sentinel_master:
+        raise ValueError("sentinel_hosts is set but sentinel_master is not")
+    return conf.sentinel_master
+
+
+def sentinel_kwargs(conf):
+    """Return the connection options of the sentinels themselves."""
+    timeout = conf.sentinel_socket_timeout_seconds
+    # No retry of a call to one sentinel: the next sentinel is the retry.
+    # (redis-py's default, 10 retries with backoff, spent ~4 s on a sentinel
+    # that was down each time kombu made a connection pool.)
+    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+               "retry": None}
+    if conf.sentinel_password:
+        options["password"] = conf.sentinel_password
+    return options
+
+
+def sentinel_addresses(hosts):
+    """Return [(host, port)] for ``host:port`` items; the port defaults to 26379."""
+    addresses = []
+    for item in hosts:
+        parts = urlsplit("//" + item.strip())
+        try:
+            port = parts.port or 26379
+        except ValueError as exc:
+            raise ValueError(f"sentinel_hosts: bad port in {item!r}") from exc
+        if not parts.hostname or parts.path or parts.username or parts.password:
+            raise ValueError(f"sentinel_hosts: {item!r} is not host:port")
+        addresses.append((parts.hostname, port))
+    return addresses
+
+
+def sentinel_broker_url(url, addresses):
+    """Return kombu's Sentinel broker URL: one ``sentinel://`` URL per address,
+    each with the credentials, database and query of the Redis ``url``."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise ValueError(f"sentinel_hosts needs a redis:// URL, not {parts.scheme}://")
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    path = parts.path if parts.path.strip("/") else "/0"
+    query = f"?{parts.query}" if parts.query else ""
+    return ";".join(f"sentinel://{userinfo}{at}{_netloc(host, port)}{path}{query}"
+                    for host, port in addresses)
+
+
+def _netloc(host, port):
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def retry_defaults(conf):
