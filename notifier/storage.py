@@ -217,32 +217,39 @@ class Storage:
     # -- messages ---------------------------------------------------------
 
     def post_messages(self, source, messages, ids=None, task=None, now=None):
-        """Store messages (dicts with body, ttl, ...) and return their ids.
+        """Store messages (dicts with body, ttl, ...) and return their ids;
+        ``task`` is their fan-out (see ``store_posts``)."""
+        ids = list(ids) if ids is not None else [new_id() for _ in messages]
+        self.store_posts([(source, messages, ids)], [task] if task else [], now)
+        return ids
 
-        ``task`` (a ``workers.app.PreparedTask``), their fan-out, is written in
-        the same transaction: its outbox entry, and its broker message when it
-        carries one, so stored messages and their enqueued fan-out are one
+    def store_posts(self, posts, tasks, now=None):
+        """Store posts, ``(source, messages, ids)`` each, in one transaction.
+
+        ``tasks`` (``workers.app.PreparedTask``), their fan-outs, are written
+        in the same transaction: outbox entries, and broker messages where
+        they carry one, so stored messages and their enqueued fan-out are one
         atomic write and one round trip.
         """
         now = time.time() if now is None else now
-        ids = list(ids) if ids is not None else [new_id() for _ in messages]
         pipe = self.redis.pipeline(transaction=True)
-        self._ensure_source(pipe, source)
-        index = {}
-        for message_id, message in zip(ids, messages):
-            record = dict(message, id=message_id, created=now,
-                          source=source.to_list())
-            pipe.set(_key("msg", message_id), dumps(record), ex=int(message["ttl"]))
-            index[message_id] = now + int(message["ttl"])
-        pipe.zadd(_key("msgs", source.path), index)
-        # Keep the index to live messages, so it stays bounded under load.
-        pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now)
-        if task is not None and task.member is not None:
-            pipe.zadd(_key("tasks", "pending"), {task.member: now})
-        if task is not None and task.payload is not None:
-            pipe.lpush(task.queue, task.payload)
+        for source, messages, ids in posts:
+            self._ensure_source(pipe, source)
+            index = {}
+            for message_id, message in zip(ids, messages):
+                record = dict(message, id=message_id, created=now,
+                              source=source.to_list())
+                pipe.set(_key("msg", message_id), dumps(record), ex=int(message["ttl"]))
+                index[message_id] = now + int(message["ttl"])
+            pipe.zadd(_key("msgs", source.path), index)
+            # Keep the index to live messages, so it stays bounded under load.
+            pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now)
+        for task in tasks:
+            if task.member is not None:
+                pipe.zadd(_key("tasks", "pending"), {task.member: now})
+            if task.payload is not None:
+                pipe.lpush(task.queue, task.payload)
         pipe.execute()
-        return ids
 
     def post_control_message(self, source, payload, ttl, now=None):
         """Store a message the service sends itself (a subscription

@@ -11,6 +11,7 @@ from notifier.api import openapi, queues, subscriptions, system, topics
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
 from notifier.conf import broker_url
+from notifier.ingest import MessageWriter
 from notifier.service import DeliveryService
 from workers.app import DELIVER_QUEUE, FANOUT_QUEUE
 
@@ -58,13 +59,14 @@ def add_routes(app, conf, storage, dispatcher):
     app.add_route("/v2/health", system.Health(storage, dispatcher))
     app.add_route("/v2/openapi.json", openapi.OpenAPIDocument())
     app.add_route("/metrics", Metrics(storage, [FANOUT_QUEUE, DELIVER_QUEUE]))
-    add_source_routes(app, conf, storage, dispatcher, service,
+    writer = MessageWriter(storage, dispatcher)  # one per process: groups all posts
+    add_source_routes(app, conf, storage, writer, service,
                       queues.ProjectScope("queues"), queues.SourceItem)
-    add_source_routes(app, conf, storage, dispatcher, service,
+    add_source_routes(app, conf, storage, writer, service,
                       topics.TopicScope(storage), topics.TopicItem)
 
 
-def add_source_routes(app, conf, storage, dispatcher, service, scope, item_class):
+def add_source_routes(app, conf, storage, writer, service, scope, item_class):
     """Route /v2/{kind}: the sources, their messages and their subscriptions.
 
     No message list or claims: topic messages are for delivery only.
@@ -74,7 +76,7 @@ def add_source_routes(app, conf, storage, dispatcher, service, scope, item_class
     app.add_route(base, queues.SourceCollection(conf, storage, scope))
     app.add_route(base + "/{name}", item_class(conf, storage, scope))
     app.add_route(base + "/{name}/messages",
-                  queues.MessageCollection(conf, storage, dispatcher, scope))
+                  queues.MessageCollection(conf, storage, writer, scope))
     app.add_route(message, queues.MessageItem(storage, scope))
     app.add_route(message + "/attempts", queues.MessageAttempts(storage, scope))
     app.add_route(base + "/{name}/share", confirm.Share(conf, scope))

@@ -13,7 +13,6 @@ import falcon
 from notifier import validation
 from notifier.api import common
 from notifier.errors import ValidationError
-from notifier.storage import new_id
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 
@@ -180,10 +179,10 @@ def _all_have_ttl(document):
 class MessageCollection:
     """POST stores messages and enqueues their fan-out before answering 201."""
 
-    def __init__(self, conf, storage, dispatcher, scope=None):
+    def __init__(self, conf, storage, writer, scope=None):
         self.conf = conf
         self.storage = storage
-        self.dispatcher = dispatcher
+        self.writer = writer
         self.scope = scope or ProjectScope()
 
     def on_post(self, req, resp, name):
@@ -196,16 +195,7 @@ class MessageCollection:
             metadata = self.storage.source_metadata_or_empty(source)
             default_ttl = metadata.get("_default_message_ttl", default_ttl)
         messages = validation.messages(document, self.conf, default_ttl)
-        ids = [new_id() for _ in messages]
-        task = self.dispatcher.prepare_fanout(source, ids)
-        self.storage.post_messages(source, messages, ids, task)
-        try:
-            self.dispatcher.send_prepared(task)
-        except Exception:
-            # Not enqueued means not accepted: take the messages back so a
-            # client retry after the 503 does not deliver them twice.
-            self.storage.delete_messages(ids)
-            raise
+        ids = self.writer.post(source, messages)
         base = f"/v2/{self.scope.kind}/{name}/messages"
         resp.status = falcon.HTTP_201
         resp.location = f"{base}?ids={','.join(ids)}"

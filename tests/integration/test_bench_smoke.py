@@ -57,3 +57,18 @@ def test_bench_quick_run_prints_every_figure(tmp_path):
     assert [r["delivered"] for r in fanout] == [r["expected"] for r in fanout]
     assert results["scenarios"]["backlog"]["pending_retries"] >= 1000
     assert len(results["targets"]) >= 7
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_bench_ingest_runs_with_the_python_client_where_wrk_is_missing(tmp_path):
+    report = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--scenario", "ingest",
+         "--quick", "--ingest-client", "python", "--json", str(report)],
+        cwd=ROOT, capture_output=True, text=True, timeout=50)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-4000:]
+    phases = json.loads(report.read_text())["scenarios"]["ingest"]
+    assert {p["client"] for p in phases} == {"python http.client"}
+    assert all(p["posts"] > 0 and p["errors"] == 0 for p in phases)

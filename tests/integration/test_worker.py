@@ -138,3 +138,26 @@ def test_the_inline_broker_message_has_the_shape_kombu_publishes(conf, redis_cli
 
     assert shape(ours) == shape(theirs)
     assert ours["headers"]["id"] == ours["properties"]["correlation_id"]
+
+
+def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once(
+        worker_conf, conf, storage, redis_client, receiver, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from notifier.ingest import MessageWriter
+    writer = MessageWriter(storage, CeleryDispatcher(create_celery(conf), storage,
+                                                     shares_storage_redis=True))
+    source = Source("p1", "queues", "grouped")
+    subscribe_all(storage, source, [receiver.url + "/a"])
+    with ThreadPoolExecutor(8) as pool:
+        ids = [i for batch in pool.map(
+            lambda n: writer.post(source, [{"body": n, "ttl": 600}]), range(200))
+            for i in batch]
+    fanouts = redis_client.llen("notifier.fanout")
+    assert 1 <= fanouts <= 200
+
+    with Role("worker", worker_conf, log_path=str(tmp_path / "worker.log")):
+        receiver.wait_for(200, timeout=60)
+        receiver.wait_for(201, timeout=1)
+
+    assert sorted(m for _, m in delivered_pairs(receiver)) == sorted(ids)
