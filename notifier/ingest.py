@@ -63,15 +63,18 @@ class MessageWriter:
             self._changed.notify_all()
 
     def _write(self, group):
-        ids_by_source = {}
+        posts = {}  # source -> (messages, ids): one fan-out per source
         for post in group:
-            ids_by_source.setdefault(post.source, []).extend(post.ids)
-        tasks = [self.dispatcher.prepare_fanout(source, ids)
-                 for source, ids in ids_by_source.items()]
-        self.storage.store_posts([(p.source, p.messages, p.ids) for p in group], tasks)
+            messages, ids = posts.setdefault(post.source, ([], []))
+            messages += post.messages
+            ids += post.ids
+        writes = [(source, messages, ids, self.dispatcher.prepare_fanout(source, ids))
+                  for source, (messages, ids) in posts.items()]
+        enqueued = self.storage.store_posts(writes)
         try:
-            for task in tasks:
-                self.dispatcher.send_prepared(task)
+            for (_, _, _, task), fanout in zip(writes, enqueued):
+                if fanout:
+                    self.dispatcher.send_prepared(task)
         except Exception:
             # Not enqueued means not accepted: take the messages back so a
             # client retry after the 503 does not deliver them twice.

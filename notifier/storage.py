@@ -87,6 +87,37 @@ redis.call('SET', ARGV[5] .. ARGV[2], ARGV[3], 'EX', tonumber(ARGV[4]))
 return {1, ARGV[2]}
 """
 
+# ARGV[1] key prefix, ARGV[2] now, ARGV[3] number of posts, then per post:
+# project, kind, name, message count, 1 to skip the fan-out without
+# subscriptions, outbox entry, broker queue, broker message ('' for none),
+# then per message: id, ttl, record JSON. Returns 1/0 per post: fan-out
+# enqueued. Keeps the message index to live messages (bounded under load).
+STORE_POSTS_LUA = """
+local p, now, i = ARGV[1], tonumber(ARGV[2]), 4
+local enqueued = {}
+for post = 1, tonumber(ARGV[3]) do
+  local project, kind, name, count = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
+  local lazy, member, queue, payload = ARGV[i+4] == '1', ARGV[i+5], ARGV[i+6], ARGV[i+7]
+  i = i + 8
+  local path = project .. ':' .. kind .. ':' .. name
+  redis.call('ZADD', p .. 'sources:' .. project .. ':' .. kind, 0, name)
+  redis.call('SET', p .. 'meta:' .. path, '{}', 'NX')
+  local index = p .. 'msgs:' .. path
+  for m = 1, count do
+    local ttl = tonumber(ARGV[i+1])
+    redis.call('SET', p .. 'msg:' .. ARGV[i], ARGV[i+2], 'EX', ttl)
+    redis.call('ZADD', index, now + ttl, ARGV[i])
+    i = i + 3
+  end
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  local fanout = not lazy or redis.call('EXISTS', p .. 'subs:' .. path) == 1
+  if fanout and member ~= '' then redis.call('ZADD', p .. 'tasks:pending', now, member) end
+  if fanout and payload ~= '' then redis.call('LPUSH', queue, payload) end
+  enqueued[post] = fanout and 1 or 0
+end
+return enqueued
+"""
+
 # KEYS[1] retries zset, KEYS[2] leased zset
 # ARGV[1] now, ARGV[2] limit, ARGV[3] lease expiry cutoff (now - lease seconds)
 # Returns up to ARGV[2] members due by ARGV[1] and moves them to the lease
@@ -146,6 +177,7 @@ class Storage:
         self.redis = client
         self.attempt_log_length = attempt_log_length
         self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
+        self._store_posts = client.register_script(STORE_POSTS_LUA)
         self._create_subscription = client.register_script(CREATE_SUBSCRIPTION_LUA)
         self._lease_due_retries = client.register_script(LEASE_DUE_RETRIES_LUA)
         self._settle_pending = client.register_script(SETTLE_PENDING_LUA)
@@ -166,10 +198,6 @@ class Storage:
         return bool(self.redis.ping())
 
     # -- sources (queues and topics) ------------------------------------
-
-    def _ensure_source(self, pipe, source):
-        pipe.zadd(_key("sources", source.project, source.kind), {source.name: 0})
-        pipe.set(_key("meta", source.path), "{}", nx=True)
 
     def put_source(self, source, metadata):
         """Create or replace a source's metadata; return True if it was new."""
@@ -220,36 +248,33 @@ class Storage:
         """Store messages (dicts with body, ttl, ...) and return their ids;
         ``task`` is their fan-out (see ``store_posts``)."""
         ids = list(ids) if ids is not None else [new_id() for _ in messages]
-        self.store_posts([(source, messages, ids)], [task] if task else [], now)
+        self.store_posts([(source, messages, ids, task)], now)
         return ids
 
-    def store_posts(self, posts, tasks, now=None):
-        """Store posts, ``(source, messages, ids)`` each, in one transaction.
+    def store_posts(self, posts, now=None):
+        """Store ``(source, messages, ids, fanout task)`` posts in one atomic
+        script; return, per post, whether its fan-out was enqueued.
 
-        ``tasks`` (``workers.app.PreparedTask``), their fan-outs, are written
-        in the same transaction: outbox entries, and broker messages where
-        they carry one, so stored messages and their enqueued fan-out are one
-        atomic write and one round trip.
+        The fan-out (``workers.app.PreparedTask`` or None) is written with
+        the messages: its outbox entry, and its broker message when it carries
+        one, so stored messages and their enqueued fan-out are one atomic
+        write and one round trip. A queue with no subscriptions gets no
+        fan-out (there is nothing to match, as in Zaqar, which lists
+        subscriptions when a message is posted); a topic always does, since
+        its fan-out deletes messages that match nothing.
         """
         now = time.time() if now is None else now
-        pipe = self.redis.pipeline(transaction=True)
-        for source, messages, ids in posts:
-            self._ensure_source(pipe, source)
-            index = {}
+        args = [PREFIX, repr(now), len(posts)]
+        for source, messages, ids, task in posts:
+            args += [source.project, source.kind, source.name, len(messages),
+                     int(source.kind == "queues"),
+                     (task and task.member) or "", (task and task.queue) or "",
+                     (task and task.payload) or ""]
             for message_id, message in zip(ids, messages):
                 record = dict(message, id=message_id, created=now,
                               source=source.to_list())
-                pipe.set(_key("msg", message_id), dumps(record), ex=int(message["ttl"]))
-                index[message_id] = now + int(message["ttl"])
-            pipe.zadd(_key("msgs", source.path), index)
-            # Keep the index to live messages, so it stays bounded under load.
-            pipe.zremrangebyscore(_key("msgs", source.path), "-inf", now)
-        for task in tasks:
-            if task.member is not None:
-                pipe.zadd(_key("tasks", "pending"), {task.member: now})
-            if task.payload is not None:
-                pipe.lpush(task.queue, task.payload)
-        pipe.execute()
+                args += [message_id, int(message["ttl"]), dumps(record)]
+        return [bool(flag) for flag in self._store_posts(args=args)]
 
     def post_control_message(self, source, payload, ttl, now=None):
         """Store a message the service sends itself (a subscription

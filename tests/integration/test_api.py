@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from notifier.api.app import create_app
 from notifier.redis_server import free_port
-from notifier.storage import PREFIX, Storage
+from notifier.storage import PREFIX, Source, Storage
 from workers.app import FANOUT_QUEUE, FANOUT_TASK, CeleryDispatcher, PreparedTask, create_celery
 
 CLIENT_ID = str(uuid.uuid4())
@@ -166,8 +166,15 @@ class BrokenDispatcher:
         return False
 
 
+def listen(storage, project, queue):
+    """Subscribe someone: a queue with no subscriptions gets no fan-out."""
+    storage.create_subscription(Source(project, "queues", queue), "http://127.0.0.1:9/",
+                                3600, {}, confirmed=True)
+
+
 def test_messages_are_taken_back_when_the_fanout_cannot_be_enqueued(
         conf, storage, redis_client, project):
+    listen(storage, project, "q")
     app = create_app(conf, storage=storage, dispatcher=BrokenDispatcher())
     client = testing.TestClient(app, headers={"X-Project-ID": project})
     result = client.simulate_post("/v2/queues/q/messages",
@@ -359,7 +366,8 @@ def test_a_rejected_queue_patch_leaves_the_metadata_unchanged(client):
 # --- messages -------------------------------------------------------------------------
 
 def test_posting_messages_stores_them_and_enqueues_one_fanout_naming_them(
-        client, redis_client, project):
+        client, storage, redis_client, project):
+    listen(storage, project, "orders")
     result = client.simulate_post(
         "/v2/queues/orders/messages", headers=WITH_CLIENT,
         json={"messages": [{"body": {"n": 1}, "ttl": 300}, {"body": "two"}]})
@@ -373,7 +381,8 @@ def test_posting_messages_stores_them_and_enqueues_one_fanout_naming_them(
                                            [[project, "queues", "orders"], ids, None])]
 
 
-def test_each_post_enqueues_its_own_fanout(client, redis_client):
+def test_each_post_enqueues_its_own_fanout(client, storage, redis_client, project):
+    listen(storage, project, "q")
     first = post_messages(client, "q", {"body": 1})
     second = post_messages(client, "q", {"body": 2})
     assert [args[1] for _, args in fanout_tasks(redis_client)] == [first, second]

@@ -161,3 +161,23 @@ def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once
         receiver.wait_for(201, timeout=1)
 
     assert sorted(m for _, m in delivered_pairs(receiver)) == sorted(ids)
+
+
+def test_a_fanout_is_enqueued_only_where_there_is_something_to_match(
+        conf, storage, redis_client):
+    inline = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+
+    def post(source):
+        ids = ["%032x" % n for n in range(2)]
+        task = inline.prepare_fanout(source, ids)
+        [enqueued] = storage.store_posts([(source, [{"body": 1, "ttl": 60}] * 2, ids, task)])
+        assert storage.get_messages(ids).keys() == set(ids)  # stored either way
+        return enqueued, redis_client.llen("notifier.fanout"), redis_client.zcard(
+            "notifier:tasks:pending")
+
+    quiet = Source("p1", "queues", "nobody-listens")
+    assert post(quiet) == (False, 0, 0)
+    # a topic always fans out: its fan-out deletes messages that match nothing
+    assert post(Source("p1", "topics", "nobody-listens")) == (True, 1, 1)
+    storage.create_subscription(quiet, "http://127.0.0.1:9/x", 3600, {}, confirmed=True)
+    assert post(quiet) == (True, 2, 2)

@@ -10,6 +10,7 @@ from tests.support.dispatch import MemoryDispatcher
 
 QUEUE = Source("p", "queues", "q")
 OTHER = Source("p", "queues", "other")
+UNSUBSCRIBED = Source("p", "queues", "nobody")
 
 
 class GatedStorage:
@@ -23,13 +24,14 @@ class GatedStorage:
         self.release = threading.Event()
         self.fail = fail
 
-    def store_posts(self, posts, tasks, now=None):
+    def store_posts(self, posts, now=None):
         if not self.writes:
             self.first_started.set()
             self.release.wait(5)
-        self.writes.append((posts, tasks))
+        self.writes.append(posts)
         if self.fail:
             raise self.fail
+        return [source != UNSUBSCRIBED for source, _, _, _ in posts]
 
     def delete_messages(self, ids):
         self.deleted.extend(ids)
@@ -64,8 +66,9 @@ def test_a_lone_post_is_written_at_once():
     dispatcher = MemoryDispatcher()
     ids = MessageWriter(storage, dispatcher).post(QUEUE, [{"body": 1, "ttl": 60}] * 2)
     assert len(ids) == 2 and len(set(ids)) == 2
-    [(posts, tasks)] = storage.writes
-    assert posts == [(QUEUE, [{"body": 1, "ttl": 60}] * 2, ids)]
+    [[(source, messages, written_ids, task)]] = storage.writes
+    assert (source, messages, written_ids) == (QUEUE, [{"body": 1, "ttl": 60}] * 2, ids)
+    assert task.args == [list(QUEUE), ids, None]
     assert dispatcher.tasks == [("fanout", (list(QUEUE), ids, None))]
 
 
@@ -76,8 +79,7 @@ def test_posts_arriving_during_a_write_share_the_next_one():
     results = post_concurrently(writer, [QUEUE, QUEUE, OTHER, QUEUE], storage)
 
     assert len(storage.writes) == 2  # the first alone, then the three behind it
-    later_posts, later_tasks = storage.writes[1]
-    assert len(later_posts) == 3
+    assert sum(len(ids) for _, _, ids, _ in storage.writes[1]) == 3
     # one fan-out per source and write, carrying the ids of its posts (the
     # order in line of the posts that waited is the threads' race)
     first, *later = dispatcher.tasks
@@ -99,7 +101,7 @@ def test_groups_are_capped():
     writer = MessageWriter(storage, MemoryDispatcher(), max_group=2)
     results = post_concurrently(writer, [QUEUE] * 5, storage)
     assert all(isinstance(r, list) for r in results)
-    assert [len(posts) for posts, _ in storage.writes] == [1, 2, 2]
+    assert [sum(len(ids) for _, _, ids, _ in write) for write in storage.writes] == [1, 2, 2]
 
 
 class BrokerDown(MemoryDispatcher):
@@ -112,5 +114,13 @@ def test_messages_are_taken_back_when_their_fanout_cannot_be_sent():
     storage.release.set()
     with pytest.raises(OSError):
         MessageWriter(storage, BrokerDown()).post(QUEUE, [{"body": 1, "ttl": 60}])
-    [(posts, _)] = storage.writes
-    assert storage.deleted == posts[0][2]
+    [[(_, _, ids, _)]] = storage.writes
+    assert storage.deleted == ids
+
+
+def test_a_queue_without_subscriptions_gets_no_fanout_task():
+    storage = GatedStorage()
+    storage.release.set()
+    dispatcher = MemoryDispatcher()
+    MessageWriter(storage, dispatcher).post(UNSUBSCRIBED, [{"body": 1, "ttl": 60}])
+    assert len(storage.writes) == 1 and dispatcher.tasks == []
