@@ -232,7 +232,9 @@ class Fleet:
             plan = [(self.workers, "worker")]
         else:  # "split": N workers of one pool process each
             plan = [(1, f"worker{i}") for i in range(self.workers)]
-        threads = ("worker", "pool", "threads") in self.settings
+        pool = next((v for g, o, v in self.settings if (g, o) == ("worker", "pool")),
+                    "prefork")
+        threads = pool != "prefork"
         for concurrency, name in plan:
             if threads:  # one threads worker per process: its own thread count
                 concurrency = 16

@@ -11,6 +11,7 @@
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def build_parser():
             role.add_argument("--port", type=int, help="port to listen on")
         if name in ("dev", "worker"):
             role.add_argument("--concurrency", type=int,
-                              help="worker processes (default: cores)")
+                              help="worker pool size (default: twice the cores for prefork)")
     check = roles.add_parser("healthcheck", help="exit 0 if a role is alive")
     check.add_argument("target", choices=["api", "worker", "scheduler"])
     check.add_argument("--config-file", action="append", default=[])
@@ -123,11 +124,17 @@ def run_worker(conf):
     argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
     argv += ["--pool", conf.worker.pool]
-    concurrency = conf.worker.concurrency or (16 if conf.worker.pool == "threads"
-                                              else None)
-    if concurrency:
-        argv += ["--concurrency", str(concurrency)]
+    argv += ["--concurrency", str(worker_concurrency(conf))]
     app.worker_main(argv)
+
+
+def worker_concurrency(conf):
+    """The pool size: ``[worker] concurrency``, or twice the cores for
+    prefork (a process waiting on a slow endpoint uses no CPU, so spare ones
+    keep the cores busy; measured in bench/RESULTS.md), 16 threads."""
+    if conf.worker.concurrency:
+        return conf.worker.concurrency
+    return 16 if conf.worker.pool == "threads" else 2 * (os.cpu_count() or 1)
 
 
 def quiet_task_logs():

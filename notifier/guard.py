@@ -39,13 +39,15 @@ class EndpointGuard:
     def __init__(self, conf, redis_client, clock):
         self.conf = conf.webhook
         self.clock = clock
-        lease = (conf.notification.webhook_connect_timeout_seconds
-                 + conf.notification.webhook_read_timeout_seconds) * 2
-        self.state = EndpointState(redis_client, lease_seconds=lease,
-                                   probe_seconds=lease)
+        attempt = (conf.notification.webhook_connect_timeout_seconds
+                    + conf.notification.webhook_read_timeout_seconds)
+        self.state = EndpointState(redis_client, lease_seconds=attempt * 2,
+                                   probe_seconds=attempt * 2, attempt_seconds=attempt,
+                                   proven_seconds=self.conf.proven_seconds)
 
     def admit(self, triples):
-        """Return (admitted triples, deferred (due, delivery) pairs, leases)."""
+        """Return (admitted triples, deferred (due, delivery) pairs, leases,
+        unproven endpoints: new ones, or ones that timed out lately)."""
         groups = {}
         free = []
         for triple in triples:
@@ -55,22 +57,24 @@ class EndpointGuard:
             else:
                 groups.setdefault((endpoint, triple[2]["id"]), []).append(triple)
         if not groups:
-            return free, [], {}
+            return free, [], {}, set()
         decisions = self.state.admit(
             [(endpoint, len(members), self.conf.endpoint_concurrency, sub_id,
               throttle_rate(members[0][2]))
              for (endpoint, sub_id), members in groups.items()])
-        admitted, deferred, leases = free, [], {}
+        admitted, deferred, leases, unproven = free, [], {}, set()
         now = self.clock()
-        for ((endpoint, _), members), (count, wait, tokens) in zip(groups.items(),
-                                                                   decisions):
+        for ((endpoint, _), members), (count, wait, proven, tokens) in zip(
+                groups.items(), decisions):
             admitted.extend(members[:count])
+            if not proven:
+                unproven.add(endpoint)
             leases.setdefault(endpoint, []).extend(tokens)
             spacing = 1.0 / throttle_rate(members[0][2]) if throttle_rate(
                 members[0][2]) else 0.0
             for index, (delivery, _, _) in enumerate(members[count:]):
                 deferred.append((now + max(wait, 0.05) + index * spacing, delivery))
-        return admitted, deferred, leases
+        return admitted, deferred, leases, unproven
 
     def release(self, leases):
         self.state.release(leases)
@@ -88,9 +92,14 @@ class EndpointGuard:
             if attempt.get("error") == "gone":
                 disable[subscription["id"]] = "the endpoint answered 410 Gone"
             if attempt["outcome"] == "delivered":
-                outcomes.append((endpoint, True))
-            elif not attempt.get("permanent"):
-                outcomes.append((endpoint, False))
+                outcomes.append((endpoint, "ok"))
+            elif attempt.get("error") == "timeout":
+                outcomes.append((endpoint, "slow"))
+            else:
+                # a permanent failure (4xx) does not count toward the breaker,
+                # but it is an answer in time
+                outcomes.append((endpoint, "fail" if not attempt.get("permanent")
+                                 else "answered"))
         states = self.state.record(outcomes, self.conf.breaker_failure_threshold,
                                    self.conf.breaker_cooloff_seconds,
                                    self.conf.breaker_max_cooloff_seconds)

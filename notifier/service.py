@@ -7,7 +7,9 @@ retry always sees the subscription as it is now (deleted, disabled, edited).
 """
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from notifier import errors, metrics, payloads
 from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
@@ -69,6 +71,7 @@ class DeliveryService:
         self.guard = EndpointGuard(conf, storage.redis, clock)
         self.page_size = conf.notification.fanout_page_size
         self.per_task = conf.notification.deliveries_per_task
+        self._runner, self._runner_pid = None, None
 
     # -- fan-out ----------------------------------------------------------
 
@@ -162,13 +165,9 @@ class DeliveryService:
             triples = [t for i, t in enumerate(triples) if i not in done]
         held = [t for t in triples if t[2].get("disabled")]
         self._hold([t[0] for t in held], [t[2] for t in held])
-        admitted, deferred, leases = self.guard.admit(
+        admitted, deferred, leases, unproven = self.guard.admit(
             [t for t in triples if not t[2].get("disabled")])
-        try:
-            results = self._run_sinks(admitted, deferred)
-        finally:
-            self.guard.release(leases)
-        to_disable = self.guard.settle([(s, a) for _, _, s, a in results])
+        results, to_disable = self._run_sinks(admitted, deferred, unproven, leases)
         attempts, retries, immediate, dead, hold = [], list(deferred), [], [], []
         finished = []
         policies = {}
@@ -206,26 +205,69 @@ class DeliveryService:
         self._store_dead_letters(dead)
         self._settle_topic_messages(finished)
 
-    def _run_sinks(self, admitted, deferred):
-        """Deliver admitted triples. After a timeout or refused connection, or
-        as many failures in a row as open a breaker, the rest of this batch's
-        deliveries to that endpoint wait instead of being attempted."""
-        results, failures = [], {}
+    def _run_sinks(self, admitted, deferred, unproven, leases):
+        """Deliver admitted triples, each endpoint's in order; return the
+        results and the subscriptions to disable.
+
+        Endpoints not yet proven to answer in time run beside the task, in
+        threads, so one that hangs does not hold up the others' deliveries in
+        this task. Each endpoint gives back its lease and feeds its breaker
+        as soon as its deliveries are done, not when the task is: a quick
+        endpoint is proven (and open to other tasks) while a slow one in the
+        same task still waits for its answer.
+        """
+        groups = {}
+        for triple in admitted:
+            groups.setdefault(endpoint_of(triple[2]["subscriber"]), []).append(triple)
+        inline, beside = [], []
+        for endpoint, group in groups.items():
+            job = (endpoint, group, leases.get(endpoint, []))
+            (beside if endpoint in unproven and len(groups) > 1 else inline).append(job)
+        futures = [self._endpoint_runner().submit(self._run_endpoint, *job)
+                   for job in beside]
+        outcomes = [self._run_endpoint(*job) for job in inline]
+        outcomes += [future.result() for future in futures]
+        results, to_disable = [], {}
+        for group_results, group_deferred, group_disable in outcomes:
+            results += group_results
+            deferred += group_deferred
+            to_disable.update(group_disable)
+        return results, to_disable
+
+    def _endpoint_runner(self):
+        # One pool per process, made after Celery forked it (threads do not
+        # survive a fork).
+        if self._runner is None or self._runner_pid != os.getpid():
+            self._runner = ThreadPoolExecutor(
+                self.conf.worker.endpoints_in_parallel, thread_name_prefix="endpoint")
+            self._runner_pid = os.getpid()
+        return self._runner
+
+    def _run_endpoint(self, endpoint, triples, tokens):
+        """Deliver to one endpoint in order; return its results, deferred
+        deliveries and subscriptions to disable."""
+        try:
+            results, deferred = self._attempt_in_order(triples)
+        finally:
+            self.guard.release({endpoint: tokens})
+        return results, deferred, self.guard.settle([(s, a) for _, _, s, a in results])
+
+    def _attempt_in_order(self, triples):
+        results, deferred, failures = [], [], 0
         threshold = self.conf.webhook.breaker_failure_threshold
-        for delivery, message, subscription in admitted:
-            endpoint = endpoint_of(subscription["subscriber"])
-            if endpoint is not None and failures.get(endpoint, 0) >= threshold:
+        for delivery, message, subscription in triples:
+            if failures >= threshold:
                 deferred.append((self.clock() + 1.0, delivery))
                 continue
             attempt = self._deliver_one(delivery, message, subscription)
             if attempt["outcome"] == "delivered" or attempt.get("permanent"):
-                failures.pop(endpoint, None)
+                failures = 0
             elif attempt.get("error") in FAIL_FAST_ERRORS:
-                failures[endpoint] = threshold
+                failures = threshold
             else:
-                failures[endpoint] = failures.get(endpoint, 0) + 1
+                failures += 1
             results.append((delivery, message, subscription, attempt))
-        return results
+        return results, deferred
 
     def _hold(self, deliveries, subscriptions):
         by_subscription = {}

@@ -111,13 +111,18 @@ NOTIFICATION_OPTS = [
 
 WORKER_OPTS = [
     cfg.IntOpt("concurrency", default=None, min=1,
-               help="Worker pool size: processes (prefork; default: the number "
-                    "of cores) or threads (threads; default 16)."),
+               help="Worker pool size: processes (prefork; default: twice the "
+                    "cores, so a process waiting on a slow endpoint leaves the "
+                    "cores busy) or threads (threads; default 16)."),
     cfg.StrOpt("pool", default="prefork", choices=["prefork", "threads"],
                help="Celery pool. prefork uses every core from one worker; "
-                    "threads keeps many deliveries in flight per process, so an "
-                    "endpoint that hangs ties up one thread, not a process: run "
-                    "one threads worker per core (e.g. compose --scale)."),
+                    "threads keeps many deliveries in flight per process: run "
+                    "one threads worker per core (e.g. compose --scale). "
+                    "prefork measured faster (bench/RESULTS.md)."),
+    cfg.IntOpt("endpoints_in_parallel", default=8, min=1,
+               help="A task delivers to this many endpoints side by side (each "
+                    "endpoint's deliveries in order), so a slow endpoint does "
+                    "not hold up the others in the same task."),
     cfg.IntOpt("visibility_timeout_seconds", default=300, min=5,
                help="A task unacknowledged this long is redelivered. Must exceed "
                     "the longest task; retries never wait as ETA tasks, so "

@@ -25,6 +25,11 @@ OPTS = [
                     "success for this long is disabled; its deliveries are "
                     "held until it is enabled again."),
     cfg.IntOpt("endpoint_concurrency", default=8, min=1,
-               help="Most deliveries in flight to one endpoint across all "
-                    "workers, so one slow endpoint cannot occupy the fleet."),
+               help="Most tasks delivering to one endpoint at once across all "
+                    "workers, so one slow endpoint cannot occupy the fleet. An "
+                    "endpoint gets it once it answers in time (it is proven); "
+                    "until then, and after a timeout, it gets one."),
+    cfg.IntOpt("proven_seconds", default=600, min=1,
+               help="How long an answer in time keeps an endpoint proven "
+                    "(renewed by every success)."),
 ]

@@ -18,6 +18,14 @@ def worker_conf(tmp_path, redis_server, redis_client):
                         extra="visibility_timeout_seconds = 6\nconcurrency = 2\n")
 
 
+@pytest.fixture(autouse=True)
+def scheduler(worker_conf, tmp_path):
+    """As in any deployment: deliveries that wait (for an endpoint that is not
+    proven yet, for a breaker) come back through the scheduler."""
+    with Role("scheduler", worker_conf, log_path=str(tmp_path / "scheduler.log")):
+        yield
+
+
 @pytest.fixture
 def dispatcher(conf):
     return CeleryDispatcher(create_celery(conf))

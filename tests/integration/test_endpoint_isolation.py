@@ -1,0 +1,103 @@
+"""A slow endpoint ties up one worker, not the fleet: endpoints are proven by
+answering in time; an unproven one gets one task in flight, and in a task it
+runs beside the others. Real Redis (the Lua scripts), real HTTP receivers."""
+
+import time
+
+import pytest
+
+from notifier.endpoint_state import EndpointState
+from notifier.service import DeliveryService
+from notifier.storage import Source
+from tests.support.dispatch import MemoryDispatcher
+from tests.support.receiver import Receiver
+
+ENDPOINT = "http://hooks.example:80"
+CAP = 8
+
+
+@pytest.fixture
+def state(redis_client):
+    return EndpointState(redis_client, lease_seconds=20, probe_seconds=20,
+                         attempt_seconds=10, proven_seconds=60)
+
+
+def admit(state, wanted=1):
+    [(count, wait, proven, tokens)] = state.admit([(ENDPOINT, wanted, CAP, "s1", 0)])
+    return count, wait, proven, tokens
+
+
+def test_a_new_endpoint_gets_one_task_in_flight_until_it_answers_in_time(state):
+    first = admit(state)
+    assert first[0] == 1 and first[2] is False
+    assert admit(state)[0] == 0  # the first is still in flight
+    state.record([(ENDPOINT, "ok")], 5, 30, 600)
+    assert [admit(state)[0] for _ in range(CAP)] == [1] * (CAP - 1) + [0]  # proven: the cap
+
+
+def test_a_timeout_takes_the_full_cap_away_until_the_next_answer_in_time(state):
+    state.record([(ENDPOINT, "ok")], 5, 30, 600)
+    _, _, proven, tokens = admit(state)
+    assert proven is True
+    state.release({ENDPOINT: tokens})
+    state.record([(ENDPOINT, "slow")], 5, 30, 600)
+    count, _, proven, tokens = admit(state)
+    assert (count, proven) == (1, False)
+    assert admit(state)[0] == 0
+    state.release({ENDPOINT: tokens})
+    state.record([(ENDPOINT, "ok")], 5, 30, 600)
+    assert admit(state)[2] is True
+
+
+def test_waiting_for_an_unproven_endpoint_grows_with_its_attempt_in_flight(state):
+    admit(state)
+    _, soon, _, _ = admit(state)
+    assert 0.1 <= soon < 0.3  # a young attempt: ask again soon
+    time.sleep(0.6)
+    _, later, _, _ = admit(state)
+    assert 0.6 <= later <= 1.0  # it has taken 0.6 s: wait about as long again
+
+
+def test_one_task_holds_one_lease_per_endpoint_whatever_its_subscriptions(state):
+    groups = [(ENDPOINT, 2, CAP, "s1", 0), (ENDPOINT, 3, CAP, "s2", 0)]
+    assert [(count, len(tokens)) for count, _, _, tokens in state.admit(groups)] == [
+        (2, 1), (3, 0)]
+    assert admit(state)[0] == 0  # unproven: that one task is all it gets
+
+
+def test_an_error_answered_in_time_proves_an_endpoint_too(state):
+    state.record([(ENDPOINT, "fail")], 5, 30, 600)  # what is guarded is hanging
+    assert admit(state)[2] is True
+
+
+def test_a_permanent_failure_proves_the_endpoint_and_leaves_its_breaker_alone(state):
+    state.record([(ENDPOINT, "fail")] * 2, 5, 30, 600)
+    assert state.record([(ENDPOINT, "answered")], 5, 30, 600)[ENDPOINT][0] == "closed"
+    assert int(state.breaker(ENDPOINT)["failures"]) == 2
+    assert admit(state)[2] is True
+
+
+def test_a_hanging_endpoint_does_not_hold_up_the_others_in_the_same_task(
+        conf, storage, receiver):
+    """The read timeout is 2 s in the tests; the slow receiver takes 5 s."""
+    dispatcher = MemoryDispatcher()
+    service = DeliveryService(conf, storage, dispatcher)
+    source = Source("p", "queues", "mixed")
+    with Receiver() as slow:
+        slow.delay("/hang", 5)
+        later = {"_retry_policy": {"retries_with_no_delay": 0, "minimum_delay_retries": 0,
+                                   "backoff_retries": 0, "maximum_delay_retries": 3,
+                                   "minimum_delay": 60, "maximum_delay": 60}}
+        for url in (receiver.url + "/a", slow.url + "/hang", receiver.url + "/b"):
+            storage.create_subscription(source, url, 3600, later, confirmed=True)
+        ids = storage.post_messages(source, [{"body": n, "ttl": 300} for n in range(3)])
+        dispatcher.send_fanout(source, ids)
+        started = time.time()
+        dispatcher.run(service)
+        took = time.time() - started
+
+    arrived = receiver.received()
+    assert len(arrived) == 6 and len(slow.received()) == 1  # the rest of /hang waits
+    assert took >= 2  # the task waited for the slow endpoint's read timeout ...
+    assert max(r.at for r in arrived) - started < 1.5  # ... but the others did not
+    assert storage.pending_retry_count() == 3  # one timed out, two deferred: none lost
