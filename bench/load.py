@@ -118,7 +118,7 @@ def post_burst(api_url, queue, count, batch, threads=4, first_seq=0):
     return result
 
 
-def post_paced(api_url, queue, rate, duration, threads=4, deadline_slack=10):
+def post_paced(api_url, queue, rate, duration, threads=4, deadline_slack=10, ttl=3600):
     """Post single messages at ``rate``/s for ``duration`` s (seq 0..N-1),
     spread over ``threads`` keep-alive clients. Return accepted count and the
     achieved window."""
@@ -139,7 +139,7 @@ def post_paced(api_url, queue, rate, duration, threads=4, deadline_slack=10):
                 now = time.time()
                 if now > hard_stop:
                     break
-                status, _ = client.post_messages(queue, [message_body(seq, now)])
+                status, _ = client.post_messages(queue, [message_body(seq, now)], ttl)
                 with lock:
                     result["late_ms"].append((now - due) * 1000)
                     if status == 201:

@@ -35,7 +35,13 @@ sys.path.insert(0, ROOT)
 from bench import load  # noqa: E402
 from bench.fleet import Fleet  # noqa: E402
 
-SCENARIOS = ["fanout", "latency", "ingest", "isolation", "backlog"]
+SCENARIOS = ["fanout", "latency", "ingest", "isolation", "backlog", "memory"]
+# The memory scenario shows Redis memory plateau under a steady load, so what
+# expires must expire within the run: 60 s message TTLs (Zaqar's minimum),
+# 60 s per-message attempt logs, and a 60 s done-flag horizon.
+MEMORY_SETTINGS = [("notification", "attempt_log_ttl_seconds", "60"),
+                   ("worker", "visibility_timeout_seconds", "30"),
+                   ("worker", "reconcile_after_seconds", "30")]
 MB = 1024 * 1024
 
 FULL = {
@@ -45,6 +51,7 @@ FULL = {
     "ingest_seconds": 5, "ingest_clients": 4, "ingest_connections": 2,
     "isolation": (2000, 10), "isolation_timeout": 90,
     "backlog": 100_000,
+    "memory_rate": 500, "memory_seconds": 150, "memory_ttl": 60,
     "ref_seconds": 5,
     "timeout": 180,
 }
@@ -55,6 +62,7 @@ QUICK = {
     "ingest_seconds": 0.5, "ingest_clients": 2, "ingest_connections": 1,
     "isolation": (10, 10), "isolation_timeout": 3,
     "backlog": 1_000,
+    "memory_rate": 100, "memory_seconds": 2, "memory_ttl": 60,
     "ref_seconds": 0.5,
     "timeout": 20,
 }
@@ -427,6 +435,50 @@ class Bench:
                   f"second half max {max(memory[half:]):.1f}, end {memory[-1]:.1f}")
         self.results["scenarios"]["latency"] = result
 
+    def memory(self):
+        """Redis memory under a steady load: it grows until what expires
+        (messages, attempt logs, done flags) starts expiring, then plateaus."""
+        rate, subs, seconds = self.p["memory_rate"], 5, self.p["memory_seconds"]
+        ttl = self.p["memory_ttl"]
+        tag = "memory"
+        self.subscribe(tag, tag, ["ok"] * subs)
+        self.ready()
+        samples, stop = [], threading.Event()
+        started = time.time()
+
+        def sample():
+            while not stop.wait(1.0):
+                samples.append((time.time() - started,
+                                self.fleet.redis.info("memory")["used_memory"] / MB,
+                                self.fleet.redis.dbsize()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        post = load.post_paced(self.fleet.api_url, tag, rate / subs, seconds, threads=4,
+                               ttl=ttl)
+        self.wait_deliveries(tag, post["expected"] * subs, self.p["timeout"])
+        stop.set()
+        sampler.join()
+        arrived = self.sink_unique(tag)[1]
+        result = {"rate": rate, "seconds": seconds, "message_ttl": ttl,
+                  "delivered": arrived, "expected": post["expected"] * subs,
+                  "samples": samples}
+        print(f"\n== memory: {rate} deliveries/s ({rate / subs:g} posts/s x {subs} "
+              f"subscribers) for {seconds} s, message TTL {ttl} s; "
+              f"{arrived:,}/{post['expected'] * subs:,} delivered")
+        for at, used, keys in samples[::max(1, len(samples) // 10)] + samples[-1:]:
+            print(f"  t={at:6.0f} s   redis used memory {used:7.1f} MB   keys {keys:>8,}")
+        if seconds > 2 * ttl:
+            # past the TTL (plus the 60 s attempt-log and done-flag horizon)
+            settled = [s for s in samples if s[0] >= ttl + 20]
+            half = len(settled) // 2
+            early = max(s[1] for s in settled[:half])
+            late = max(s[1] for s in settled[half:])
+            result["plateau_growth"] = (late - early) / early
+            print(f"  after t={ttl + 20} s: max {early:.1f} MB in the first half, "
+                  f"{late:.1f} MB in the second ({result['plateau_growth']:+.1%})")
+        self.results["scenarios"]["memory"] = result
+
     def _ingest_phase(self, pool, batch, paused):
         seconds = self.p["ingest_seconds"]
         clients = self.p["ingest_clients"]
@@ -727,9 +779,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="all", choices=SCENARIOS + ["all"])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="worker (pool) processes; also the number of "
-                             "reference loops (default: cores)")
+                             "reference loops (default: twice the cores, as "
+                             "`notifier worker` runs)")
     parser.add_argument("--layout", choices=["pool", "split"], default="pool",
                         help="pool: one worker with --concurrency N; split: N "
                              "workers with --concurrency 1")
@@ -770,6 +823,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     selected = SCENARIOS if args.scenario == "all" else [args.scenario]
+    if "memory" in selected:
+        args.set += [s for s in MEMORY_SETTINGS
+                     if not any(s[:2] == t[:2] for t in args.set)]
     info = machine()
     print(f"notifier bench: {' '.join(selected)}; {args.workers} worker process(es), "
           f"layout {args.layout}, {args.api_workers} API worker(s), "

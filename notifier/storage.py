@@ -14,6 +14,7 @@ Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
     attempts:msg:ID        LIST   newest-first attempt records of a message
     pending:ID             STRING deliveries of a topic message not yet final
     done:MID:SID:R:N       STRING attempt N (round R) of a delivery has run
+                                  (expires: ``done_horizon_seconds``)
     tasks:pending          ZSET   task (JSON [name, args]) -> time sent; removed
                                   when a worker starts it (see reconcile)
     retries                ZSET   delivery (JSON) -> due time (epoch seconds)
@@ -36,10 +37,17 @@ from notifier import errors
 from notifier.redis_client import redis_client
 
 PREFIX = "notifier:"
-# Outcomes after which a delivery attempt must not run again, and how long
-# that is remembered (longer than any redelivery or lease can take).
+# Outcomes after which a delivery attempt must not run again.
 RAN_OUTCOMES = ("delivered", "failed", "dead_lettered", "held")
-DONE_TTL_SECONDS = 86400
+
+
+def done_horizon_seconds(conf):
+    """How long an attempt that ran is remembered: longer than any way the same
+    attempt can come back (a redelivered task, a re-sent outbox entry, a retry
+    whose scheduler lease lapsed), and no longer, so Redis memory plateaus
+    under a steady load instead of holding a flag per delivery for a day."""
+    return 2 * max(conf.worker.visibility_timeout_seconds,
+                   conf.worker.reconcile_after_seconds, 30)
 
 
 class Source(NamedTuple):
@@ -173,10 +181,12 @@ return stale
 class Storage:
     """Queues, messages, subscriptions and delivery state in Redis."""
 
-    def __init__(self, client, attempt_log_length=1000, attempt_log_ttl_seconds=604800):
+    def __init__(self, client, attempt_log_length=1000, attempt_log_ttl_seconds=3600,
+                 done_ttl_seconds=720):
         self.redis = client
         self.attempt_log_length = attempt_log_length
         self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
+        self.done_ttl_seconds = done_ttl_seconds
         self._store_posts = client.register_script(STORE_POSTS_LUA)
         self._create_subscription = client.register_script(CREATE_SUBSCRIPTION_LUA)
         self._lease_due_retries = client.register_script(LEASE_DUE_RETRIES_LUA)
@@ -192,7 +202,7 @@ class Storage:
                               health_check_interval=30,
                               retry=Retry(NoBackoff(), 1))
         return cls(client, conf.notification.attempt_log_length,
-                   conf.notification.attempt_log_ttl_seconds)
+                   conf.notification.attempt_log_ttl_seconds, done_horizon_seconds(conf))
 
     def ping(self):
         return bool(self.redis.ping())
@@ -458,7 +468,7 @@ class Storage:
             if attempt.get("message_id") is None:
                 continue  # an event of the subscription (disabled, enabled)
             if attempt["outcome"] in RAN_OUTCOMES:
-                pipe.set(self._done_key(attempt), "1", ex=DONE_TTL_SECONDS)
+                pipe.set(self._done_key(attempt), "1", ex=self.done_ttl_seconds)
             pipe.lpush(msg_key, text)
             pipe.ltrim(msg_key, 0, cap)
             pipe.expire(msg_key, self.attempt_log_ttl_seconds)

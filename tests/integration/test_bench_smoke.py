@@ -32,6 +32,8 @@ FIGURE_LINES = [
     "healthy/sub deliveries/s",
     "== retry backlog:",
     "worker RSS MB before/after",
+    "== memory:",
+    "redis used memory",
     "== targets (issue 4)",
 ]
 
@@ -52,7 +54,8 @@ def test_bench_quick_run_prints_every_figure(tmp_path):
     results = json.loads(report.read_text())
     assert results["reference"]["rate"] > 0
     assert set(results["scenarios"]) == {"fanout", "latency", "ingest", "isolation",
-                                         "backlog"}
+                                         "backlog", "memory"}
+    assert results["scenarios"]["memory"]["samples"]
     fanout = results["scenarios"]["fanout"]
     assert [r["delivered"] for r in fanout] == [r["expected"] for r in fanout]
     assert results["scenarios"]["backlog"]["pending_retries"] >= 1000
