@@ -58,15 +58,22 @@ for i = 5, #ARGV, 5 do
   local inflight = prefix .. 'inflight:' .. endpoint
   redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
   local proven = redis.call('EXISTS', prefix .. 'proven:' .. endpoint)
-  if proven == 0 then cap = 1 end
-  if admitted > 0 and not held[endpoint] and redis.call('ZCARD', inflight) >= cap then
+  -- An unproven endpoint has one attempt at a time. A lease older than one
+  -- attempt can take is not counted: its task timed out there (and defers
+  -- the rest) or died (a worker killed, Redis lost mid-task) before giving
+  -- the lease back.
+  local busy_since = '-inf'
+  if proven == 0 then cap, busy_since = 1, '(' .. (now - attempt_ms + lease) end
+  if admitted > 0 and not held[endpoint]
+      and redis.call('ZCOUNT', inflight, busy_since, '+inf') >= cap then
     admitted = 0
     if wait == 0 and proven == 1 then wait = 500 end
     if wait == 0 then
       -- as long as the attempt in flight has taken so far (a quick one
       -- proves the endpoint soon; a hanging one is asked about less and
       -- less often), never past the time it must have ended
-      local oldest = redis.call('ZRANGE', inflight, 0, 0, 'WITHSCORES')
+      local oldest = redis.call('ZRANGEBYSCORE', inflight, busy_since, '+inf',
+                                'WITHSCORES', 'LIMIT', 0, 1)
       local started = tonumber(oldest[2]) - lease
       wait = math.max(100, math.min(now - started, started + attempt_ms - now))
     end

@@ -58,6 +58,15 @@ def test_waiting_for_an_unproven_endpoint_grows_with_its_attempt_in_flight(state
     assert 0.6 <= later <= 1.0  # it has taken 0.6 s: wait about as long again
 
 
+def test_a_lease_older_than_an_attempt_does_not_block_an_unproven_endpoint(redis_client):
+    state = EndpointState(redis_client, lease_seconds=20, probe_seconds=20,
+                          attempt_seconds=0.3, proven_seconds=60)
+    assert admit(state)[0] == 1  # its task dies without giving the lease back
+    assert admit(state)[0] == 0
+    time.sleep(0.4)  # longer than one attempt can take
+    assert admit(state)[0] == 1
+
+
 def test_one_task_holds_one_lease_per_endpoint_whatever_its_subscriptions(state):
     groups = [(ENDPOINT, 2, CAP, "s1", 0), (ENDPOINT, 3, CAP, "s2", 0)]
     assert [(count, len(tokens)) for count, _, _, tokens in state.admit(groups)] == [
