@@ -8,43 +8,23 @@ A policy is validated and compiled in one walk into a :class:`Matcher` (hash
 sets for exact values, one predicate per operator family); a message is
 flattened once into a :class:`PreparedMessage` and checked against many
 matchers. In a flattened message strings stay ``str``, numbers become
-``float`` and JSON true/false/null become ``TRUE``/``FALSE``/``NULL``, so that
+``float`` and JSON true/false/null become ``TRUE``/``FALSE``/``NULL``
+(:mod:`notifier.filter_operators`, with the operators themselves), so that
 ``True != 1`` and ``"5" != 5`` as in SNS. Pure: stdlib only, no I/O.
 """
 
 import functools
-import ipaddress
 import json
 import math
 
 from notifier.errors import ValidationError
+from notifier.filter_operators import (BUILDERS, PolicyError, fail, is_number,
+                                       numeric_bounds, scalar)
 
 ATTRIBUTES, BODY = "MessageAttributes", "MessageBody"
 SCOPES = (ATTRIBUTES, BODY)
 MAX_KEYS, MAX_COMBINATIONS, MAX_POLICY_BYTES = 5, 150, 256 * 1024
 MAX_TAGS, MAX_TAG_LENGTH = 50, 256
-
-
-class _Literal:
-    """A JSON literal kept apart from numbers (in Python ``True == 1``)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name):
-        self.name = name
-
-    def __repr__(self):
-        return self.name
-
-
-TRUE, FALSE, NULL = _Literal("true"), _Literal("false"), _Literal("null")
-
-
-def _scalar(value):
-    """Normalise one JSON scalar for matching."""
-    if value is True or value is False or value is None:
-        return TRUE if value else FALSE if value is False else NULL
-    return float(value) if isinstance(value, (int, float)) else value
 
 
 # -- Zaqar tags ---------------------------------------------------------------
@@ -79,22 +59,6 @@ def validate_tags(tags, field="filter_policies"):
 
 
 # -- policies: public entry points --------------------------------------------
-
-class _PolicyError(Exception):
-    """Why a policy is invalid; ``path`` is filled in by the key being compiled."""
-
-    def __init__(self, reason, path=()):
-        super().__init__(reason)
-        self.reason, self.path = reason, path
-
-    def describe(self):
-        where = f' (key "{".".join(map(str, self.path))}")' if self.path else ""
-        return self.reason + where
-
-
-def _fail(reason):
-    raise _PolicyError(reason)
-
 
 def canonical_json(policy):
     """Return the canonical JSON text of ``policy`` (sorted keys, no spaces)."""
@@ -167,18 +131,18 @@ def _compile(policy, scope, field):
     try:
         checks = _compile_level(policy, (), scope, [])
         _check_limits(policy)
-    except _PolicyError as err:
+    except PolicyError as err:
         raise ValidationError(err.describe(), field=field) from None
     return _all_of(checks) if checks else None
 
 
 def _check_limits(policy):
     if len(canonical_json(policy).encode()) > MAX_POLICY_BYTES:
-        _fail("Filter policy can not be larger than 256 KB")
+        fail("Filter policy can not be larger than 256 KB")
     if _combinations(policy) > MAX_COMBINATIONS:
-        _fail("Filter policy is too complex")
+        fail("Filter policy is too complex")
     if _max_keys(policy) > MAX_KEYS:
-        _fail(f"Filter policy can not have more than {MAX_KEYS} keys")
+        fail(f"Filter policy can not have more than {MAX_KEYS} keys")
 
 
 def _combinations(policy):
@@ -211,22 +175,22 @@ def _compile_level(policy, path, scope, checks):
             checks.append((10, _compile_or(value, path, scope)))
         elif isinstance(value, dict):
             if scope == ATTRIBUTES:
-                raise _PolicyError("Filter policy scope MessageAttributes does not "
+                raise PolicyError("Filter policy scope MessageAttributes does not "
                                    "support nested filter policy", key_path)
             if not value:
-                raise _PolicyError("Empty objects are not allowed", key_path)
+                raise PolicyError("Empty objects are not allowed", key_path)
             _compile_level(value, key_path, scope, checks)
         elif isinstance(value, list):
             checks.append(_compile_key(key_path if scope == BODY else key, value, key_path))
         else:
-            raise _PolicyError(f'"{key}" must be an object or an array', key_path)
+            raise PolicyError(f'"{key}" must be an object or an array', key_path)
     return checks
 
 
 def _compile_or(branches, path, scope):
     if (not isinstance(branches, list) or len(branches) < 2
             or not all(isinstance(b, dict) and b for b in branches)):
-        raise _PolicyError('"$or" must be an array of at least two non-empty objects',
+        raise PolicyError('"$or" must be an array of at least two non-empty objects',
                            path + ("$or",))
     compiled_branches = tuple(_all_of(_compile_level(b, path, scope, [])) for b in branches)
     return functools.partial(_any_of, compiled_branches)
@@ -256,12 +220,12 @@ def _compile_key(key, rules, path):
     """Return (cost, check) where check(view) tells whether ``key`` passes ``rules``."""
     try:
         if not rules:
-            _fail("Empty arrays are not allowed")
+            fail("Empty arrays are not allowed")
         groups = _group_rules(rules)
-        exact = frozenset(_scalar(v) for v in groups.pop("", ()))
+        exact = frozenset(scalar(v) for v in groups.pop("", ()))
         exists = set(groups.pop("exists", ()))
-        predicates = tuple(build(groups[op]) for op, build in _BUILDERS.items() if op in groups)
-    except _PolicyError as err:
+        predicates = tuple(build(groups[op]) for op, build in BUILDERS.items() if op in groups)
+    except PolicyError as err:
         err.path = err.path or path
         raise
     if True in exists:
@@ -273,20 +237,20 @@ def _group_rules(rules):
     """Map operator ("" for an exact value) to its arguments, in policy order."""
     groups = {}
     for rule in rules:
-        if rule is None or isinstance(rule, (str, bool)) or _is_number(rule):
+        if rule is None or isinstance(rule, (str, bool)) or is_number(rule):
             groups.setdefault("", []).append(rule)
             continue
         if not isinstance(rule, dict):
-            _fail("Match value must be String, number, true, false, or null")
+            fail("Match value must be String, number, true, false, or null")
         if len(rule) != 1:
-            _fail("Only one key allowed in match expression")
+            fail("Only one key allowed in match expression")
         (operator, argument), = rule.items()
-        if operator not in _BUILDERS and operator != "exists":
-            _fail(f"Unrecognized match type {operator}")
+        if operator not in BUILDERS and operator != "exists":
+            fail(f"Unrecognized match type {operator}")
         if operator == "exists" and not isinstance(argument, bool):
-            _fail("exists match pattern must be either true or false.")
+            fail("exists match pattern must be either true or false.")
         if operator == "numeric":   # an equality is just an exact number
-            low, low_inc, high, high_inc = bounds = _numeric_bounds(argument)
+            low, low_inc, high, high_inc = bounds = numeric_bounds(argument)
             operator, argument = ("", low) if low == high else ("numeric", bounds)
         groups.setdefault(operator, []).append(argument)
     return groups
@@ -311,152 +275,6 @@ def _key_check(key, exact, predicates, when_missing):
                     return True
         return False
     return check_with_predicates
-
-
-# -- operators: each builder validates its arguments, then returns v -> bool --
-
-def _is_number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _strings(operator, args):
-    for arg in args:
-        if not isinstance(arg, str):
-            _fail(f"{operator} match pattern must be a string")
-    return tuple(args)
-
-
-def _prefix(args):
-    prefixes = _strings("prefix", args)
-    return lambda v: type(v) is str and v.startswith(prefixes)
-
-
-def _suffix(args):
-    suffixes = _strings("suffix", args)
-    return lambda v: type(v) is str and v.endswith(suffixes)
-
-
-def _ignore_case(args):
-    folded = frozenset(a.lower() for a in _strings("equals-ignore-case", args))
-    return lambda v: type(v) is str and v.lower() in folded
-
-
-def _numeric(bounds):
-    bounds = tuple(bounds)
-
-    def in_range(v):
-        if type(v) is not float:
-            return False
-        for low, low_inc, high, high_inc in bounds:
-            if (low < v or (low_inc and v == low)) and (v < high or (high_inc and v == high)):
-                return True
-        return False
-    return in_range
-
-
-_LOWER, _UPPER = {">": False, ">=": True}, {"<": False, "<=": True}   # -> inclusive
-
-
-def _numeric_bounds(argument):
-    """Parse a ``numeric`` expression into (low, low_inclusive, high, high_inclusive)."""
-    if not isinstance(argument, list) or not argument:
-        _fail("Value of numeric must be an array.")
-    operator = argument[0]
-    if not isinstance(operator, str):
-        _fail(f"Invalid member in numeric match: {json.dumps(operator)}")
-    if operator != "=" and operator not in _LOWER and operator not in _UPPER:
-        _fail(f"Unrecognized numeric range operator: {operator}")
-    first = _operand(argument, 1, operator)
-    if len(argument) > 2 and operator not in _LOWER:
-        _fail("Too many elements in numeric expression")
-    if operator in _UPPER:
-        return -math.inf, False, first, _UPPER[operator]
-    if len(argument) == 2:
-        return (first, True, first, True) if operator == "=" else (
-            first, _LOWER[operator], math.inf, False)
-    upper = argument[2]
-    if not isinstance(upper, str) or upper not in _UPPER:
-        _fail(f"Bad numeric range operator: {upper}" if isinstance(upper, str)
-              else f"Bad value in numeric range: {json.dumps(upper)}")
-    second = _operand(argument, 3, upper)
-    if second <= first:
-        _fail("Bottom must be less than top")
-    if len(argument) > 4:
-        _fail("Too many terms in numeric range expression")
-    return first, _LOWER[operator], second, _UPPER[upper]
-
-
-def _operand(argument, index, operator):
-    value = argument[index] if index < len(argument) else None
-    if not _is_number(value):
-        _fail(f"Value of {'equals' if operator == '=' else operator} must be numeric")
-    return float(value)
-
-
-def _cidr(args):
-    networks = tuple(_network(a) for a in args)
-
-    def in_networks(v):
-        address = _ip_address(v) if type(v) is str else None
-        return address is not None and any(address in net for net in networks)
-    return in_networks
-
-
-def _network(argument):
-    if not isinstance(argument, str):
-        _fail("cidr match pattern must be a string")
-    address, slash, mask = argument.partition("/")
-    if not slash or "/" in mask:
-        _fail("Malformed CIDR, one '/' required")
-    if not mask.isdigit():
-        _fail("Malformed CIDR, mask bits must be an integer")
-    try:
-        return ipaddress.ip_network(argument, strict=False)
-    except ValueError:
-        _fail(f"Nonstandard IP address: {address}")
-
-
-@functools.lru_cache(maxsize=1024)
-def _ip_address(text):
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _anything_but(args):
-    predicates = tuple(_one_anything_but(a) for a in args)
-    if len(predicates) == 1:
-        return predicates[0]
-    return lambda v: any(p(v) for p in predicates)
-
-
-def _one_anything_but(argument):
-    if isinstance(argument, dict):
-        inner = next(iter(argument), "{}")
-        if len(argument) != 1 or inner not in ("prefix", "suffix", "equals-ignore-case"):
-            _fail(f"Unsupported anything-but pattern: {inner}")
-        pattern = _BUILDERS[inner]([argument[inner]])
-        return lambda v: not pattern(v)
-    if isinstance(argument, list):
-        if not argument:
-            _fail("Empty arrays are not allowed")
-        if not all(isinstance(v, str) or _is_number(v) for v in argument):
-            _fail("Inside anything but list, start|null|boolean is not supported.")
-    elif not (isinstance(argument, str) or _is_number(argument)):
-        _fail("Value of anything-but must be an array or single string/number value.")
-    excluded = frozenset(map(_scalar, argument if isinstance(argument, list) else [argument]))
-    return lambda v: v not in excluded
-
-
-# Cheapest first: a key's predicates are tried in this order.
-_BUILDERS = {"prefix": _prefix, "suffix": _suffix, "equals-ignore-case": _ignore_case,
-             "numeric": _numeric, "anything-but": _anything_but, "cidr": _cidr}
 
 
 # -- messages -----------------------------------------------------------------
@@ -514,7 +332,7 @@ def _flatten_into(node, path, out):
         for child in node:
             _flatten_into(child, path, out)
     else:
-        out.setdefault(path, []).append(_scalar(node))
+        out.setdefault(path, []).append(scalar(node))
 
 
 def _attribute_values(attribute):
