@@ -14,11 +14,12 @@ from notifier.storage import new_id
 
 
 class _Post:
-    __slots__ = ("source", "messages", "ids", "done", "error")
+    __slots__ = ("source", "messages", "size", "ids", "done", "error")
 
-    def __init__(self, source, messages):
+    def __init__(self, source, messages, size):
         self.source = source
         self.messages = messages
+        self.size = size
         self.ids = [new_id() for _ in messages]
         self.done = False
         self.error = None
@@ -27,28 +28,42 @@ class _Post:
 class MessageWriter:
     """Store posted messages and enqueue their fan-out, in groups."""
 
-    def __init__(self, storage, dispatcher, max_group=64):
+    def __init__(self, storage, dispatcher, max_group=64, max_group_bytes=1 << 20):
+        # A group is one Lua script, which Redis runs alone: keep it small
+        # enough (posts and bytes) not to stall everyone else's commands.
         self.storage = storage
         self.dispatcher = dispatcher
         self.max_group = max_group
+        self.max_group_bytes = max_group_bytes
         self._line = []
         self._changed = threading.Condition()
 
-    def post(self, source, messages):
+    def post(self, source, messages, size=0):
         """Return the new messages' ids once they are stored and their
-        fan-out enqueued; raise what the write raised (nothing is stored)."""
-        post = _Post(source, messages)
+        fan-out enqueued; raise what the write raised (nothing is stored).
+        ``size``: the request body's bytes, to bound a group's."""
+        post = _Post(source, messages, size)
         with self._changed:
             self._line.append(post)
             while not post.done and self._line[0] is not post:
                 self._changed.wait()
             if not post.done:  # first in line: write the group
-                group = self._line[:self.max_group]
+                group = self._group()
         if not post.done:
             self._write_group(group)
         if post.error is not None:
             raise post.error
         return post.ids
+
+    def _group(self):
+        group, size = [], 0
+        for post in self._line:
+            if group and (len(group) == self.max_group
+                          or size + post.size > self.max_group_bytes):
+                break
+            group.append(post)
+            size += post.size
+        return group
 
     def _write_group(self, group):
         error = None

@@ -195,7 +195,7 @@ class MessageCollection:
             metadata = self.storage.source_metadata_or_empty(source)
             default_ttl = metadata.get("_default_message_ttl", default_ttl)
         messages = validation.messages(document, self.conf, default_ttl)
-        ids = self.writer.post(source, messages)
+        ids = self.writer.post(source, messages, req.content_length or 0)
         base = f"/v2/{self.scope.kind}/{name}/messages"
         resp.status = falcon.HTTP_201
         resp.location = f"{base}?ids={','.join(ids)}"

@@ -37,12 +37,12 @@ class GatedStorage:
         self.deleted.extend(ids)
 
 
-def post_concurrently(writer, sources, holder):
+def post_concurrently(writer, sources, holder, size=0):
     results = [None] * len(sources)
 
     def run(i):
         try:
-            results[i] = writer.post(sources[i], [{"body": i, "ttl": 60}])
+            results[i] = writer.post(sources[i], [{"body": i, "ttl": 60}], size)
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             results[i] = exc
 
@@ -102,6 +102,19 @@ def test_groups_are_capped():
     results = post_concurrently(writer, [QUEUE] * 5, storage)
     assert all(isinstance(r, list) for r in results)
     assert [sum(len(ids) for _, _, ids, _ in write) for write in storage.writes] == [1, 2, 2]
+
+
+def test_groups_are_capped_in_bytes_too_but_a_large_post_still_goes():
+    storage = GatedStorage()
+    writer = MessageWriter(storage, MemoryDispatcher(), max_group_bytes=250)
+    results = post_concurrently(writer, [QUEUE] * 4, storage, size=100)
+    assert all(isinstance(r, list) for r in results)
+    assert [sum(len(ids) for _, _, ids, _ in write) for write in storage.writes] == [1, 2, 1]
+    storage = GatedStorage()
+    storage.release.set()
+    MessageWriter(storage, MemoryDispatcher(), max_group_bytes=10).post(
+        QUEUE, [{"body": 1, "ttl": 60}], 1000)
+    assert len(storage.writes) == 1
 
 
 class BrokerDown(MemoryDispatcher):
