@@ -11,7 +11,8 @@ import json
 import sys
 
 
-def f(value, digits=0):
+def fmt(value, digits=0):
+    """A figure with thousands separators; "n/a" when missing or NaN."""
     if value is None or value != value:
         return "n/a"
     return f"{value:,.{digits}f}"
@@ -27,27 +28,27 @@ def rows_for(results):
     ref = results["reference"]
     rows = {}
     rows["reference: requests.Session POSTs/s (N loops)"] = \
-        f"{f(ref['rate'])} ({ref['processes']} loops)"
+        f"{fmt(ref['rate'])} ({ref['processes']} loops)"
     rows["reference: POST round trip p50/p99 ms"] = \
-        f"{f(ref['rtt_ms']['50'], 2)} / {f(ref['rtt_ms']['99'], 2)}"
-    rows["reference: client CPU s / 1k POSTs"] = f(ref["cpu_per_1k"], 3)
+        f"{fmt(ref['rtt_ms']['50'], 2)} / {fmt(ref['rtt_ms']['99'], 2)}"
+    rows["reference: client CPU s / 1k POSTs"] = fmt(ref["cpu_per_1k"], 3)
     rows["reference: noise (other processes' share)"] = \
         f"{ref['other_processes_cpu'][1] * 100:.0f}%"
     scenarios = results["scenarios"]
 
     def delivery(label, res):
         rows[f"{label}: deliveries/s (x limit)"] = \
-            f"{f(res['deliveries_per_s'])}{r(res['deliveries_per_s'], ref['rate'])}" + \
+            f"{fmt(res['deliveries_per_s'])}{r(res['deliveries_per_s'], ref['rate'])}" + \
             ("" if res["complete"] else f" INCOMPLETE {res['delivered']}/{res['expected']}")
         lat = res["latency_ms"]
         rows[f"{label}: latency p50/p95/p99 ms"] = \
-            f"{f(lat['50'])} / {f(lat['95'])} / {f(lat['99'])}"
+            f"{fmt(lat['50'])} / {fmt(lat['95'])} / {fmt(lat['99'])}"
         rows[f"{label}: API msgs accepted/s (x limit)"] = \
-            f"{f(res['api_messages_per_s'])}{r(res['api_messages_per_s'], ref['rate'])}"
+            f"{fmt(res['api_messages_per_s'])}{r(res['api_messages_per_s'], ref['rate'])}"
         rows[f"{label}: peak worker RSS MB (x ref)"] = \
-            f"{f(res['peak_rss_mb'].get('worker'), 0)}{r(res['peak_rss_mb'].get('worker'), ref['rss_mb'])}"
+            f"{fmt(res['peak_rss_mb'].get('worker'), 0)}{r(res['peak_rss_mb'].get('worker'), ref['rss_mb'])}"
         rows[f"{label}: worker CPU s / 1k deliveries (x ref)"] = \
-            f"{f(res['cpu_per_1k'].get('worker'), 2)}{r(res['cpu_per_1k'].get('worker'), ref['cpu_per_1k'])}"
+            f"{fmt(res['cpu_per_1k'].get('worker'), 2)}{r(res['cpu_per_1k'].get('worker'), ref['cpu_per_1k'])}"
         rows[f"{label}: noise"] = f"{res['other_processes_cpu'][1] * 100:.0f}%"
 
     for res in scenarios.get("fanout", []):
@@ -59,21 +60,21 @@ def rows_for(results):
         label = (f"ingest {phase['batch']}-msg posts, workers "
                  f"{'paused' if phase['workers_paused'] else 'running'}")
         rows[f"{label}: posts/s ; msgs/s"] = \
-            f"{f(phase['posts_per_s'])} ; {f(phase['messages_per_s'])}"
-        rows[f"{label}: API CPU ms / post"] = f(phase["cpu_per_1k_posts"].get("api"), 2)
+            f"{fmt(phase['posts_per_s'])} ; {fmt(phase['messages_per_s'])}"
+        rows[f"{label}: API CPU ms / post"] = fmt(phase["cpu_per_1k_posts"].get("api"), 2)
     if "isolation" in scenarios:
         iso = scenarios["isolation"]
         rows["isolation: healthy per-subscriber deliveries/s"] = \
-            f"{f(iso['per_subscriber_per_s'], 1)} vs {f(iso['baseline_per_subscriber_per_s'], 1)}"
+            f"{fmt(iso['per_subscriber_per_s'], 1)} vs {fmt(iso['baseline_per_subscriber_per_s'], 1)}"
         rows["isolation: ratio to all-healthy"] = f"{iso['isolation_ratio'] * 100:.1f}%" + \
             ("" if iso["complete"] else " (timeout)")
         rows["isolation: worker CPU s / 1k healthy deliveries"] = \
-            f(iso["cpu_per_1k"].get("worker"), 2)
+            fmt(iso["cpu_per_1k"].get("worker"), 2)
     if "backlog" in scenarios:
         b = scenarios["backlog"]
         rows[f"backlog {b['pending_retries']:,}: worker RSS MB before → after"] = \
-            f"{f(b['worker_rss_mb_before'], 1)} → {f(b['worker_rss_mb_after'], 1)}"
-        rows["backlog: scheduler RSS growth MB"] = f(b["scheduler_rss_growth_mb"], 1)
+            f"{fmt(b['worker_rss_mb_before'], 1)} → {fmt(b['worker_rss_mb_after'], 1)}"
+        rows["backlog: scheduler RSS growth MB"] = fmt(b["scheduler_rss_growth_mb"], 1)
     for target in results.get("targets", []):
         rows[f"target: {target['target']} ({target['goal']})"] = \
             f"{'MET' if target['met'] else 'missed'}: {target['figure']}"

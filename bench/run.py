@@ -33,6 +33,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from bench import load  # noqa: E402
+from bench.report import fmt  # noqa: E402
 from bench.fleet import Fleet  # noqa: E402
 
 SCENARIOS = ["fanout", "latency", "ingest", "isolation", "backlog", "memory"]
@@ -89,12 +90,6 @@ def percentile(values, q):
 def spawn_pool(processes):
     return ProcessPoolExecutor(max_workers=processes,
                                mp_context=multiprocessing.get_context("spawn"))
-
-
-def fmt(value, digits=0):
-    if value is None or value != value:
-        return "n/a"
-    return f"{value:,.{digits}f}"
 
 
 def ratio(value, reference):

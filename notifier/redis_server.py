@@ -33,6 +33,21 @@ def free_port(host="127.0.0.1"):
         return sock.getsockname()[1]
 
 
+def stop_process(process, timeout=10, kill=False):
+    """Terminate (or kill) a child server if it runs; kill it if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    if kill:
+        process.kill()
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RedisServer:
     """A redis-server child process on 127.0.0.1 with append-only persistence."""
 
@@ -73,16 +88,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not start in time")
 
     def stop(self, kill=False):
-        if self.process and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, kill=kill)
 
     def close(self):
         self.stop()

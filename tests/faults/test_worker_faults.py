@@ -52,6 +52,13 @@ def arrivals_after(receiver, moment, message_ids=None):
 
 
 
+def duplicate_bound(in_flight_ids):
+    """What may be delivered twice: the deliveries in flight at the fault, those
+    of the messages in unacked tasks (fan-outs of PER_REQUEST messages, or
+    delivery tasks that regroup deliveries which waited for an endpoint)."""
+    return max(IN_FLIGHT_BOUND, len(in_flight_ids) * len(PATHS))
+
+
 def test_a_worker_killed_mid_burst_loses_nothing_once_restarted(
         make_fleet, redis_db):
     fleet = make_fleet()
@@ -76,10 +83,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_once_restarted(
         complete_after = time.time() - killed_at
         receiver.wait_for(len(receiver.received()) + 1, timeout=1.5)  # late copies
 
-        # In flight at the kill: the deliveries of the messages in unacked
-        # tasks (fan-outs of PER_REQUEST messages, or delivery tasks that
-        # regroup deliveries which waited for an endpoint).
-        bound = max(IN_FLIGHT_BOUND, len(in_flight) * len(PATHS))
+        bound = duplicate_bound(in_flight)
         duplicates = tally.check(max_duplicates=bound)
         resumed = min(arrivals_after(receiver, killed_at), default=float("nan"))
         redone = arrivals_after(receiver, killed_at, in_flight)
@@ -125,7 +129,7 @@ def test_a_worker_sigtermed_mid_burst_finishes_or_hands_back_its_work(
         resumed = min(arrivals_after(receiver, restarted_at), default=float("nan"))
         receiver.wait_for(len(receiver.received()) + 1, timeout=1.5)
 
-        bound = max(IN_FLIGHT_BOUND, len(in_flight_ids) * len(PATHS))
+        bound = duplicate_bound(in_flight_ids)
         duplicates = tally.check(max_duplicates=bound)
         report("worker SIGTERM",
                f"{total} deliveries; SIGTERM after {at_signal} with {in_flight} "

@@ -26,7 +26,7 @@ import time
 import requests
 from cryptography.fernet import Fernet
 
-from notifier.redis_server import free_port
+from notifier.redis_server import free_port, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_PASSWORD = "admin-secret"
@@ -107,13 +107,7 @@ class KeystoneServer:
         raise RuntimeError("keystone did not come up")
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self):
         return self.start()

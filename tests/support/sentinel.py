@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from notifier.redis_server import find_redis_server, free_port
+from notifier.redis_server import find_redis_server, free_port, stop_process
 from tests.support.waiting import wait_until
 
 MASTER_NAME = "mymaster"
@@ -70,13 +70,7 @@ class RedisSentinel:
         return int(self.client().sentinel_get_master_addr_by_name(MASTER_NAME)[1])
 
     def close(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._tmp.cleanup()
 
     def __enter__(self):
