@@ -92,14 +92,18 @@ class EndpointGuard:
             if attempt.get("error") == "gone":
                 disable[subscription["id"]] = "the endpoint answered 410 Gone"
             if attempt["outcome"] == "delivered":
-                outcomes.append((endpoint, "ok"))
+                outcome = "ok"
             elif attempt.get("error") == "timeout":
-                outcomes.append((endpoint, "slow"))
+                outcome = "slow"
             else:
                 # a permanent failure (4xx) does not count toward the breaker,
                 # but it is an answer in time
-                outcomes.append((endpoint, "fail" if not attempt.get("permanent")
-                                 else "answered"))
+                outcome = "answered" if attempt.get("permanent") else "fail"
+            # A run of successes to one endpoint records like one (each resets
+            # its breaker and renews its proof): a batch's usual case costs one
+            # update in Redis, not one per delivery.
+            if outcome != "ok" or not outcomes or outcomes[-1] != (endpoint, "ok"):
+                outcomes.append((endpoint, outcome))
         states = self.state.record(outcomes, self.conf.breaker_failure_threshold,
                                    self.conf.breaker_cooloff_seconds,
                                    self.conf.breaker_max_cooloff_seconds)
