@@ -18,8 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notifier import filtering  # noqa: E402
 
 TARGET_PER_SECOND = 200_000
-EVENTS = [f"{noun}.{verb}" for noun in ("order", "invoice", "user", "cart", "ship")
-          for verb in ("created", "updated", "deleted", "failed", "paid")]
+EVENTS = [
+    f"{noun}.{verb}"
+    for noun in ("order", "invoice", "user", "cart", "ship")
+    for verb in ("created", "updated", "deleted", "failed", "paid")
+]
 REGIONS = ["eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-south-1"]
 COUNTRIES = ["NL", "BE", "DE", "FR", "US", "IN"]
 
@@ -28,24 +31,63 @@ def _policy_makers(rng):
     """Return (weight, scope, make_policy) for each kind of subscription."""
     return [
         (4, "MessageAttributes", lambda: {"event": rng.sample(EVENTS, 3)}),
-        (2, "MessageAttributes", lambda: {"event": [{"prefix": rng.choice(EVENTS)[:4]}],
-                                          "region": rng.sample(REGIONS, 2)}),
-        (2, "MessageAttributes", lambda: {"price": [{"numeric": [
-            ">", rng.randint(0, 50), "<=", rng.randint(51, 500)]}]}),
-        (1, "MessageAttributes", lambda: {"region": [{"anything-but": rng.sample(REGIONS, 2)}],
-                                          "event": [{"suffix": ".paid"}, "order.created"]}),
-        (1, "MessageAttributes", lambda: {"customer": [{"exists": True}],
-                                          "vip": [{"exists": False}]}),
-        (1, "MessageAttributes", lambda: {"source_ip": [
-            {"cidr": f"10.{rng.randint(0, 7)}.0.0/16"}, {"cidr": "2001:db8::/32"}]}),
-        (1, "MessageAttributes", lambda: {"$or": [
-            {"event": rng.sample(EVENTS, 2)},
-            {"price": [{"numeric": [">", rng.randint(10, 100)]}],
-             "tags": [{"equals-ignore-case": "URGENT"}]}]}),
-        (2, "MessageBody", lambda: {"order": {
-            "total": [{"numeric": [">=", rng.randint(0, 80)]}],
-            "country": rng.sample(COUNTRIES, 2),
-            "items": {"sku": [{"prefix": rng.choice("abc")}]}}}),
+        (
+            2,
+            "MessageAttributes",
+            lambda: {
+                "event": [{"prefix": rng.choice(EVENTS)[:4]}],
+                "region": rng.sample(REGIONS, 2),
+            },
+        ),
+        (
+            2,
+            "MessageAttributes",
+            lambda: {"price": [{"numeric": [">", rng.randint(0, 50), "<=", rng.randint(51, 500)]}]},
+        ),
+        (
+            1,
+            "MessageAttributes",
+            lambda: {
+                "region": [{"anything-but": rng.sample(REGIONS, 2)}],
+                "event": [{"suffix": ".paid"}, "order.created"],
+            },
+        ),
+        (
+            1,
+            "MessageAttributes",
+            lambda: {"customer": [{"exists": True}], "vip": [{"exists": False}]},
+        ),
+        (
+            1,
+            "MessageAttributes",
+            lambda: {
+                "source_ip": [{"cidr": f"10.{rng.randint(0, 7)}.0.0/16"}, {"cidr": "2001:db8::/32"}]
+            },
+        ),
+        (
+            1,
+            "MessageAttributes",
+            lambda: {
+                "$or": [
+                    {"event": rng.sample(EVENTS, 2)},
+                    {
+                        "price": [{"numeric": [">", rng.randint(10, 100)]}],
+                        "tags": [{"equals-ignore-case": "URGENT"}],
+                    },
+                ]
+            },
+        ),
+        (
+            2,
+            "MessageBody",
+            lambda: {
+                "order": {
+                    "total": [{"numeric": [">=", rng.randint(0, 80)]}],
+                    "country": rng.sample(COUNTRIES, 2),
+                    "items": {"sku": [{"prefix": rng.choice("abc")}]},
+                }
+            },
+        ),
     ]
 
 
@@ -60,8 +102,10 @@ def build_subscriptions(count, seed):
 
 def message():
     """Return (attributes, body) of the message every subscription is checked against."""
+
     def string(value):
         return {"DataType": "String", "StringValue": value}
+
     attributes = {
         "event": string("order.created"),
         "region": string("eu-west-1"),
@@ -70,8 +114,13 @@ def message():
         "source_ip": string("10.3.4.5"),
         "tags": {"DataType": "String.Array", "StringValue": json.dumps(["new", "urgent"])},
     }
-    body = {"order": {"total": 42.5, "country": "NL",
-                      "items": [{"sku": "a-1", "qty": 2}, {"sku": "b-7", "qty": 1}]}}
+    body = {
+        "order": {
+            "total": 42.5,
+            "country": "NL",
+            "items": [{"sku": "a-1", "qty": 2}, {"sku": "b-7", "qty": 1}],
+        }
+    }
     return attributes, json.dumps(body)
 
 
@@ -114,8 +163,10 @@ def main(argv=None):
     slow_rate = time_unprepared(matchers, attributes, body)
 
     print(f"subscriptions:       {len(matchers):,}")
-    print(f"compile:             {compile_seconds:.3f} s "
-          f"({compile_seconds / len(matchers) * 1e6:.1f} us/policy)")
+    print(
+        f"compile:             {compile_seconds:.3f} s "
+        f"({compile_seconds / len(matchers) * 1e6:.1f} us/policy)"
+    )
     print(f"matched:             {matched:,} of {len(matchers):,}")
     print(f"evaluations/s:       {rate:,.0f} (prepared message, best of {args.rounds})")
     print(f"evaluations/s raw:   {slow_rate:,.0f} (message re-flattened on every call)")

@@ -6,6 +6,7 @@ directory, and is stopped (process group by process group, by pid) when the
 fleet closes.
 """
 
+import http.client
 import json
 import os
 import signal
@@ -14,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-import http.client
 
 import psutil
 import redis
@@ -40,9 +40,14 @@ class Proc:
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=log,
-                                        stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=self.env)
+        self.process = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=self.env,
+        )
         log.close()
         return self
 
@@ -164,8 +169,7 @@ class Monitor:
         spent = {}
         for name, now in after.items():
             then = before.get(name, {})
-            spent[name] = sum(cpu - then.get(pid, (0, 0))[0]
-                              for pid, (cpu, _) in now.items())
+            spent[name] = sum(cpu - then.get(pid, (0, 0))[0] for pid, (cpu, _) in now.items())
         return spent
 
     @staticmethod
@@ -176,9 +180,18 @@ class Monitor:
 class Fleet:
     """Redis, sink, API, workers and scheduler for one benchmark run."""
 
-    def __init__(self, workers=2, layout="pool", api_workers=2, quick=False,
-                 read_timeout=None, keep_logs=False, endpoints="distinct",
-                 max_subscribers=1000, settings=()):
+    def __init__(
+        self,
+        workers=2,
+        layout="pool",
+        api_workers=2,
+        quick=False,
+        read_timeout=None,
+        keep_logs=False,
+        endpoints="distinct",
+        max_subscribers=1000,
+        settings=(),
+    ):
         self.workers = workers
         self.layout = layout
         self.api_workers = api_workers
@@ -207,23 +220,32 @@ class Fleet:
         self.redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
         self._write_config()
         endpoints = self.max_subscribers if self.endpoints == "distinct" else 0
-        self.sink = Proc("sink", [sys.executable, os.path.join(ROOT, "bench", "sink.py"),
-                                  "--port", str(self.sink_port),
-                                  "--endpoints", str(endpoints)],
-                         self._log("sink")).start()
+        self.sink = Proc(
+            "sink",
+            [
+                sys.executable,
+                os.path.join(ROOT, "bench", "sink.py"),
+                "--port",
+                str(self.sink_port),
+                "--endpoints",
+                str(endpoints),
+            ],
+            self._log("sink"),
+        ).start()
         self.api = self._role("api").start()
         self.start_workers()
         self.scheduler = self._role("scheduler").start()
         self._wait(lambda: self._get(self.sink_port, "/_stats") is not None, "sink")
-        self._wait(lambda: self._get(self.api_port, "/v2/ping", raw=True) is not None,
-                   "API")
-        self.monitor = Monitor({
-            "worker": lambda: list(self.worker_procs),
-            "api": lambda: [self.api],
-            "scheduler": lambda: [self.scheduler],
-            "redis": lambda: [_Wrapped(self.redis_server.process)],
-            "sink": lambda: [self.sink],
-        }).start()
+        self._wait(lambda: self._get(self.api_port, "/v2/ping", raw=True) is not None, "API")
+        self.monitor = Monitor(
+            {
+                "worker": lambda: list(self.worker_procs),
+                "api": lambda: [self.api],
+                "scheduler": lambda: [self.scheduler],
+                "redis": lambda: [_Wrapped(self.redis_server.process)],
+                "sink": lambda: [self.sink],
+            }
+        ).start()
         return self
 
     def start_workers(self):
@@ -232,8 +254,7 @@ class Fleet:
             plan = [(self.workers, "worker")]
         else:  # "split": N workers of one pool process each
             plan = [(1, f"worker{i}") for i in range(self.workers)]
-        pool = next((v for g, o, v in self.settings if (g, o) == ("worker", "pool")),
-                    "prefork")
+        pool = next((v for g, o, v in self.settings if (g, o) == ("worker", "pool")), "prefork")
         threads = pool != "prefork"
         for concurrency, name in plan:
             if threads:  # one threads worker per process: its own thread count
@@ -244,16 +265,16 @@ class Fleet:
                 handle.write(f"[worker]\nheartbeat_file = {beat}\n")
             if os.path.exists(beat):
                 os.unlink(beat)
-            proc = self._role("worker", "--config-file", extra, "--concurrency",
-                              str(concurrency), name=name).start()
+            proc = self._role(
+                "worker", "--config-file", extra, "--concurrency", str(concurrency), name=name
+            ).start()
             proc.beat = beat
             self.worker_procs.append(proc)
         for proc in self.worker_procs:
-            self._wait(lambda: os.path.exists(proc.beat), proc.name, timeout=60)
+            self._wait(lambda p=proc: os.path.exists(p.beat), proc.name, timeout=60)
             # the pool children exist once the consumer runs (threads: none)
             if not threads:
-                self._wait(lambda: len(proc.tree()) > 1, proc.name + " pool",
-                           timeout=30)
+                self._wait(lambda p=proc: len(p.tree()) > 1, proc.name + " pool", timeout=30)
 
     def stop_workers(self, timeout=3):
         for proc in self.worker_procs:
@@ -273,6 +294,7 @@ class Fleet:
             self.redis_server.close()
         if not self.keep_logs:
             import shutil
+
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
@@ -297,6 +319,7 @@ class Fleet:
         host = "127.0.0.1"
         if index is not None and self.endpoints == "distinct":
             from bench.sink import endpoint_host
+
             host = endpoint_host(index % self.max_subscribers)
         return f"http://{host}:{self.sink_port}/{mode}/{run}/{sub}"
 
@@ -322,8 +345,12 @@ class Fleet:
 
     def purge(self):
         """Drop every queued/unacked task and pending retry (after isolation)."""
-        keys = list(BROKER_QUEUES) + ["unacked", "unacked_index",
-                                      "notifier:retries", "notifier:retries:leased"]
+        keys = list(BROKER_QUEUES) + [
+            "unacked",
+            "unacked_index",
+            "notifier:retries",
+            "notifier:retries:leased",
+        ]
         # per-endpoint guard state: breakers, in-flight leases, probes
         for pattern in ("notifier:breaker*", "notifier:inflight:*", "notifier:probe:*"):
             keys += list(self.redis.scan_iter(match=pattern, count=1000))
@@ -339,7 +366,8 @@ class Fleet:
                 f"webhook_read_timeout_seconds = {self.read_timeout}\n"
                 f"[webhook]\nallowed_networks = 127.0.0.0/8\n"
                 f"[worker]\nscheduler_heartbeat_file = "
-                f"{os.path.join(self.tmp, 'scheduler.beat')}\n")
+                f"{os.path.join(self.tmp, 'scheduler.beat')}\n"
+            )
             # --set overrides: a later section header wins in oslo.config
             for section, option, value in self.settings:
                 handle.write(f"[{section}]\n{option} = {value}\n")
@@ -348,8 +376,7 @@ class Fleet:
         return os.path.join(self.tmp, f"{name}.log")
 
     def _role(self, role, *extra, name=None):
-        args = [sys.executable, "-m", "notifier.cli", role, "--config-file",
-                self.config, *extra]
+        args = [sys.executable, "-m", "notifier.cli", role, "--config-file", self.config, *extra]
         return Proc(name or role, args, self._log(name or role))
 
     @staticmethod

@@ -15,8 +15,11 @@ import threading
 import time
 import uuid
 
-HEADERS = {"Content-Type": "application/json", "X-Project-ID": "bench",
-           "Client-ID": str(uuid.UUID("3381af92-2b9e-11e3-b191-71861300734c"))}
+HEADERS = {
+    "Content-Type": "application/json",
+    "X-Project-ID": "bench",
+    "Client-ID": str(uuid.UUID("3381af92-2b9e-11e3-b191-71861300734c")),
+}
 
 
 def message_body(seq, t):
@@ -26,10 +29,16 @@ def message_body(seq, t):
 
 def reference_payload():
     """A request body shaped like the notifications the workers send."""
-    return json.dumps({"body": message_body(1, time.time()), "ttl": 3600,
-                       "Message_Type": "Notification", "queue_name": "bench",
-                       "message_id": uuid.uuid4().hex,
-                       "timestamp": "2026-01-01T00:00:00.000Z"}).encode()
+    return json.dumps(
+        {
+            "body": message_body(1, time.time()),
+            "ttl": 3600,
+            "Message_Type": "Notification",
+            "queue_name": "bench",
+            "message_id": uuid.uuid4().hex,
+            "timestamp": "2026-01-01T00:00:00.000Z",
+        }
+    ).encode()
 
 
 class ApiClient:
@@ -48,8 +57,7 @@ class ApiClient:
         body = None if document is None else json.dumps(document).encode()
         for attempt in (1, 2):  # the server may close an idle keep-alive
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port,
-                                                       timeout=self.timeout)
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
                 self.conn.request(method, self.base + path, body=body, headers=HEADERS)
                 response = self.conn.getresponse()
@@ -68,9 +76,11 @@ class ApiClient:
         return self.request("POST", f"/queues/{queue}/messages", document)
 
     def subscribe(self, queue, subscriber, ttl=86400):
-        status, data = self.request("POST", f"/queues/{queue}/subscriptions",
-                                    {"subscriber": subscriber, "ttl": ttl,
-                                     "options": {}})
+        status, data = self.request(
+            "POST",
+            f"/queues/{queue}/subscriptions",
+            {"subscriber": subscriber, "ttl": ttl, "options": {}},
+        )
         if status != 201:
             raise RuntimeError(f"subscribe {subscriber}: {status} {data[:200]!r}")
         return json.loads(data)["subscription_id"]
@@ -88,8 +98,10 @@ def post_burst(api_url, queue, count, batch, threads=4, first_seq=0):
     """Post ``count`` messages, ``batch`` per request, from ``threads`` keep-alive
     clients; each message body carries its post time. Return a dict with the
     posting window and how many messages were accepted."""
-    batches = [list(range(first_seq + s, first_seq + min(s + batch, count)))
-               for s in range(0, count, batch)]
+    batches = [
+        list(range(first_seq + s, first_seq + min(s + batch, count)))
+        for s in range(0, count, batch)
+    ]
     lock = threading.Lock()
     result = {"accepted": 0, "failed": 0}
 
@@ -107,8 +119,7 @@ def post_burst(api_url, queue, count, batch, threads=4, first_seq=0):
         finally:
             client.close()
 
-    workers = [threading.Thread(target=run, args=(batches[i::threads],))
-               for i in range(threads)]
+    workers = [threading.Thread(target=run, args=(batches[i::threads],)) for i in range(threads)]
     result["start"] = time.time()
     for worker in workers:
         worker.start()
@@ -161,6 +172,7 @@ def post_paced(api_url, queue, rate, duration, threads=4, deadline_slack=10, ttl
 
 # -- in client processes --------------------------------------------------
 
+
 def ingest_client(api_url, queue, batch, start_at, duration, connections):
     """Closed-loop poster: ``connections`` threads, each a keep-alive client,
     posting ``batch`` messages per request from ``start_at`` for ``duration``
@@ -181,7 +193,8 @@ def ingest_client(api_url, queue, batch, start_at, duration, connections):
                     break
                 try:
                     status, _ = client.post_messages(
-                        queue, [message_body(seq + i, t) for i in range(batch)])
+                        queue, [message_body(seq + i, t) for i in range(batch)]
+                    )
                 except OSError:
                     status = 0
                 took = time.time() - t
@@ -217,7 +230,7 @@ def reference_loop(url, start_at, duration, max_requests=200_000):
     session = requests.Session()
     body = reference_payload()
     headers = {"Content-Type": "application/json", "User-Agent": "notifier-bench/1"}
-    session.post(url, data=body, headers=headers).content  # connect outside the window
+    _ = session.post(url, data=body, headers=headers).content  # connect outside the window
     latencies = []
     while time.time() < start_at:
         time.sleep(0.001)
@@ -230,16 +243,22 @@ def reference_loop(url, start_at, duration, max_requests=200_000):
         if t0 >= end_at:
             break
         response = session.post(url, data=body, headers=headers)
-        response.content
+        _ = response.content
         latencies.append(time.perf_counter() - t0)
         done += 1
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu0
     session.close()
     import psutil
-    return {"requests": done, "elapsed": elapsed, "cpu": cpu,
-            "latencies": latencies, "rss": psutil.Process(os.getpid()).memory_info().rss,
-            "errors": 0}
+
+    return {
+        "requests": done,
+        "elapsed": elapsed,
+        "cpu": cpu,
+        "latencies": latencies,
+        "rss": psutil.Process(os.getpid()).memory_info().rss,
+        "errors": 0,
+    }
 
 
 # -- wrk: a C load generator, for ingest --------------------------------------
@@ -262,19 +281,29 @@ def wrk_ingest(api_url, queue, batch, duration, connections, threads=2, workdir=
     at once) for ``duration`` s. wrk is written in C: at 2,000 posts/s a
     Python client would take a third of this machine's CPU away from what it
     measures. Returns counts, latency percentiles and wrk's CPU seconds."""
-    document = {"messages": [{"ttl": 3600, "body": message_body(i, 0.0)}
-                             for i in range(batch)]}
+    document = {"messages": [{"ttl": 3600, "body": message_body(i, 0.0)} for i in range(batch)]}
     script = os.path.join(workdir, f"wrk-{os.getpid()}-{batch}.lua")
     with open(script, "w") as f:
-        f.write(WRK_SCRIPT % (json.dumps(document), HEADERS["X-Project-ID"],
-                              HEADERS["Client-ID"]))
+        f.write(WRK_SCRIPT % (json.dumps(document), HEADERS["X-Project-ID"], HEADERS["Client-ID"]))
     url = f"{api_url}/queues/{queue}/messages"
     seconds = max(1, round(duration))  # wrk takes whole seconds
     proc = subprocess.Popen(
-        ["wrk", f"-t{threads}", f"-c{max(connections, threads)}",
-         f"-d{seconds}s", "--latency",
-         "--timeout", "30s", "-s", script, url],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{max(connections, threads)}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            script,
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     os.unlink(script)
@@ -287,12 +316,22 @@ def parse_wrk(output, batch, cpu):
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = int(non_2xx.group(1)) if non_2xx else 0
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-                        r"timeout (\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+        r"timeout (\d+)",
+        output,
+    )
     if sockets:
         errors += sum(int(x) for x in sockets.groups())
-    percentiles = {int(q): float(v) * UNITS_MS[unit] for q, v, unit in re.findall(
-        r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)}
+    percentiles = {
+        int(q): float(v) * UNITS_MS[unit]
+        for q, v, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
+    }
     posts = max(0, requests - errors)
-    return {"posts": posts, "messages": posts * batch, "errors": errors,
-            "percentiles_ms": percentiles, "cpu": cpu}
+    return {
+        "posts": posts,
+        "messages": posts * batch,
+        "errors": errors,
+        "percentiles_ms": percentiles,
+        "cpu": cpu,
+    }

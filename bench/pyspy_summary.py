@@ -67,8 +67,11 @@ def main():
                 for name in {frame_name(f) for f in frames}:
                     inclusive[name] += count
     print(f"{total} samples")
-    for title, counter in (("self time", self_time), ("inclusive time", inclusive),
-                           ("self time by package", packages)):
+    for title, counter in (
+        ("self time", self_time),
+        ("inclusive time", inclusive),
+        ("self time by package", packages),
+    ):
         print(f"\n-- {title}")
         for name, count in counter.most_common(args.top):
             print(f"{100.0 * count / total:6.1f}%  {name}")

@@ -27,28 +27,36 @@ def r(value, reference):
 def rows_for(results):
     ref = results["reference"]
     rows = {}
-    rows["reference: requests.Session POSTs/s (N loops)"] = \
+    rows["reference: requests.Session POSTs/s (N loops)"] = (
         f"{fmt(ref['rate'])} ({ref['processes']} loops)"
-    rows["reference: POST round trip p50/p99 ms"] = \
+    )
+    rows["reference: POST round trip p50/p99 ms"] = (
         f"{fmt(ref['rtt_ms']['50'], 2)} / {fmt(ref['rtt_ms']['99'], 2)}"
+    )
     rows["reference: client CPU s / 1k POSTs"] = fmt(ref["cpu_per_1k"], 3)
-    rows["reference: noise (other processes' share)"] = \
+    rows["reference: noise (other processes' share)"] = (
         f"{ref['other_processes_cpu'][1] * 100:.0f}%"
+    )
     scenarios = results["scenarios"]
 
     def delivery(label, res):
-        rows[f"{label}: deliveries/s (x limit)"] = \
-            f"{fmt(res['deliveries_per_s'])}{r(res['deliveries_per_s'], ref['rate'])}" + \
-            ("" if res["complete"] else f" INCOMPLETE {res['delivered']}/{res['expected']}")
+        rows[f"{label}: deliveries/s (x limit)"] = (
+            f"{fmt(res['deliveries_per_s'])}{r(res['deliveries_per_s'], ref['rate'])}"
+            + ("" if res["complete"] else f" INCOMPLETE {res['delivered']}/{res['expected']}")
+        )
         lat = res["latency_ms"]
-        rows[f"{label}: latency p50/p95/p99 ms"] = \
+        rows[f"{label}: latency p50/p95/p99 ms"] = (
             f"{fmt(lat['50'])} / {fmt(lat['95'])} / {fmt(lat['99'])}"
-        rows[f"{label}: API msgs accepted/s (x limit)"] = \
+        )
+        rows[f"{label}: API msgs accepted/s (x limit)"] = (
             f"{fmt(res['api_messages_per_s'])}{r(res['api_messages_per_s'], ref['rate'])}"
-        rows[f"{label}: peak worker RSS MB (x ref)"] = \
+        )
+        rows[f"{label}: peak worker RSS MB (x ref)"] = (
             f"{fmt(res['peak_rss_mb'].get('worker'), 0)}{r(res['peak_rss_mb'].get('worker'), ref['rss_mb'])}"
-        rows[f"{label}: worker CPU s / 1k deliveries (x ref)"] = \
+        )
+        rows[f"{label}: worker CPU s / 1k deliveries (x ref)"] = (
             f"{fmt(res['cpu_per_1k'].get('worker'), 2)}{r(res['cpu_per_1k'].get('worker'), ref['cpu_per_1k'])}"
+        )
         rows[f"{label}: noise"] = f"{res['other_processes_cpu'][1] * 100:.0f}%"
 
     for res in scenarios.get("fanout", []):
@@ -57,27 +65,35 @@ def rows_for(results):
     if "latency" in scenarios:
         delivery(f"latency @{scenarios['latency']['target_rate']}/s", scenarios["latency"])
     for phase in scenarios.get("ingest", []):
-        label = (f"ingest {phase['batch']}-msg posts, workers "
-                 f"{'paused' if phase['workers_paused'] else 'running'}")
-        rows[f"{label}: posts/s ; msgs/s"] = \
+        label = (
+            f"ingest {phase['batch']}-msg posts, workers "
+            f"{'paused' if phase['workers_paused'] else 'running'}"
+        )
+        rows[f"{label}: posts/s ; msgs/s"] = (
             f"{fmt(phase['posts_per_s'])} ; {fmt(phase['messages_per_s'])}"
+        )
         rows[f"{label}: API CPU ms / post"] = fmt(phase["cpu_per_1k_posts"].get("api"), 2)
     if "isolation" in scenarios:
         iso = scenarios["isolation"]
-        rows["isolation: healthy per-subscriber deliveries/s"] = \
+        rows["isolation: healthy per-subscriber deliveries/s"] = (
             f"{fmt(iso['per_subscriber_per_s'], 1)} vs {fmt(iso['baseline_per_subscriber_per_s'], 1)}"
-        rows["isolation: ratio to all-healthy"] = f"{iso['isolation_ratio'] * 100:.1f}%" + \
-            ("" if iso["complete"] else " (timeout)")
-        rows["isolation: worker CPU s / 1k healthy deliveries"] = \
-            fmt(iso["cpu_per_1k"].get("worker"), 2)
+        )
+        rows["isolation: ratio to all-healthy"] = f"{iso['isolation_ratio'] * 100:.1f}%" + (
+            "" if iso["complete"] else " (timeout)"
+        )
+        rows["isolation: worker CPU s / 1k healthy deliveries"] = fmt(
+            iso["cpu_per_1k"].get("worker"), 2
+        )
     if "backlog" in scenarios:
         b = scenarios["backlog"]
-        rows[f"backlog {b['pending_retries']:,}: worker RSS MB before → after"] = \
+        rows[f"backlog {b['pending_retries']:,}: worker RSS MB before → after"] = (
             f"{fmt(b['worker_rss_mb_before'], 1)} → {fmt(b['worker_rss_mb_after'], 1)}"
+        )
         rows["backlog: scheduler RSS growth MB"] = fmt(b["scheduler_rss_growth_mb"], 1)
     for target in results.get("targets", []):
-        rows[f"target: {target['target']} ({target['goal']})"] = \
+        rows[f"target: {target['target']} ({target['goal']})"] = (
             f"{'MET' if target['met'] else 'missed'}: {target['figure']}"
+        )
     return rows
 
 

@@ -37,10 +37,11 @@ T_RE = re.compile(rb'"t":\s*([0-9.eE+-]+)')
 SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
 CL_RE = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
-OK = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-      b"\r\nok")
-FAIL = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 4\r\n\r\nfail")
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+FAIL = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 4\r\n\r\nfail"
+)
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -49,9 +50,9 @@ class State:
         self.reset()
 
     def reset(self):
-        self.records = {}   # run -> list of (mode, sub, received, t, seq)
-        self.counts = {}    # (run, mode) -> requests
-        self.unique = {}    # (run, mode) -> set of (sub, seq)
+        self.records = {}  # run -> list of (mode, sub, received, t, seq)
+        self.counts = {}  # (run, mode) -> requests
+        self.unique = {}  # (run, mode) -> set of (sub, seq)
 
     def record(self, mode, run, sub, body):
         received = time.time()
@@ -77,8 +78,10 @@ STATE = State()
 
 def json_response(document):
     body = json.dumps(document, separators=(",", ":")).encode()
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def control(target):
@@ -116,7 +119,7 @@ class SinkProtocol(asyncio.Protocol):
                 return
             line_end = self.buffer.find(b"\r\n")
             request_line = self.buffer[:line_end]
-            body = self.buffer[head_end + 4:total]
+            body = self.buffer[head_end + 4 : total]
             self.buffer = self.buffer[total:]
             self.handle(request_line, body)
 
@@ -153,19 +156,18 @@ def endpoint_host(index):
 async def serve(host, port, endpoints=0):
     loop = asyncio.get_running_loop()
     hosts = [host] + [endpoint_host(i) for i in range(endpoints)]
-    server = await loop.create_server(SinkProtocol, hosts, port, backlog=1024,
-                                      reuse_address=True)
+    server = await loop.create_server(SinkProtocol, hosts, port, backlog=1024, reuse_address=True)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"sink listening on {host}:{port} and {endpoints} endpoint address(es)",
-          flush=True)
+    print(f"sink listening on {host}:{port} and {endpoints} endpoint address(es)", flush=True)
     async with server:
         await stop.wait()
 
 
 def raise_fd_limit():
     import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
@@ -175,10 +177,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--endpoints", type=int, default=0,
-                        help="also listen on this many distinct loopback "
-                             "addresses (127.0.1.1 ...), one per subscriber, so "
-                             "each subscriber is its own endpoint")
+    parser.add_argument(
+        "--endpoints",
+        type=int,
+        default=0,
+        help="also listen on this many distinct loopback "
+        "addresses (127.0.1.1 ...), one per subscriber, so "
+        "each subscriber is its own endpoint",
+    )
     args = parser.parse_args()
     asyncio.run(serve(args.host, args.port, args.endpoints))
 

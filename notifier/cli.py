@@ -1,12 +1,12 @@
 """The `notifier` command: run the whole service (`dev`) or one role of it.
 
-    notifier dev        Redis, API, worker and scheduler in the foreground
-    notifier api        the HTTP API under gunicorn
-    notifier worker     a Celery worker (fan-out and delivery)
-    notifier scheduler  moves due retries onto the task queue
-    notifier healthcheck {api,worker,scheduler}
-                        exit 0 if that role on this host is alive (for
-                        container health checks; cheap: no broadcast)
+notifier dev        Redis, API, worker and scheduler in the foreground
+notifier api        the HTTP API under gunicorn
+notifier worker     a Celery worker (fan-out and delivery)
+notifier scheduler  moves due retries onto the task queue
+notifier healthcheck {api,worker,scheduler}
+                    exit 0 if that role on this host is alive (for
+                    container health checks; cheap: no broadcast)
 """
 
 import argparse
@@ -25,22 +25,29 @@ LOG = logging.getLogger("notifier")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="notifier", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="notifier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     roles = parser.add_subparsers(dest="role", required=True)
-    for name, helptext in (("dev", "run everything locally until Ctrl-C"),
-                           ("api", "serve the HTTP API"),
-                           ("worker", "run a Celery worker"),
-                           ("scheduler", "move due retries onto the task queue")):
+    for name, helptext in (
+        ("dev", "run everything locally until Ctrl-C"),
+        ("api", "serve the HTTP API"),
+        ("worker", "run a Celery worker"),
+        ("scheduler", "move due retries onto the task queue"),
+    ):
         role = roles.add_parser(name, help=helptext)
-        role.add_argument("--config-file", action="append", default=[],
-                          help="oslo.config file; may be repeated")
+        role.add_argument(
+            "--config-file", action="append", default=[], help="oslo.config file; may be repeated"
+        )
         if name in ("dev", "api"):
             role.add_argument("--host", help="address to listen on")
             role.add_argument("--port", type=int, help="port to listen on")
         if name in ("dev", "worker"):
-            role.add_argument("--concurrency", type=int,
-                              help="worker pool size (default: twice the cores for prefork)")
+            role.add_argument(
+                "--concurrency",
+                type=int,
+                help="worker pool size (default: twice the cores for prefork)",
+            )
     check = roles.add_parser("healthcheck", help="exit 0 if a role is alive")
     check.add_argument("target", choices=["api", "worker", "scheduler"])
     check.add_argument("--config-file", action="append", default=[])
@@ -52,8 +59,8 @@ def run_healthcheck(conf, target):
     heartbeat file for the worker and the scheduler."""
     if target == "api":
         import urllib.request
-        host = conf.api.bind_host if conf.api.bind_host not in ("0.0.0.0", "::") \
-            else "127.0.0.1"
+
+        host = conf.api.bind_host if conf.api.bind_host not in ("0.0.0.0", "::") else "127.0.0.1"
         url = f"http://{host}:{conf.api.bind_port}/v2/health"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
@@ -61,6 +68,7 @@ def run_healthcheck(conf, target):
         except OSError:
             return 1
     from notifier.heartbeat import is_fresh
+
     path = conf.worker.heartbeat_file
     if target == "scheduler":
         path = conf.worker.scheduler_heartbeat_file
@@ -115,14 +123,24 @@ def run_worker(conf):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         try:
-            start_http_server(conf.metrics.worker_port, addr=conf.metrics.worker_host,
-                              registry=registry)
+            start_http_server(
+                conf.metrics.worker_port, addr=conf.metrics.worker_host, registry=registry
+            )
         except OSError as exc:  # e.g. a second worker on this host: run without
-            LOG.warning("worker metrics server not started on port %s: %s",
-                        conf.metrics.worker_port, exc)
+            LOG.warning(
+                "worker metrics server not started on port %s: %s", conf.metrics.worker_port, exc
+            )
     quiet_task_logs()
-    argv = ["worker", "--loglevel", "INFO", "-Q", f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
-            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    argv = [
+        "worker",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        f"{FANOUT_QUEUE},{DELIVER_QUEUE}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     argv += ["--pool", conf.worker.pool]
     argv += ["--concurrency", str(worker_concurrency(conf))]
     app.worker_main(argv)
@@ -162,8 +180,7 @@ def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_event.set())
     storage = Storage.from_conf(conf)
-    service = DeliveryService(conf, storage,
-                              CeleryDispatcher(create_celery(conf), storage))
+    service = DeliveryService(conf, storage, CeleryDispatcher(create_celery(conf), storage))
     LOG.info("scheduler started")
     next_reconcile = 0.0
     while not stop_event.is_set():
@@ -171,8 +188,9 @@ def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
             moved = service.move_due_retries()
             if time.monotonic() >= next_reconcile:
                 next_reconcile = time.monotonic() + 5
-                service.reconcile_tasks(conf.worker.reconcile_after_seconds,
-                                        [FANOUT_QUEUE, DELIVER_QUEUE])
+                service.reconcile_tasks(
+                    conf.worker.reconcile_after_seconds, [FANOUT_QUEUE, DELIVER_QUEUE]
+                )
         except Exception:  # Redis restarting: keep going, say so
             from notifier.metrics import REDIS_ERRORS
 
@@ -193,15 +211,18 @@ def run_dev(args, conf):
     """Start a private Redis and every role as child processes."""
     from notifier.redis_server import RedisServer
 
-    with RedisServer(appendfsync=conf.dev_redis_appendfsync) as server, \
-            tempfile.NamedTemporaryFile(
-            "w", suffix=".conf", prefix="notifier-dev-") as overrides:
+    with (
+        RedisServer(appendfsync=conf.dev_redis_appendfsync) as server,
+        tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="notifier-dev-") as overrides,
+    ):
         # The private server is not behind Sentinel, whatever the config says.
-        overrides.write(f"[DEFAULT]\nredis_url = {server.url}\nsentinel_hosts =\n"
-                        f"[api]\nbind_host = {conf.api.bind_host}\n"
-                        f"bind_port = {conf.api.bind_port}\nworkers = 1\n"
-                        f"[webhook]\nallowed_networks = "
-                        f"{','.join(conf.webhook.allowed_networks + DEV_NETWORKS)}\n")
+        overrides.write(
+            f"[DEFAULT]\nredis_url = {server.url}\nsentinel_hosts =\n"
+            f"[api]\nbind_host = {conf.api.bind_host}\n"
+            f"bind_port = {conf.api.bind_port}\nworkers = 1\n"
+            f"[webhook]\nallowed_networks = "
+            f"{','.join(conf.webhook.allowed_networks + DEV_NETWORKS)}\n"
+        )
         overrides.flush()
         files = []
         for path in args.config_file + [overrides.name]:
@@ -209,11 +230,14 @@ def run_dev(args, conf):
         worker_args = ["worker"] + files
         if args.concurrency:
             worker_args += ["--concurrency", str(args.concurrency)]
-        children = [_spawn(role_args) for role_args in
-                    (["api"] + files, worker_args, ["scheduler"] + files)]
-        print(f"notifier is running: API at http://{conf.api.bind_host}:"
-              f"{conf.api.bind_port}/v2 (Redis {server.url}). Ctrl-C stops it.",
-              flush=True)
+        children = [
+            _spawn(role_args) for role_args in (["api"] + files, worker_args, ["scheduler"] + files)
+        ]
+        print(
+            f"notifier is running: API at http://{conf.api.bind_host}:"
+            f"{conf.api.bind_port}/v2 (Redis {server.url}). Ctrl-C stops it.",
+            flush=True,
+        )
         _wait_for_interrupt(children)
 
 
@@ -247,8 +271,7 @@ def prepare_metrics_dir(conf):
     import os
     import shutil
 
-    directory = conf.metrics.multiprocess_dir or tempfile.mkdtemp(
-        prefix="notifier-metrics-")
+    directory = conf.metrics.multiprocess_dir or tempfile.mkdtemp(prefix="notifier-metrics-")
     shutil.rmtree(directory, ignore_errors=True)  # stale files of a dead run
     os.makedirs(directory, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory

@@ -51,8 +51,10 @@ from notifier import errors
 from notifier.confirmation import ConfirmationConfigError
 
 GROUP = "notifier.confirmation_drivers"
-BUILTIN_DRIVERS = {"noop": "notifier.confirm_drivers:NoopDriver",
-                   "mac": "notifier.confirm_drivers:MacDriver"}
+BUILTIN_DRIVERS = {
+    "noop": "notifier.confirm_drivers:NoopDriver",
+    "mac": "notifier.confirm_drivers:MacDriver",
+}
 MAC_FIELD = "message_authentication_code"
 
 
@@ -68,8 +70,9 @@ class NoopDriver:
 
 def message_authentication_code(key, subscription_id):
     """Return the code MacDriver expects: hex HMAC-SHA256(key, subscription id)."""
-    return hmac.new(key.encode("utf-8"), subscription_id.encode("utf-8"),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        key.encode("utf-8"), subscription_id.encode("utf-8"), hashlib.sha256
+    ).hexdigest()
 
 
 class MacDriver:
@@ -85,8 +88,7 @@ class MacDriver:
     def __init__(self, conf):
         self.key = conf.confirmation_mac.secret_key
         if not self.key:
-            raise ValueError("confirmation_driver = mac needs [confirmation_mac] "
-                             "secret_key.")
+            raise ValueError("confirmation_driver = mac needs [confirmation_mac] secret_key.")
 
     def confirm(self, subscription, confirmed, extra_spec):
         if not confirmed:
@@ -95,14 +97,14 @@ class MacDriver:
         field = f"extra_spec.{MAC_FIELD}"
         if not isinstance(code, str) or not code:
             raise errors.ValidationError(
-                f"Confirming this subscription needs {field}: the code you "
-                "were given for it.", field=field)
+                f"Confirming this subscription needs {field}: the code you were given for it.",
+                field=field,
+            )
         expected = message_authentication_code(self.key, subscription["id"])
-        if not hmac.compare_digest(expected.encode("ascii"),
-                                   code.strip().lower().encode("utf-8")):
+        if not hmac.compare_digest(expected.encode("ascii"), code.strip().lower().encode("utf-8")):
             raise errors.ForbiddenError(
-                "The message authentication code does not match this "
-                "subscription.", field=field)
+                "The message authentication code does not match this subscription.", field=field
+            )
         return None
 
 
@@ -113,11 +115,11 @@ def driver_class(name):
     if name in BUILTIN_DRIVERS:
         module_name, _, attribute = BUILTIN_DRIVERS[name].partition(":")
         return getattr(importlib.import_module(module_name), attribute)
-    known = sorted({e.name for e in metadata.entry_points(group=GROUP)}
-                   | set(BUILTIN_DRIVERS))
+    known = sorted({e.name for e in metadata.entry_points(group=GROUP)} | set(BUILTIN_DRIVERS))
     raise ConfirmationConfigError(
         f"[notification] confirmation_driver = {name!r} is not a confirmation "
-        f"driver (known: {', '.join(known)}).")
+        f"driver (known: {', '.join(known)})."
+    )
 
 
 def load_driver(conf):
@@ -128,5 +130,4 @@ def load_driver(conf):
     except ConfirmationConfigError:
         raise
     except (ValueError, ImportError, AttributeError) as exc:
-        raise ConfirmationConfigError(
-            f"confirmation driver {name!r} cannot start: {exc}") from exc
+        raise ConfirmationConfigError(f"confirmation driver {name!r} cannot start: {exc}") from exc

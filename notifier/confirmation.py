@@ -33,8 +33,7 @@ CONFIRMING_SCHEMES = frozenset({"http", "https", "mailto"})
 PAGE_PATH = "/v2/confirmation"
 SUBSCRIBE_BODY = {"confirmed": True}
 UNSUBSCRIBE_BODY = {"confirmed": False}
-SIGNED_HEADER_NAMES = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths",
-                       "X-Project-ID")
+SIGNED_HEADER_NAMES = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths", "X-Project-ID")
 
 
 class ConfirmationConfigError(ValueError):
@@ -49,7 +48,8 @@ def check_conf(conf):
             "secret_key: without it no confirmation URL can be signed and no "
             "new webhook or e-mail subscription could ever be confirmed. Set "
             "a long random secret_key (the same on every API process), or "
-            "set require_confirmation = false.")
+            "set require_confirmation = false."
+        )
 
 
 def requires_confirmation(scheme, sink_class=None):
@@ -70,8 +70,7 @@ def base_url(conf):
 
 def page_url(conf):
     """Return the confirmation page e-mails link to."""
-    return (conf.notification.external_confirmation_url
-            or base_url(conf) + PAGE_PATH)
+    return conf.notification.external_confirmation_url or base_url(conf) + PAGE_PATH
 
 
 def confirm_path(source_kind, source_name, subscription_id):
@@ -80,7 +79,7 @@ def confirm_path(source_kind, source_name, subscription_id):
 
 def expiry(now, ttl_seconds):
     """Return the naive-UTC expiry ``ttl_seconds`` after epoch ``now``."""
-    moment = datetime.datetime.fromtimestamp(now + ttl_seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(now + ttl_seconds, datetime.UTC)
     return moment.replace(tzinfo=None, microsecond=0)
 
 
@@ -89,27 +88,38 @@ def signed_fields(key, source, subscription_id, now, ttl_seconds):
     valid for ``ttl_seconds`` from epoch ``now``."""
     project, kind, name = source
     path = confirm_path(kind, name, subscription_id)
-    share = signing.create_signed_url(key, [path], ["PUT"], project,
-                                      expiry(now, ttl_seconds), now=expiry(now, 0))
-    return {"URL-Signature": share["signature"], "URL-Methods": "PUT",
-            "URL-Paths": path, "X-Project-ID": project,
-            "URL-Expires": share["expires"]}
+    share = signing.create_signed_url(
+        key, [path], ["PUT"], project, expiry(now, ttl_seconds), now=expiry(now, 0)
+    )
+    return {
+        "URL-Signature": share["signature"],
+        "URL-Methods": "PUT",
+        "URL-Paths": path,
+        "X-Project-ID": project,
+        "URL-Expires": share["expires"],
+    }
 
 
 def confirmation_link(page, fields, source_kind, source_name, subscribe_url):
     """Return the page URL with Zaqar's query parameters appended."""
-    params = {"Signature": fields["URL-Signature"], "Methods": fields["URL-Methods"],
-              "Paths": fields["URL-Paths"], "Project": fields["X-Project-ID"],
-              "Expires": fields["URL-Expires"], "Url": subscribe_url,
-              "Queue": source_name}
+    params = {
+        "Signature": fields["URL-Signature"],
+        "Methods": fields["URL-Methods"],
+        "Paths": fields["URL-Paths"],
+        "Project": fields["X-Project-ID"],
+        "Expires": fields["URL-Expires"],
+        "Url": subscribe_url,
+        "Queue": source_name,
+    }
     if source_kind == "topics":
         params["Topic"] = source_name
     separator = "&" if "?" in page else "?"
     return page + separator + urlencode(params)
 
 
-def confirmation_payload(message_type, *, key, source, subscription_id, api_url,
-                         page, now, ttl_seconds):
+def confirmation_payload(
+    message_type, *, key, source, subscription_id, api_url, page, now, ttl_seconds
+):
     """Return the body of a SubscriptionConfirmation or UnsubscribeConfirmation.
 
     ``source`` is (project, kind, name); ``api_url`` the API's public base
@@ -127,15 +137,22 @@ def confirmation_payload(message_type, *, key, source, subscription_id, api_url,
     if message_type == SUBSCRIPTION:
         text = f"You have chosen to subscribe to the {noun}: {name}"
     else:
-        text = (f"You have unsubscribed successfully to the {noun}: {name}, you "
-                "can resubscribe it by using confirmed=True.")
-    payload = {"Message_Type": message_type, "Message": text, **fields,
-               "SubscribeURL": subscribe_url, "WSGISubscribeURL": subscribe_url,
-               "SubscribeBody": dict(SUBSCRIBE_BODY),
-               "UnsubscribeBody": dict(UNSUBSCRIBE_BODY),
-               "queue_name": name, "subscription_id": subscription_id,
-               "confirmation_link": confirmation_link(page, fields, kind, name,
-                                                      subscribe_url)}
+        text = (
+            f"You have unsubscribed successfully to the {noun}: {name}, you "
+            "can resubscribe it by using confirmed=True."
+        )
+    payload = {
+        "Message_Type": message_type,
+        "Message": text,
+        **fields,
+        "SubscribeURL": subscribe_url,
+        "WSGISubscribeURL": subscribe_url,
+        "SubscribeBody": dict(SUBSCRIBE_BODY),
+        "UnsubscribeBody": dict(UNSUBSCRIBE_BODY),
+        "queue_name": name,
+        "subscription_id": subscription_id,
+        "confirmation_link": confirmation_link(page, fields, kind, name, subscribe_url),
+    }
     if kind == "topics":
         payload["topic_name"] = name
     return payload

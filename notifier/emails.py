@@ -38,10 +38,11 @@ MAILTO_FIELDS = ("to", "cc", "bcc", "subject", "body")
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_CHARS = 500
 MAX_INTRO_CHARS = 2000
-TEMPLATE_NAMES = ("notification", "subscription_confirmation",
-                  "unsubscribe_confirmation")
-CONFIRMATION_TEMPLATES = {"subscription": "subscription_confirmation",
-                          "unsubscribe": "unsubscribe_confirmation"}
+TEMPLATE_NAMES = ("notification", "subscription_confirmation", "unsubscribe_confirmation")
+CONFIRMATION_TEMPLATES = {
+    "subscription": "subscription_confirmation",
+    "unsubscribe": "unsubscribe_confirmation",
+}
 
 # Bodies are always 7-bit (quoted-printable or base64) so any relay takes
 # them; only SMTPUTF8 addresses need 8-bit headers.
@@ -62,7 +63,7 @@ class EmailTarget:
     bcc: tuple = ()
     subject: str | None = None
     sender: str | None = None  # the `from` option, "Name <addr>" or addr
-    intro: str | None = None   # the URI's body field
+    intro: str | None = None  # the URI's body field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,18 +96,19 @@ class OutgoingEmail:
 
 # -- checking -----------------------------------------------------------------
 
+
 def check_text(value, field, max_chars, multiline=False):
     """Return ``value`` if it is a string safe to put in a header (or body)."""
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be a string.", field=field)
     if len(value) > max_chars:
-        raise ValidationError(f"{field} is longer than {max_chars} characters.",
-                              field=field)
+        raise ValidationError(f"{field} is longer than {max_chars} characters.", field=field)
     allowed = "\r\n\t" if multiline else ""
     for char in value:
         if char not in allowed and unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
-            raise ValidationError(f"{field} contains the control character "
-                                  f"U+{ord(char):04X}.", field=field)
+            raise ValidationError(
+                f"{field} contains the control character U+{ord(char):04X}.", field=field
+            )
     return value
 
 
@@ -114,18 +116,20 @@ def check_address(value, field):
     """Return an addr-spec with its domain IDNA-encoded, or raise."""
     check_text(value, field, 254)
     local, at, domain = value.strip().rpartition("@")
-    if not at or not _LOCAL_PART.fullmatch(local) or local.startswith("-") \
-            or len(local.encode()) > 64 \
-            or any(unicodedata.category(c)[0] in "ZC" for c in local):
-        raise ValidationError(f"{field}: {value!r} is not an e-mail address.",
-                              field=field)
+    if (
+        not at
+        or not _LOCAL_PART.fullmatch(local)
+        or local.startswith("-")
+        or len(local.encode()) > 64
+        or any(unicodedata.category(c)[0] in "ZC" for c in local)
+    ):
+        raise ValidationError(f"{field}: {value!r} is not an e-mail address.", field=field)
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
         domain = ""
     if not all(_LABEL.fullmatch(label) for label in domain.split(".")):
-        raise ValidationError(f"{field}: {value!r} has an invalid domain.",
-                              field=field)
+        raise ValidationError(f"{field}: {value!r} has an invalid domain.", field=field)
     return f"{local}@{domain}"
 
 
@@ -144,12 +148,12 @@ def _address_list(value, field):
         return []
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list):
-        raise ValidationError(f"{field} must be an address or a list of them.",
-                              field=field)
+        raise ValidationError(f"{field} must be an address or a list of them.", field=field)
     return [check_address(item, field) for item in items]
 
 
 # -- mailto URIs ---------------------------------------------------------------
+
 
 def parse_mailto(uri):
     """Split a mailto URI into ``{field: [decoded values]}`` (MAILTO_FIELDS)."""
@@ -157,8 +161,7 @@ def parse_mailto(uri):
     if scheme.lower() != "mailto":
         raise ValidationError("subscriber is not a mailto: URI.", field="subscriber")
     if "#" in rest:
-        raise ValidationError("A mailto: URI has no fragment; write # as %23.",
-                              field="subscriber")
+        raise ValidationError("A mailto: URI has no fragment; write # as %23.", field="subscriber")
     path, _, query = rest.partition("?")
     fields = {name: [] for name in MAILTO_FIELDS}
     pairs = [("to", path)] if path else []
@@ -167,8 +170,9 @@ def parse_mailto(uri):
         name = _decode(name).lower()
         if name not in fields:
             raise ValidationError(
-                f"mailto: field {name!r} is not supported (use "
-                f"{', '.join(MAILTO_FIELDS)}).", field="subscriber")
+                f"mailto: field {name!r} is not supported (use {', '.join(MAILTO_FIELDS)}).",
+                field="subscriber",
+            )
         fields[name].append(_decode(value))
     return fields
 
@@ -177,8 +181,9 @@ def _decode(text):
     try:
         return unquote(text, errors="strict")
     except UnicodeDecodeError as exc:
-        raise ValidationError("subscriber has percent-encoded bytes that are "
-                              "not UTF-8.", field="subscriber") from exc
+        raise ValidationError(
+            "subscriber has percent-encoded bytes that are not UTF-8.", field="subscriber"
+        ) from exc
 
 
 def _single(values, name, field):
@@ -198,8 +203,9 @@ def email_target(subscriber, options):
     cc += _address_list(options.get("cc"), "options.cc")
     bcc += _address_list(options.get("bcc"), "options.bcc")
     if len(set(to + cc + bcc)) > MAX_RECIPIENTS:
-        raise ValidationError(f"At most {MAX_RECIPIENTS} recipients per subscription.",
-                              field="subscriber")
+        raise ValidationError(
+            f"At most {MAX_RECIPIENTS} recipients per subscription.", field="subscriber"
+        )
     subject = _single(fields["subject"], "subject", "subscriber")
     if subject is not None:
         check_text(subject, "subscriber", MAX_SUBJECT_CHARS)
@@ -212,8 +218,14 @@ def email_target(subscriber, options):
     sender = options.get("from")
     if sender is not None:
         check_mailbox(sender, "options.from")
-    return EmailTarget(to=_unique(to), cc=_unique(cc), bcc=_unique(bcc),
-                       subject=subject or None, sender=sender, intro=intro or None)
+    return EmailTarget(
+        to=_unique(to),
+        cc=_unique(cc),
+        bcc=_unique(bcc),
+        subject=subject or None,
+        sender=sender,
+        intro=intro or None,
+    )
 
 
 def _unique(items):
@@ -222,10 +234,13 @@ def _unique(items):
 
 # -- templates -------------------------------------------------------------------
 
+
 def packaged_template_dir():
     """Return the templates/email directory shipped with notifier, or None."""
-    candidates = [Path(__file__).resolve().parent.parent / "templates" / "email",
-                  Path("/app/templates/email")]  # the Docker image's copy
+    candidates = [
+        Path(__file__).resolve().parent.parent / "templates" / "email",
+        Path("/app/templates/email"),
+    ]  # the Docker image's copy
     return next((c for c in candidates if (c / "notification.txt").is_file()), None)
 
 
@@ -245,8 +260,11 @@ class EmailTemplates:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in directories]),
             autoescape=jinja2.select_autoescape(["html"], default=False),
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            keep_trailing_newline=True)
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
 
     def check(self):
         """Load every template now, so a missing or broken one fails early."""
@@ -256,9 +274,11 @@ class EmailTemplates:
 
     def render(self, name, context):
         subject = self.env.get_template(f"{name}.subject.txt").render(context)
-        return RenderedEmail(subject=" ".join(subject.split()),
-                             text=self.env.get_template(f"{name}.txt").render(context),
-                             html=self.env.get_template(f"{name}.html").render(context))
+        return RenderedEmail(
+            subject=" ".join(subject.split()),
+            text=self.env.get_template(f"{name}.txt").render(context),
+            html=self.env.get_template(f"{name}.html").render(context),
+        )
 
 
 def notification_context(payload, subscription, target):
@@ -266,13 +286,23 @@ def notification_context(payload, subscription, target):
     project, kind, name = subscription["source"]
     body = payload.get("body")
     # backslashreplace: a lone surrogate (JSON "\ud800") stays escaped
-    body_json = json.dumps(body, indent=2, ensure_ascii=False).encode(
-        "utf-8", "backslashreplace").decode("utf-8")
-    return {"source_kind": "topic" if kind == "topics" else "queue",
-            "source_name": name, "project": project, "body": body,
-            "body_json": body_json, "message_id": payload.get("message_id"),
-            "ttl": payload.get("ttl"), "timestamp": payload.get("timestamp"),
-            "intro": target.intro, "recipients": target.to}
+    body_json = (
+        json.dumps(body, indent=2, ensure_ascii=False)
+        .encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+    )
+    return {
+        "source_kind": "topic" if kind == "topics" else "queue",
+        "source_name": name,
+        "project": project,
+        "body": body,
+        "body_json": body_json,
+        "message_id": payload.get("message_id"),
+        "ttl": payload.get("ttl"),
+        "timestamp": payload.get("timestamp"),
+        "intro": target.intro,
+        "recipients": target.to,
+    }
 
 
 def render_confirmation_email(kind, context, templates=None, zaqar_template=None):
@@ -289,17 +319,19 @@ def render_confirmation_email(kind, context, templates=None, zaqar_template=None
     if zaqar_template:
         try:
             text = zaqar_template.get("body", "").format(
-                context["source_name"], context["project"],
-                context["confirmation_link"])
+                context["source_name"], context["project"], context["confirmation_link"]
+            )
         except (IndexError, KeyError, ValueError) as exc:
             raise ValueError(f"Zaqar {kind} e-mail template body: {exc!r}") from exc
-        return RenderedEmail(subject=zaqar_template.get("topic", ""), text=text,
-                             sender=zaqar_template.get("sender"))
+        return RenderedEmail(
+            subject=zaqar_template.get("topic", ""), text=text, sender=zaqar_template.get("sender")
+        )
     templates = templates or EmailTemplates()
     return templates.render(CONFIRMATION_TEMPLATES[kind], context)
 
 
 # -- building --------------------------------------------------------------------
+
 
 def build_email(target, rendered, smtp_from, delivery_id, now):
     """Return the OutgoingEmail of a rendered e-mail for ``target``.
@@ -309,8 +341,7 @@ def build_email(target, rendered, smtp_from, delivery_id, now):
     Message-ID derives from ``delivery_id``, so retries carry the same one.
     """
     envelope_name, envelope = check_mailbox(smtp_from, "smtp_from")
-    from_name, from_addr = check_mailbox(
-        target.sender or rendered.sender or smtp_from, "from")
+    from_name, from_addr = check_mailbox(target.sender or rendered.sender or smtp_from, "from")
     message = EmailMessage(policy=_BUILD_POLICY)
     message["From"] = _address(from_addr, from_name)
     if from_addr != envelope:
@@ -320,16 +351,21 @@ def build_email(target, rendered, smtp_from, delivery_id, now):
         message["Cc"] = [_address(a) for a in target.cc]
     message["Subject"] = target.subject or rendered.subject
     message["Date"] = email.utils.format_datetime(
-        datetime.datetime.fromtimestamp(now, datetime.timezone.utc))
+        datetime.datetime.fromtimestamp(now, datetime.UTC)
+    )
     message["Message-ID"] = _message_id(delivery_id, envelope)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
     message.set_content(rendered.text)
     if rendered.html is not None:
         message.add_alternative(rendered.html, subtype="html")
     recipients = _unique(target.to + target.cc + target.bcc)
-    return OutgoingEmail(sender=envelope, recipients=recipients, message=message,
-                         bcc=target.bcc, smtputf8=not all(
-                             a.isascii() for a in (envelope, from_addr, *recipients)))
+    return OutgoingEmail(
+        sender=envelope,
+        recipients=recipients,
+        message=message,
+        bcc=target.bcc,
+        smtputf8=not all(a.isascii() for a in (envelope, from_addr, *recipients)),
+    )
 
 
 def _address(addr_spec, display_name=""):

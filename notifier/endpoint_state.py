@@ -157,8 +157,14 @@ return out
 class EndpointState:
     """Admit deliveries to endpoints and record how they went."""
 
-    def __init__(self, redis_client, lease_seconds=60, probe_seconds=30,
-                 attempt_seconds=30, proven_seconds=600):
+    def __init__(
+        self,
+        redis_client,
+        lease_seconds=60,
+        probe_seconds=30,
+        attempt_seconds=30,
+        proven_seconds=600,
+    ):
         self.redis = redis_client
         self.lease_ms = int(lease_seconds * 1000)
         self.probe_ms = int(probe_seconds * 1000)
@@ -177,8 +183,10 @@ class EndpointState:
         args = [_key(""), self.lease_ms, self.probe_ms, self.attempt_ms]
         for endpoint, wanted, cap, subscription_id, rate in groups:
             args += [endpoint, wanted, cap, subscription_id, rate or 0]
-        return [(int(entry[0]), int(entry[1]) / 1000.0, bool(entry[2]), entry[3:])
-                for entry in self._admit(args=args)]
+        return [
+            (int(entry[0]), int(entry[1]) / 1000.0, bool(entry[2]), entry[3:])
+            for entry in self._admit(args=args)
+        ]
 
     def release(self, tokens_by_endpoint):
         """Give back concurrency leases once their deliveries are done."""
@@ -196,18 +204,28 @@ class EndpointState:
         first_failure_at)}."""
         if not outcomes:
             return {}
-        args = [_key(""), threshold, int(cooloff_seconds * 1000),
-                int(max_cooloff_seconds * 1000), self.proven_ms]
+        args = [
+            _key(""),
+            threshold,
+            int(cooloff_seconds * 1000),
+            int(max_cooloff_seconds * 1000),
+            self.proven_ms,
+        ]
         for endpoint, outcome in outcomes:
             args += [endpoint, {True: "ok", False: "fail"}.get(outcome, outcome)]
         result = self._record(args=args)
-        return {endpoint: (state.decode() if isinstance(state, bytes) else state,
-                           first / 1000.0 if first else None)
-                for (endpoint, _), (state, first) in zip(outcomes, result)}
+        return {
+            endpoint: (
+                state.decode() if isinstance(state, bytes) else state,
+                first / 1000.0 if first else None,
+            )
+            for (endpoint, _), (state, first) in zip(outcomes, result)
+        }
 
     def reset(self, endpoint):
-        self.redis.delete(_key("breaker", endpoint), _key("probe", endpoint),
-                          _key("proven", endpoint))
+        self.redis.delete(
+            _key("breaker", endpoint), _key("probe", endpoint), _key("proven", endpoint)
+        )
         self.redis.srem(_key("breakers", "open"), endpoint)
 
     def breaker(self, endpoint):
@@ -215,8 +233,7 @@ class EndpointState:
 
     def hold(self, subscription_id, deliveries):
         if deliveries:
-            self.redis.rpush(_key("held", subscription_id),
-                             *[dumps(d) for d in deliveries])
+            self.redis.rpush(_key("held", subscription_id), *[dumps(d) for d in deliveries])
 
     def take_held(self, subscription_id, limit=100000):
         pipe = self.redis.pipeline(transaction=True)

@@ -60,8 +60,14 @@ class DeliveryError(NotifierError):
 
     retryable = False
 
-    def __init__(self, description="", kind="error", status=None,
-                 retry_after_seconds=None, response_body=None):
+    def __init__(
+        self,
+        description="",
+        kind="error",
+        status=None,
+        retry_after_seconds=None,
+        response_body=None,
+    ):
         super().__init__(description)
         self.kind = kind
         self.status = status

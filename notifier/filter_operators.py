@@ -52,6 +52,7 @@ def fail(reason):
 
 # -- operators: each builder validates its arguments, then returns v -> bool --
 
+
 def is_number(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
@@ -93,10 +94,11 @@ def _numeric(bounds):
             if (low < v or (low_inc and v == low)) and (v < high or (high_inc and v == high)):
                 return True
         return False
+
     return in_range
 
 
-_LOWER, _UPPER = {">": False, ">=": True}, {"<": False, "<=": True}   # -> inclusive
+_LOWER, _UPPER = {">": False, ">=": True}, {"<": False, "<=": True}  # -> inclusive
 
 
 def numeric_bounds(argument):
@@ -114,12 +116,18 @@ def numeric_bounds(argument):
     if operator in _UPPER:
         return -math.inf, False, first, _UPPER[operator]
     if len(argument) == 2:
-        return (first, True, first, True) if operator == "=" else (
-            first, _LOWER[operator], math.inf, False)
+        return (
+            (first, True, first, True)
+            if operator == "="
+            else (first, _LOWER[operator], math.inf, False)
+        )
     upper = argument[2]
     if not isinstance(upper, str) or upper not in _UPPER:
-        fail(f"Bad numeric range operator: {upper}" if isinstance(upper, str)
-              else f"Bad value in numeric range: {json.dumps(upper)}")
+        fail(
+            f"Bad numeric range operator: {upper}"
+            if isinstance(upper, str)
+            else f"Bad value in numeric range: {json.dumps(upper)}"
+        )
     second = _operand(argument, 3, upper)
     if second <= first:
         fail("Bottom must be less than top")
@@ -141,6 +149,7 @@ def _cidr(args):
     def in_networks(v):
         address = _ip_address(v) if type(v) is str else None
         return address is not None and any(address in net for net in networks)
+
     return in_networks
 
 
@@ -192,5 +201,11 @@ def _one_anything_but(argument):
 
 
 # Cheapest first: a key's predicates are tried in this order.
-BUILDERS = {"prefix": _prefix, "suffix": _suffix, "equals-ignore-case": _ignore_case,
-             "numeric": _numeric, "anything-but": _anything_but, "cidr": _cidr}
+BUILDERS = {
+    "prefix": _prefix,
+    "suffix": _suffix,
+    "equals-ignore-case": _ignore_case,
+    "numeric": _numeric,
+    "anything-but": _anything_but,
+    "cidr": _cidr,
+}

@@ -18,8 +18,7 @@ import json
 import math
 
 from notifier.errors import ValidationError
-from notifier.filter_operators import (BUILDERS, PolicyError, fail, is_number,
-                                       numeric_bounds, scalar)
+from notifier.filter_operators import BUILDERS, PolicyError, fail, is_number, numeric_bounds, scalar
 
 ATTRIBUTES, BODY = "MessageAttributes", "MessageBody"
 SCOPES = (ATTRIBUTES, BODY)
@@ -28,6 +27,7 @@ MAX_TAGS, MAX_TAG_LENGTH = 50, 256
 
 
 # -- Zaqar tags ---------------------------------------------------------------
+
 
 def tags_match(subscription_tags, message_tags):
     """Return True if a message with ``message_tags`` goes to the subscription.
@@ -47,18 +47,18 @@ def validate_tags(tags, field="filter_policies"):
     if not isinstance(tags, list):
         raise ValidationError("Tags must be a list of strings", field=field)
     if len(tags) > MAX_TAGS:
-        raise ValidationError(f"At most {MAX_TAGS} tags are allowed, got {len(tags)}",
-                              field=field)
+        raise ValidationError(f"At most {MAX_TAGS} tags are allowed, got {len(tags)}", field=field)
     for tag in tags:
         if not isinstance(tag, str) or not tag:
-            raise ValidationError(f"Each tag must be a non-empty string, got {tag!r}",
-                                  field=field)
+            raise ValidationError(f"Each tag must be a non-empty string, got {tag!r}", field=field)
         if len(tag) > MAX_TAG_LENGTH:
-            raise ValidationError(f"Tag {tag[:20]!r}... is longer than "
-                                  f"{MAX_TAG_LENGTH} characters", field=field)
+            raise ValidationError(
+                f"Tag {tag[:20]!r}... is longer than {MAX_TAG_LENGTH} characters", field=field
+            )
 
 
 # -- policies: public entry points --------------------------------------------
+
 
 def canonical_json(policy):
     """Return the canonical JSON text of ``policy`` (sorted keys, no spaces)."""
@@ -84,8 +84,9 @@ def compiled(policy_text, scope=ATTRIBUTES):
     try:
         policy = json.loads(policy_text) if policy_text else None
     except ValueError as ex:
-        raise ValidationError(f"Filter policy is not valid JSON: {ex}",
-                              field="options.filter_policy") from ex
+        raise ValidationError(
+            f"Filter policy is not valid JSON: {ex}", field="options.filter_policy"
+        ) from ex
     return compile_policy(policy, scope)
 
 
@@ -119,11 +120,14 @@ class Matcher:
 
 # -- policies: validation and compilation in one walk -------------------------
 
+
 def _compile(policy, scope, field):
     """Return the check function of ``policy`` (None: no filter) or raise."""
     if scope not in SCOPES:
-        raise ValidationError(f"Invalid filter policy scope {scope!r}; use one of "
-                              f"{', '.join(SCOPES)}", field="options.filter_policy_scope")
+        raise ValidationError(
+            f"Invalid filter policy scope {scope!r}; use one of {', '.join(SCOPES)}",
+            field="options.filter_policy_scope",
+        )
     if policy is None:
         return None
     if not isinstance(policy, dict):
@@ -175,8 +179,10 @@ def _compile_level(policy, path, scope, checks):
             checks.append((10, _compile_or(value, path, scope)))
         elif isinstance(value, dict):
             if scope == ATTRIBUTES:
-                raise PolicyError("Filter policy scope MessageAttributes does not "
-                                   "support nested filter policy", key_path)
+                raise PolicyError(
+                    "Filter policy scope MessageAttributes does not support nested filter policy",
+                    key_path,
+                )
             if not value:
                 raise PolicyError("Empty objects are not allowed", key_path)
             _compile_level(value, key_path, scope, checks)
@@ -188,10 +194,14 @@ def _compile_level(policy, path, scope, checks):
 
 
 def _compile_or(branches, path, scope):
-    if (not isinstance(branches, list) or len(branches) < 2
-            or not all(isinstance(b, dict) and b for b in branches)):
-        raise PolicyError('"$or" must be an array of at least two non-empty objects',
-                           path + ("$or",))
+    if (
+        not isinstance(branches, list)
+        or len(branches) < 2
+        or not all(isinstance(b, dict) and b for b in branches)
+    ):
+        raise PolicyError(
+            '"$or" must be an array of at least two non-empty objects', path + ("$or",)
+        )
     compiled_branches = tuple(_all_of(_compile_level(b, path, scope, [])) for b in branches)
     return functools.partial(_any_of, compiled_branches)
 
@@ -213,6 +223,7 @@ def _all_of(checks):
             if not check(view):
                 return False
         return True
+
     return all_of
 
 
@@ -244,12 +255,12 @@ def _group_rules(rules):
             fail("Match value must be String, number, true, false, or null")
         if len(rule) != 1:
             fail("Only one key allowed in match expression")
-        (operator, argument), = rule.items()
+        ((operator, argument),) = rule.items()
         if operator not in BUILDERS and operator != "exists":
             fail(f"Unrecognized match type {operator}")
         if operator == "exists" and not isinstance(argument, bool):
             fail("exists match pattern must be either true or false.")
-        if operator == "numeric":   # an equality is just an exact number
+        if operator == "numeric":  # an equality is just an exact number
             low, low_inc, high, high_inc = bounds = numeric_bounds(argument)
             operator, argument = ("", low) if low == high else ("numeric", bounds)
         groups.setdefault(operator, []).append(argument)
@@ -258,9 +269,11 @@ def _group_rules(rules):
 
 def _key_check(key, exact, predicates, when_missing):
     if not predicates:
+
         def check(view):
             values = view.get(key)
             return when_missing if values is None else not exact.isdisjoint(values)
+
         return check
 
     def check_with_predicates(view):
@@ -274,10 +287,12 @@ def _key_check(key, exact, predicates, when_missing):
                 if predicate(value):
                     return True
         return False
+
     return check_with_predicates
 
 
 # -- messages -----------------------------------------------------------------
+
 
 class PreparedMessage:
     """One message flattened once, for evaluation against many matchers.
@@ -338,7 +353,7 @@ def _flatten_into(node, path, out):
 def _attribute_values(attribute):
     """Return the normalised values of one SNS-style message attribute."""
     if not isinstance(attribute, dict):
-        return _flatten(attribute).get((), ())      # a bare JSON value
+        return _flatten(attribute).get((), ())  # a bare JSON value
     data_type = attribute.get("DataType") or attribute.get("Type") or "String"
     raw = attribute.get("StringValue", attribute.get("Value"))
     if data_type.endswith(".Array"):
@@ -357,4 +372,4 @@ def _attribute_values(attribute):
         except (TypeError, ValueError):
             return ()
         return (number,) if math.isfinite(number) else ()
-    return ()   # Binary and unknown types are ignored, as SNS does
+    return ()  # Binary and unknown types are ignored, as SNS does

@@ -39,11 +39,17 @@ class EndpointGuard:
     def __init__(self, conf, redis_client, clock):
         self.conf = conf.webhook
         self.clock = clock
-        attempt = (conf.notification.webhook_connect_timeout_seconds
-                    + conf.notification.webhook_read_timeout_seconds)
-        self.state = EndpointState(redis_client, lease_seconds=attempt * 2,
-                                   probe_seconds=attempt * 2, attempt_seconds=attempt,
-                                   proven_seconds=self.conf.proven_seconds)
+        attempt = (
+            conf.notification.webhook_connect_timeout_seconds
+            + conf.notification.webhook_read_timeout_seconds
+        )
+        self.state = EndpointState(
+            redis_client,
+            lease_seconds=attempt * 2,
+            probe_seconds=attempt * 2,
+            attempt_seconds=attempt,
+            proven_seconds=self.conf.proven_seconds,
+        )
 
     def admit(self, triples):
         """Return (admitted triples, deferred (due, delivery) pairs, leases,
@@ -59,19 +65,27 @@ class EndpointGuard:
         if not groups:
             return free, [], {}, set()
         decisions = self.state.admit(
-            [(endpoint, len(members), self.conf.endpoint_concurrency, sub_id,
-              throttle_rate(members[0][2]))
-             for (endpoint, sub_id), members in groups.items()])
+            [
+                (
+                    endpoint,
+                    len(members),
+                    self.conf.endpoint_concurrency,
+                    sub_id,
+                    throttle_rate(members[0][2]),
+                )
+                for (endpoint, sub_id), members in groups.items()
+            ]
+        )
         admitted, deferred, leases, unproven = free, [], {}, set()
         now = self.clock()
         for ((endpoint, _), members), (count, wait, proven, tokens) in zip(
-                groups.items(), decisions):
+            groups.items(), decisions
+        ):
             admitted.extend(members[:count])
             if not proven:
                 unproven.add(endpoint)
             leases.setdefault(endpoint, []).extend(tokens)
-            spacing = 1.0 / throttle_rate(members[0][2]) if throttle_rate(
-                members[0][2]) else 0.0
+            spacing = 1.0 / throttle_rate(members[0][2]) if throttle_rate(members[0][2]) else 0.0
             for index, (delivery, _, _) in enumerate(members[count:]):
                 deferred.append((now + max(wait, 0.05) + index * spacing, delivery))
         return admitted, deferred, leases, unproven
@@ -104,9 +118,12 @@ class EndpointGuard:
             # update in Redis, not one per delivery.
             if outcome != "ok" or not outcomes or outcomes[-1] != (endpoint, "ok"):
                 outcomes.append((endpoint, outcome))
-        states = self.state.record(outcomes, self.conf.breaker_failure_threshold,
-                                   self.conf.breaker_cooloff_seconds,
-                                   self.conf.breaker_max_cooloff_seconds)
+        states = self.state.record(
+            outcomes,
+            self.conf.breaker_failure_threshold,
+            self.conf.breaker_cooloff_seconds,
+            self.conf.breaker_max_cooloff_seconds,
+        )
         opened = sum(1 for state, _ in states.values() if state == "open")
         if opened:
             metrics.BREAKERS_OPENED.inc(opened)
@@ -117,5 +134,6 @@ class EndpointGuard:
             if first_failure and first_failure < cutoff and attempt["outcome"] != "delivered":
                 disable[subscription["id"]] = (
                     f"the endpoint has failed without a success since "
-                    f"{first_failure:.0f} (epoch seconds)")
+                    f"{first_failure:.0f} (epoch seconds)"
+                )
         return disable

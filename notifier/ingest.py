@@ -58,8 +58,7 @@ class MessageWriter:
     def _group(self):
         group, size = [], 0
         for post in self._line:
-            if group and (len(group) == self.max_group
-                          or size + post.size > self.max_group_bytes):
+            if group and (len(group) == self.max_group or size + post.size > self.max_group_bytes):
                 break
             group.append(post)
             size += post.size
@@ -74,7 +73,7 @@ class MessageWriter:
         with self._changed:
             for post in group:
                 post.done, post.error = True, error
-            del self._line[:len(group)]
+            del self._line[: len(group)]
             self._changed.notify_all()
 
     def _write(self, group):
@@ -83,8 +82,10 @@ class MessageWriter:
             messages, ids = posts.setdefault(post.source, ([], []))
             messages += post.messages
             ids += post.ids
-        writes = [(source, messages, ids, self.dispatcher.prepare_fanout(source, ids))
-                  for source, (messages, ids) in posts.items()]
+        writes = [
+            (source, messages, ids, self.dispatcher.prepare_fanout(source, ids))
+            for source, (messages, ids) in posts.items()
+        ]
         enqueued = self.storage.store_posts(writes)
         try:
             for (_, _, _, task), fanout in zip(writes, enqueued):

@@ -35,15 +35,25 @@ LOG = logging.getLogger(__name__)
 GROUP = "trustee"
 WORKFLOW_SERVICE_TYPE = "workflowv2"
 # Overrides that turn the configured trustee login into a trust-scoped one.
-NO_OTHER_SCOPE = dict.fromkeys(("project_id", "project_name", "project_domain_id",
-                                "project_domain_name", "domain_id", "domain_name",
-                                "system_scope"))
-REJECTED_TRUST = ("The Keystone trust of this subscription has expired or was "
-                  "deleted; delete the subscription and create it again.")
+NO_OTHER_SCOPE = dict.fromkeys(
+    (
+        "project_id",
+        "project_name",
+        "project_domain_id",
+        "project_domain_name",
+        "domain_id",
+        "domain_name",
+        "system_scope",
+    )
+)
+REJECTED_TRUST = (
+    "The Keystone trust of this subscription has expired or was "
+    "deleted; delete the subscription and create it again."
+)
 
 
 def isoformat(epoch_seconds):
-    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -103,24 +113,27 @@ class Keystone:
         if self.session.timeout is None:
             self.session.timeout = conf.notification.webhook_read_timeout_seconds
         self.trustee = self._password()
-        self.tokens = TokenCache(self._fetch_token,
-                                 self.options.token_expiry_margin_seconds,
-                                 self.options.token_cache_size, clock)
+        self.tokens = TokenCache(
+            self._fetch_token,
+            self.options.token_expiry_margin_seconds,
+            self.options.token_cache_size,
+            clock,
+        )
         self._trustee_id = self.options.user_id
         self.workflow_url = None  # Mistral's, from the first catalog read
         self._catalog_read = False
 
     def _password(self, **overrides):
         loader = loading.get_plugin_loader("password")
-        return loader.load_from_options_getter(lambda opt: self.options[opt.dest],
-                                               **overrides)
+        return loader.load_from_options_getter(lambda opt: self.options[opt.dest], **overrides)
 
     # -- at subscription creation (API process) ----------------------------
 
     def identity_url(self):
         """Return Keystone's v3 URL, found by version discovery of ``auth_url``."""
-        return self.session.get_endpoint(auth=self.trustee, version=(3, 0),
-                                         interface=plugin.AUTH_INTERFACE).rstrip("/")
+        return self.session.get_endpoint(
+            auth=self.trustee, version=(3, 0), interface=plugin.AUTH_INTERFACE
+        ).rstrip("/")
 
     def trustee_id(self):
         if not self._trustee_id:
@@ -132,12 +145,10 @@ class Keystone:
         if not self._catalog_read:
             try:
                 url = self.identity_url() + "/auth/catalog"
-                response = self.session.get(
-                    url, auth=token_endpoint.Token(url, user_token))
+                response = self.session.get(url, auth=token_endpoint.Token(url, user_token))
             except ks_exceptions.ClientException as exc:
                 raise _api_error(exc) from exc
-            self._note_catalog(
-                service_catalog.ServiceCatalogV3(response.json()["catalog"]))
+            self._note_catalog(service_catalog.ServiceCatalogV3(response.json()["catalog"]))
         return self.workflow_url
 
     def _note_catalog(self, catalog):
@@ -147,30 +158,42 @@ class Keystone:
             self.workflow_url = catalog.url_for(
                 service_type=WORKFLOW_SERVICE_TYPE,
                 interface=self.options.workflow_endpoint_interface,
-                region_name=self.options.region_name)
+                region_name=self.options.region_name,
+            )
         except ks_exceptions.EndpointNotFound:
             self.workflow_url = None
         self._catalog_read = True
 
     def create_trust(self, context, expires_at):
         """Create a trust from the requesting user to the trustee; return its id."""
-        body = {"trustor_user_id": context.user_id, "project_id": context.project_id,
-                "impersonation": True, "roles": [{"name": r} for r in context.roles],
-                "expires_at": None if expires_at is None else isoformat(expires_at)}
+        body = {
+            "trustor_user_id": context.user_id,
+            "project_id": context.project_id,
+            "impersonation": True,
+            "roles": [{"name": r} for r in context.roles],
+            "expires_at": None if expires_at is None else isoformat(expires_at),
+        }
         try:
             body["trustee_user_id"] = self.trustee_id()
         except ks_exceptions.ClientException as exc:
             raise errors.UnavailableError(
-                f"notifier cannot log in to Keystone as its trustee: {exc}") from exc
+                f"notifier cannot log in to Keystone as its trustee: {exc}"
+            ) from exc
         try:
             url = self.identity_url()
             response = self.session.post(
-                url + "/OS-TRUST/trusts", json={"trust": body}, log=False,
-                auth=token_endpoint.Token(url, context.auth_token))
+                url + "/OS-TRUST/trusts",
+                json={"trust": body},
+                log=False,
+                auth=token_endpoint.Token(url, context.auth_token),
+            )
         except ks_exceptions.ClientException as exc:
             raise _api_error(exc) from exc
-        LOG.info("created a Keystone trust for user %s on project %s",
-                 context.user_id, context.project_id)
+        LOG.info(
+            "created a Keystone trust for user %s on project %s",
+            context.user_id,
+            context.project_id,
+        )
         return response.json()["trust"]["id"]
 
     def delete_trust(self, trust_id):
@@ -181,21 +204,25 @@ class Keystone:
         """
         try:
             token, _ = self.tokens.get(trust_id)
-            self.session.delete(self.identity_url() + "/OS-TRUST/trusts/" + trust_id,
-                                log=False, auth=token_endpoint.Token(None, token.token))
+            self.session.delete(
+                self.identity_url() + "/OS-TRUST/trusts/" + trust_id,
+                log=False,
+                auth=token_endpoint.Token(None, token.token),
+            )
         except errors.PermanentDeliveryError as exc:
             if exc.kind != "trust_invalid":
                 LOG.warning("could not delete a Keystone trust: %s", exc)
                 return False
         except errors.DeliveryError as exc:
-            LOG.warning("could not delete a Keystone trust, it will expire on its "
-                        "own: %s", exc)
+            LOG.warning("could not delete a Keystone trust, it will expire on its own: %s", exc)
             return False
         except (ks_exceptions.NotFound, ks_exceptions.Unauthorized):
             pass
         except ks_exceptions.ClientException as exc:
-            LOG.warning("could not delete a Keystone trust, it will expire on its "
-                        "own: %s", scrub(exc, trust_id))
+            LOG.warning(
+                "could not delete a Keystone trust, it will expire on its own: %s",
+                scrub(exc, trust_id),
+            )
             return False
         finally:
             self.tokens.forget(trust_id)
@@ -211,8 +238,7 @@ class Keystone:
         auth = self._password(trust_id=trust_id, **NO_OTHER_SCOPE)
         try:
             access = auth.get_access(self.session)
-        except (ks_exceptions.Unauthorized, ks_exceptions.NotFound,
-                ks_exceptions.Forbidden) as exc:
+        except (ks_exceptions.Unauthorized, ks_exceptions.NotFound, ks_exceptions.Forbidden) as exc:
             raise self._rejected(exc, trust_id) from exc
         except ks_exceptions.ClientException as exc:
             raise _delivery_error(exc, trust_id) from exc
@@ -229,18 +255,28 @@ class Keystone:
             self._password().get_access(self.session)  # a new login, not a cached one
         except ks_exceptions.Unauthorized:
             return errors.PermanentDeliveryError(
-                "Keystone rejected notifier's trustee credentials ([trustee] "
-                "username/password).", kind="trustee_rejected", status=401)
+                "Keystone rejected notifier's trustee credentials ([trustee] username/password).",
+                kind="trustee_rejected",
+                status=401,
+            )
         except ks_exceptions.ClientException as check:
             return _delivery_error(check, trust_id)
         return errors.PermanentDeliveryError(
             f"{REJECTED_TRUST} Keystone said: {scrub(exc, trust_id)}",
-            kind="trust_invalid", status=getattr(exc, "http_status", None))
+            kind="trust_invalid",
+            status=getattr(exc, "http_status", None),
+        )
 
 
 def _unavailable(exc):
-    if isinstance(exc, (ks_exceptions.ConnectionError, ks_exceptions.DiscoveryFailure,
-                        ks_exceptions.RequestTimeout)):
+    if isinstance(
+        exc,
+        (
+            ks_exceptions.ConnectionError,
+            ks_exceptions.DiscoveryFailure,
+            ks_exceptions.RequestTimeout,
+        ),
+    ):
         return True
     status = getattr(exc, "http_status", None)
     return status is None or status >= 500 or status == 429
@@ -250,14 +286,14 @@ def _api_error(exc):
     """Translate a keystoneauth error met while creating a trust."""
     status = getattr(exc, "http_status", None)
     if _unavailable(exc):
-        return errors.UnavailableError(
-            f"Keystone cannot be reached to create the trust: {exc}")
+        return errors.UnavailableError(f"Keystone cannot be reached to create the trust: {exc}")
     if status == 401:
         return errors.AuthError("Keystone rejected the token of this request.")
     if status == 403:
         return errors.ForbiddenError(f"Keystone refused to create the trust: {exc}")
-    return errors.ValidationError(f"Keystone refused to create the trust: {exc}",
-                                  field="subscriber")
+    return errors.ValidationError(
+        f"Keystone refused to create the trust: {exc}", field="subscriber"
+    )
 
 
 def _delivery_error(exc, trust_id):
@@ -265,7 +301,9 @@ def _delivery_error(exc, trust_id):
     text = scrub(exc, trust_id)
     status = getattr(exc, "http_status", None)
     if _unavailable(exc):
-        return errors.TransientDeliveryError(f"Keystone unavailable: {text}",
-                                             kind="keystone_unavailable", status=status)
-    return errors.PermanentDeliveryError(f"Keystone error: {text}",
-                                         kind="keystone_error", status=status)
+        return errors.TransientDeliveryError(
+            f"Keystone unavailable: {text}", kind="keystone_unavailable", status=status
+        )
+    return errors.PermanentDeliveryError(
+        f"Keystone error: {text}", kind="keystone_error", status=status
+    )

@@ -9,15 +9,17 @@ passed to a logger.
 import json
 import logging
 
-STANDARD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime"}
+STANDARD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record):
-        document = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-                    "level": record.levelname, "logger": record.name,
-                    "message": record.getMessage()}
+        document = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         for key, value in vars(record).items():
             if key not in STANDARD_FIELDS and not key.startswith("_"):
                 document[key] = value
@@ -31,15 +33,21 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record):
         line = super().format(record)
-        extras = [f"{k}={v}" for k, v in vars(record).items()
-                  if k not in STANDARD_FIELDS and not k.startswith("_")]
+        extras = [
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in STANDARD_FIELDS and not k.startswith("_")
+        ]
         return f"{line} {' '.join(extras)}" if extras else line
 
 
 def setup_logging(json_logs=False, level=logging.INFO):
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if json_logs else TextFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_logs
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -25,7 +25,8 @@ def subscription_filter(subscription):
     if policy:
         matcher = filtering.compiled(
             filtering.canonical_json(policy),
-            options.get("filter_policy_scope", filtering.ATTRIBUTES))
+            options.get("filter_policy_scope", filtering.ATTRIBUTES),
+        )
     if not tags and matcher is None:
         return accepts_everything
 
@@ -40,14 +41,20 @@ def subscription_filter(subscription):
 def matching_pairs(messages, subscriptions):
     """Return (message, subscription) pairs that should be delivered."""
     # Each message is flattened once (lazily) for every subscription's filter.
-    prepared = [(m, m.get("filter_policies"),
-                 filtering.prepare_message(m.get("attributes") or {}, m.get("body")))
-                for m in messages]
+    prepared = [
+        (
+            m,
+            m.get("filter_policies"),
+            filtering.prepare_message(m.get("attributes") or {}, m.get("body")),
+        )
+        for m in messages
+    ]
     pairs = []
     for subscription in subscriptions:
         wants = subscription_filter(subscription)
         if wants is None:
             continue
-        pairs.extend((message, subscription) for message, tags, view in prepared
-                     if wants(tags, view))
+        pairs.extend(
+            (message, subscription) for message, tags, view in prepared if wants(tags, view)
+        )
     return pairs

@@ -27,32 +27,45 @@ Names (all prefixed ``notifier_``):
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-                   300, 3600)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
-DELIVERIES = Counter("notifier_deliveries", "Delivery attempts by sink and outcome.",
-                     ["sink", "outcome"])
-DELIVERY_DURATION = Histogram("notifier_delivery_duration_seconds",
-                              "Time one sink call took.", ["sink"],
-                              buckets=LATENCY_BUCKETS)
-DELIVERY_LATENCY = Histogram("notifier_delivery_latency_seconds",
-                             "From message post to successful delivery.", ["sink"],
-                             buckets=LATENCY_BUCKETS)
-FANOUT_SIZE = Histogram("notifier_fanout_size", "Deliveries made by one fan-out page.",
-                        buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 5000))
-MESSAGES_POSTED = Counter("notifier_messages_posted", "Messages accepted by the API.",
-                          ["kind"])
-REDIS_ERRORS = Counter("notifier_redis_errors", "Redis unreachable or failing.",
-                       ["component"])
+DELIVERIES = Counter(
+    "notifier_deliveries", "Delivery attempts by sink and outcome.", ["sink", "outcome"]
+)
+DELIVERY_DURATION = Histogram(
+    "notifier_delivery_duration_seconds",
+    "Time one sink call took.",
+    ["sink"],
+    buckets=LATENCY_BUCKETS,
+)
+DELIVERY_LATENCY = Histogram(
+    "notifier_delivery_latency_seconds",
+    "From message post to successful delivery.",
+    ["sink"],
+    buckets=LATENCY_BUCKETS,
+)
+FANOUT_SIZE = Histogram(
+    "notifier_fanout_size",
+    "Deliveries made by one fan-out page.",
+    buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 5000),
+)
+MESSAGES_POSTED = Counter("notifier_messages_posted", "Messages accepted by the API.", ["kind"])
+REDIS_ERRORS = Counter("notifier_redis_errors", "Redis unreachable or failing.", ["component"])
 BREAKERS_OPENED = Counter("notifier_breaker_opened", "Circuit breakers opened.")
-SUBSCRIPTIONS_DISABLED = Counter("notifier_subscriptions_disabled",
-                                 "Subscriptions disabled after failing.")
+SUBSCRIPTIONS_DISABLED = Counter(
+    "notifier_subscriptions_disabled", "Subscriptions disabled after failing."
+)
 
 
 def sink_label(subscriber):
     scheme = subscriber.split(":", 1)[0].lower()
-    return {"http": "webhook", "https": "webhook", "mailto": "email",
-            "trust+http": "trust", "trust+https": "trust"}.get(scheme, scheme)
+    return {
+        "http": "webhook",
+        "https": "webhook",
+        "mailto": "email",
+        "trust+http": "trust",
+        "trust+https": "trust",
+    }.get(scheme, scheme)
 
 
 def observe_results(results, now):
@@ -73,12 +86,13 @@ class SharedStateCollector:
         self.queue_names = queue_names
 
     def collect(self):
-        depth = GaugeMetricFamily("notifier_task_queue_depth",
-                                  "Tasks waiting on the broker.", labels=["queue"])
-        retries = GaugeMetricFamily("notifier_scheduled_retries",
-                                    "Retries waiting in Redis.")
-        breakers = GaugeMetricFamily("notifier_open_breakers",
-                                     "Endpoints whose circuit breaker is open.")
+        depth = GaugeMetricFamily(
+            "notifier_task_queue_depth", "Tasks waiting on the broker.", labels=["queue"]
+        )
+        retries = GaugeMetricFamily("notifier_scheduled_retries", "Retries waiting in Redis.")
+        breakers = GaugeMetricFamily(
+            "notifier_open_breakers", "Endpoints whose circuit breaker is open."
+        )
         try:
             state = self.storage.shared_state(self.queue_names)
         except Exception:  # Redis down: report no shared gauges, count the error

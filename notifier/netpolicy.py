@@ -14,9 +14,11 @@ import socket
 
 # Wrapping forms whose inner IPv4 address could be anything: refuse them all,
 # as Svix does, rather than trust the translator on the other side.
-ALWAYS_REFUSED = (ipaddress.ip_network("64:ff9b::/96"),
-                  ipaddress.ip_network("64:ff9b:1::/48"),
-                  ipaddress.ip_network("2002::/16"))
+ALWAYS_REFUSED = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("2002::/16"),
+)
 
 
 def parse_networks(values):
@@ -62,12 +64,14 @@ def refusal_reason(address, allowed_networks=()):
         return None
     if any(address in network for network in ALWAYS_REFUSED):
         return "an IPv6 form wrapping an IPv4 address"
-    for attribute, reason in (("is_loopback", "loopback"),
-                              ("is_link_local", "link-local"),
-                              ("is_multicast", "multicast"),
-                              ("is_unspecified", "unspecified"),
-                              ("is_private", "private"),
-                              ("is_reserved", "reserved")):
+    for attribute, reason in (
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_unspecified", "unspecified"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
         if getattr(address, attribute):
             return f"{reason} address"
     if not address.is_global:

@@ -8,7 +8,7 @@ NOTIFICATION = "Notification"
 
 def isoformat(epoch_seconds):
     """Format epoch seconds as RFC 3339 UTC with milliseconds."""
-    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -24,10 +24,12 @@ def redis_client(conf, **kwargs):
         return redis.Redis.from_url(conf.redis_url, **kwargs)
     params = parse_url(conf.redis_url)
     if "connection_class" in params:
-        raise ValueError("sentinel_hosts works with redis:// URLs only "
-                         "(not rediss:// or unix://)")
+        raise ValueError("sentinel_hosts works with redis:// URLs only (not rediss:// or unix://)")
     params.pop("host", None)
     params.pop("port", None)
-    sentinel = Sentinel(sentinel_addresses(conf.sentinel_hosts),
-                        sentinel_kwargs=sentinel_kwargs(conf), **{**kwargs, **params})
+    sentinel = Sentinel(
+        sentinel_addresses(conf.sentinel_hosts),
+        sentinel_kwargs=sentinel_kwargs(conf),
+        **{**kwargs, **params},
+    )
     return sentinel.master_for(sentinel_master(conf))

@@ -29,8 +29,12 @@ MAX_RETRIES_PER_PHASE = 100
 #: Upper bound of ``minimum_delay`` and ``maximum_delay``: one day.
 MAX_DELAY_SECONDS = 86400
 
-_COUNT_FIELDS = ("retries_with_no_delay", "minimum_delay_retries",
-                 "maximum_delay_retries", "backoff_retries")
+_COUNT_FIELDS = (
+    "retries_with_no_delay",
+    "minimum_delay_retries",
+    "maximum_delay_retries",
+    "backoff_retries",
+)
 _DELAY_FIELDS = ("minimum_delay", "maximum_delay")
 _DELTA_SECONDS = re.compile(r"[+-]?[0-9]+")
 
@@ -58,8 +62,12 @@ def _exponential(lo, hi, i, n):
     return lo + (hi - lo) * math.expm1(i) / math.expm1(n - 1)
 
 
-_CURVES = {"linear": _linear, "arithmetic": _arithmetic,
-           "geometric": _geometric, "exponential": _exponential}
+_CURVES = {
+    "linear": _linear,
+    "arithmetic": _arithmetic,
+    "geometric": _geometric,
+    "exponential": _exponential,
+}
 
 
 def backoff_delays(function, minimum_delay, maximum_delay, count):
@@ -77,8 +85,7 @@ def backoff_delays(function, minimum_delay, maximum_delay, count):
         return []
     if count == 1:
         return [float(maximum_delay)]
-    middle = [round(curve(minimum_delay, maximum_delay, i, count), 3)
-              for i in range(1, count - 1)]
+    middle = [round(curve(minimum_delay, maximum_delay, i, count), 3) for i in range(1, count - 1)]
     return [float(minimum_delay), *middle, float(maximum_delay)]
 
 
@@ -89,12 +96,12 @@ def _field(key):
 def _check_int(key, value, upper):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(
-            f"{key} must be an integer, not {type(value).__name__}",
-            field=_field(key))
+            f"{key} must be an integer, not {type(value).__name__}", field=_field(key)
+        )
     if not 0 <= value <= upper:
         raise ValidationError(
-            f"{key} must be between 0 and {upper}, got {value}",
-            field=_field(key))
+            f"{key} must be between 0 and {upper}, got {value}", field=_field(key)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,29 +126,32 @@ class RetryPolicy:
             raise ValidationError(
                 f"maximum_delay ({self.maximum_delay}) must be greater than "
                 f"or equal to minimum_delay ({self.minimum_delay})",
-                field=_field("maximum_delay"))
+                field=_field("maximum_delay"),
+            )
         if self.retry_backoff_function not in BACKOFF_FUNCTIONS:
             raise ValidationError(
-                "retry_backoff_function must be one of "
-                f"{', '.join(BACKOFF_FUNCTIONS)}",
-                field=_field("retry_backoff_function"))
+                f"retry_backoff_function must be one of {', '.join(BACKOFF_FUNCTIONS)}",
+                field=_field("retry_backoff_function"),
+            )
         if not isinstance(self.ignore_subscription_override, bool):
             raise ValidationError(
                 "ignore_subscription_override must be a boolean",
-                field=_field("ignore_subscription_override"))
+                field=_field("ignore_subscription_override"),
+            )
 
     @classmethod
     def from_dict(cls, d, defaults=None):
         """Build a policy from a ``_retry_policy`` dict; missing keys take ``defaults``."""
         if not isinstance(d, dict):
-            raise ValidationError("_retry_policy must be an object",
-                                  field="_retry_policy")
+            raise ValidationError("_retry_policy must be an object", field="_retry_policy")
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
                 raise ValidationError(
                     f"{key} is not a retry policy option; expected one of "
-                    f"{', '.join(sorted(known))}", field=_field(key))
+                    f"{', '.join(sorted(known))}",
+                    field=_field(key),
+                )
         return dataclasses.replace(defaults or cls(), **d)
 
     def to_dict(self):
@@ -151,17 +161,26 @@ class RetryPolicy:
     @property
     def total_retries(self):
         """Number of retries after the initial attempt, over all four phases."""
-        return (self.retries_with_no_delay + self.minimum_delay_retries
-                + self.backoff_retries + self.maximum_delay_retries)
+        return (
+            self.retries_with_no_delay
+            + self.minimum_delay_retries
+            + self.backoff_retries
+            + self.maximum_delay_retries
+        )
 
     def delays(self):
         """Return the delay in seconds before each retry, all phases in order."""
-        return ([0.0] * self.retries_with_no_delay
-                + [float(self.minimum_delay)] * self.minimum_delay_retries
-                + backoff_delays(self.retry_backoff_function,
-                                 self.minimum_delay, self.maximum_delay,
-                                 self.backoff_retries)
-                + [float(self.maximum_delay)] * self.maximum_delay_retries)
+        return (
+            [0.0] * self.retries_with_no_delay
+            + [float(self.minimum_delay)] * self.minimum_delay_retries
+            + backoff_delays(
+                self.retry_backoff_function,
+                self.minimum_delay,
+                self.maximum_delay,
+                self.backoff_retries,
+            )
+            + [float(self.maximum_delay)] * self.maximum_delay_retries
+        )
 
     def next_delay(self, retry_number):
         """Return the delay before retry ``retry_number`` (1-based), None when exhausted."""
@@ -248,5 +267,5 @@ def _retry_after_seconds(value, now):
         return None
     if when.tzinfo is None:
         # "-0000" and zone-less dates come back naive; HTTP-dates are GMT.
-        when = when.replace(tzinfo=datetime.timezone.utc)
+        when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp() - now

@@ -12,9 +12,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from notifier import errors, metrics, payloads
+from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
 from notifier.matching import matching_pairs
-from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
 from notifier.storage import Source
@@ -25,8 +25,7 @@ LOG = logging.getLogger(__name__)
 def make_delivery(message_id, subscription_id, attempt=0, round_=0):
     """Return a delivery. ``round`` tells a replay (or a release of held
     deliveries) from the first run, so its attempts count afresh."""
-    delivery = {"message_id": message_id, "subscription_id": subscription_id,
-                "attempt": attempt}
+    delivery = {"message_id": message_id, "subscription_id": subscription_id, "attempt": attempt}
     if round_:
         delivery["round"] = round_
     return delivery
@@ -43,25 +42,30 @@ def log_results(results):
         outcome = attempt["outcome"]
         if outcome == "delivered" and not debug:
             continue
-        level = {"delivered": logging.DEBUG, "failed": logging.INFO}.get(
-            outcome, logging.WARNING)
-        LOG.log(level, "delivery %s", outcome, extra={
-            "message_id": attempt["message_id"],
-            "subscription_id": attempt["subscription_id"],
-            "attempt": attempt["attempt"], "status": attempt.get("status"),
-            "error": attempt.get("error")})
+        level = {"delivered": logging.DEBUG, "failed": logging.INFO}.get(outcome, logging.WARNING)
+        LOG.log(
+            level,
+            "delivery %s",
+            outcome,
+            extra={
+                "message_id": attempt["message_id"],
+                "subscription_id": attempt["subscription_id"],
+                "attempt": attempt["attempt"],
+                "status": attempt.get("status"),
+                "error": attempt.get("error"),
+            },
+        )
 
 
 def chunked(items, size):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class DeliveryService:
     """Turn messages into deliveries and deliveries into sink calls."""
 
-    def __init__(self, conf, storage, dispatcher, sinks=None, clock=time.time,
-                 retry_defaults=None):
+    def __init__(self, conf, storage, dispatcher, sinks=None, clock=time.time, retry_defaults=None):
         self.conf = conf
         self.storage = storage
         self.dispatcher = dispatcher
@@ -87,20 +91,17 @@ class DeliveryService:
         messages = self.storage.get_messages(message_ids)
         if not messages:
             return 0
-        subscriptions, next_cursor = self.storage.subscription_page(
-            source, cursor, self.page_size)
+        subscriptions, next_cursor = self.storage.subscription_page(source, cursor, self.page_size)
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
         pairs = matching_pairs(list(messages.values()), subscriptions)
         metrics.FANOUT_SIZE.observe(len(pairs))
         if source.kind == "topics":
-            self._count_topic_deliveries(messages, pairs, cursor is None,
-                                         next_cursor is None)
+            self._count_topic_deliveries(messages, pairs, cursor is None, next_cursor is None)
         if not pairs:
             return 0
         if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
-            self._deliver_pairs([(make_delivery(m["id"], s["id"]), m, s)
-                                 for m, s in pairs])
+            self._deliver_pairs([(make_delivery(m["id"], s["id"]), m, s) for m, s in pairs])
         else:
             deliveries = [make_delivery(m["id"], s["id"]) for m, s in pairs]
             for chunk in chunked(deliveries, self.per_task):
@@ -115,15 +116,15 @@ class DeliveryService:
         counts = {message_id: 1 if first_page else 0 for message_id in messages}
         for message, _ in pairs:
             counts[message["id"]] += 1
-        self.storage.add_pending({k: v for k, v in counts.items() if v},
-                                 {k: m["ttl"] for k, m in messages.items()})
+        self.storage.add_pending(
+            {k: v for k, v in counts.items() if v}, {k: m["ttl"] for k, m in messages.items()}
+        )
         if last_page:
             self.storage.settle_pending(list(messages))
 
     def _settle_topic_messages(self, finished):
         """Count final deliveries off their topic messages."""
-        ids = [message["id"] for message in finished
-               if message["source"][1] == "topics"]
+        ids = [message["id"] for message in finished if message["source"][1] == "topics"]
         self.storage.settle_pending(ids)
 
     # -- delivery ---------------------------------------------------------
@@ -131,8 +132,8 @@ class DeliveryService:
     def deliver(self, deliveries):
         """Run a batch of deliveries, loading their messages and subscriptions."""
         messages, subscriptions = self.storage.load_deliveries(
-            {d["message_id"] for d in deliveries},
-            {d["subscription_id"] for d in deliveries})
+            {d["message_id"] for d in deliveries}, {d["subscription_id"] for d in deliveries}
+        )
         triples = []
         expired = []
         orphans = []
@@ -144,13 +145,15 @@ class DeliveryService:
                     orphans.append(messages[delivery["message_id"]])
                 continue
             message = messages.get(delivery["message_id"])
-            if (message is not None and not message.get("control")
-                    and not subscription.get("confirmed", True)):
+            if (
+                message is not None
+                and not message.get("control")
+                and not subscription.get("confirmed", True)
+            ):
                 orphans.append(message)  # unsubscribed since: receives nothing
                 continue
             if message is None:
-                expired.append(self._attempt(delivery, "expired", 0.0,
-                                             detail="message TTL passed"))
+                expired.append(self._attempt(delivery, "expired", 0.0, detail="message TTL passed"))
                 continue
             triples.append((delivery, message, subscription))
         self.storage.record_attempts(expired)
@@ -166,7 +169,8 @@ class DeliveryService:
         held = [t for t in triples if t[2].get("disabled")]
         self._hold([t[0] for t in held], [t[2] for t in held])
         admitted, deferred, leases, unproven = self.guard.admit(
-            [t for t in triples if not t[2].get("disabled")])
+            [t for t in triples if not t[2].get("disabled")]
+        )
         results, to_disable = self._run_sinks(admitted, deferred, unproven, leases)
         attempts, retries, immediate, dead, hold = [], list(deferred), [], [], []
         finished = []
@@ -187,8 +191,12 @@ class DeliveryService:
                 dead.append(self._dead_letter(delivery, message, attempt))
                 finished.append(message)
                 continue
-            retry = make_delivery(delivery["message_id"], delivery["subscription_id"],
-                                  delivery["attempt"] + 1, delivery.get("round", 0))
+            retry = make_delivery(
+                delivery["message_id"],
+                delivery["subscription_id"],
+                delivery["attempt"] + 1,
+                delivery.get("round", 0),
+            )
             attempt["next_retry_at"] = self.clock() + delay
             if delay <= 0:
                 immediate.append(retry)
@@ -223,8 +231,7 @@ class DeliveryService:
         for endpoint, group in groups.items():
             job = (endpoint, group, leases.get(endpoint, []))
             (beside if endpoint in unproven and len(groups) > 1 else inline).append(job)
-        futures = [self._endpoint_runner().submit(self._run_endpoint, *job)
-                   for job in beside]
+        futures = [self._endpoint_runner().submit(self._run_endpoint, *job) for job in beside]
         outcomes = [self._run_endpoint(*job) for job in inline]
         outcomes += [future.result() for future in futures]
         results, to_disable = [], {}
@@ -239,7 +246,8 @@ class DeliveryService:
         # survive a fork).
         if self._runner is None or self._runner_pid != os.getpid():
             self._runner = ThreadPoolExecutor(
-                self.conf.worker.endpoints_in_parallel, thread_name_prefix="endpoint")
+                self.conf.worker.endpoints_in_parallel, thread_name_prefix="endpoint"
+            )
             self._runner_pid = os.getpid()
         return self._runner
 
@@ -284,19 +292,24 @@ class DeliveryService:
             if reason is None or subscription["id"] in seen:
                 continue
             seen.add(subscription["id"])
-            record = self.storage.get_subscriptions([subscription["id"]]).get(
-                subscription["id"])
+            record = self.storage.get_subscriptions([subscription["id"]]).get(subscription["id"])
             if record is None:
                 continue
-            record.update(disabled=True, disabled_reason=reason,
-                          disabled_at=self.clock())
+            record.update(disabled=True, disabled_reason=reason, disabled_at=self.clock())
             self.storage.save_subscription(record)
-            LOG.warning("subscription disabled", extra={
-                "subscription_id": record["id"], "reason": reason})
+            LOG.warning(
+                "subscription disabled", extra={"subscription_id": record["id"], "reason": reason}
+            )
             metrics.SUBSCRIPTIONS_DISABLED.inc()
-            events.append({"at": self.clock(), "subscription_id": record["id"],
-                           "message_id": None, "outcome": "disabled",
-                           "detail": reason})
+            events.append(
+                {
+                    "at": self.clock(),
+                    "subscription_id": record["id"],
+                    "message_id": None,
+                    "outcome": "disabled",
+                    "detail": reason,
+                }
+            )
         return events
 
     def enable(self, record):
@@ -309,49 +322,89 @@ class DeliveryService:
         if endpoint:
             self.guard.state.reset(endpoint)
         round_ = new_round()
-        held = [make_delivery(d["message_id"], d["subscription_id"], 0, round_)
-                for d in self.guard.state.take_held(record["id"])]
+        held = [
+            make_delivery(d["message_id"], d["subscription_id"], 0, round_)
+            for d in self.guard.state.take_held(record["id"])
+        ]
         for chunk in chunked(held, self.per_task):
             self.dispatcher.send_deliveries(chunk)
         return len(held)
 
     def _deliver_one(self, delivery, message, subscription):
         source = Source(*message["source"])
-        payload = (message["payload"] if message.get("control") else
-                   payloads.notification_payload(message, source.kind, source.name))
+        payload = (
+            message["payload"]
+            if message.get("control")
+            else payloads.notification_payload(message, source.kind, source.name)
+        )
         notification = Notification(
             delivery_id=payloads.delivery_id(message["id"], subscription["id"]),
-            subscription=subscription, message=message, payload=payload,
-            attempt=delivery["attempt"])
+            subscription=subscription,
+            message=message,
+            payload=payload,
+            attempt=delivery["attempt"],
+        )
         started = time.perf_counter()
         try:
             sink = self.sinks.for_subscriber(subscription["subscriber"])
             report = sink.deliver(notification)
         except errors.DeliveryError as exc:
-            return self._attempt(delivery, "failed", time.perf_counter() - started,
-                                 status=exc.status, error=exc.kind,
-                                 detail=str(exc), permanent=not exc.retryable,
-                                 retry_after=exc.retry_after_seconds,
-                                 response_body=exc.response_body)
+            return self._attempt(
+                delivery,
+                "failed",
+                time.perf_counter() - started,
+                status=exc.status,
+                error=exc.kind,
+                detail=str(exc),
+                permanent=not exc.retryable,
+                retry_after=exc.retry_after_seconds,
+                response_body=exc.response_body,
+            )
         except errors.ValidationError as exc:  # scheme no longer served
-            return self._attempt(delivery, "failed", time.perf_counter() - started,
-                                 error="invalid_subscriber", detail=str(exc),
-                                 permanent=True)
-        return self._attempt(delivery, "delivered", time.perf_counter() - started,
-                             status=report.status,
-                             response_body=report.response_body)
+            return self._attempt(
+                delivery,
+                "failed",
+                time.perf_counter() - started,
+                error="invalid_subscriber",
+                detail=str(exc),
+                permanent=True,
+            )
+        return self._attempt(
+            delivery,
+            "delivered",
+            time.perf_counter() - started,
+            status=report.status,
+            response_body=report.response_body,
+        )
 
-    def _attempt(self, delivery, outcome, seconds, status=None, error=None,
-                 detail=None, permanent=False, retry_after=None,
-                 response_body=None):
-        record = {"at": self.clock(), "message_id": delivery["message_id"],
-                  "subscription_id": delivery["subscription_id"],
-                  "attempt": delivery["attempt"], "outcome": outcome,
-                  "duration_ms": round(seconds * 1000, 2)}
+    def _attempt(
+        self,
+        delivery,
+        outcome,
+        seconds,
+        status=None,
+        error=None,
+        detail=None,
+        permanent=False,
+        retry_after=None,
+        response_body=None,
+    ):
+        record = {
+            "at": self.clock(),
+            "message_id": delivery["message_id"],
+            "subscription_id": delivery["subscription_id"],
+            "attempt": delivery["attempt"],
+            "outcome": outcome,
+            "duration_ms": round(seconds * 1000, 2),
+        }
         if delivery.get("round"):
             record["round"] = delivery["round"]
-        for key, value in (("status", status), ("error", error),
-                           ("detail", detail), ("response_body", response_body)):
+        for key, value in (
+            ("status", status),
+            ("error", error),
+            ("detail", detail),
+            ("response_body", response_body),
+        ):
             if value is not None:
                 record[key] = value if not isinstance(value, str) else value[:2048]
         if permanent:
@@ -368,28 +421,36 @@ class DeliveryService:
             cache[key] = resolve_policy(
                 queue_meta.get("_retry_policy"),
                 (subscription.get("options") or {}).get("_retry_policy"),
-                self.retry_defaults)
+                self.retry_defaults,
+            )
         return cache[key]
 
     @staticmethod
     def _next_delay(policy, delivery, attempt):
         if attempt.get("permanent"):
             return None
-        return policy.delay_after_failure(delivery["attempt"] + 1,
-                                          attempt.get("retry_after"))
+        return policy.delay_after_failure(delivery["attempt"] + 1, attempt.get("retry_after"))
 
     def _dead_letter(self, delivery, message, attempt):
-        return {"message_id": delivery["message_id"],
-                "subscription_id": delivery["subscription_id"],
-                "attempts": delivery["attempt"] + 1, "last": attempt,
-                "died_at": self.clock(), "message": message}
+        return {
+            "message_id": delivery["message_id"],
+            "subscription_id": delivery["subscription_id"],
+            "attempts": delivery["attempt"] + 1,
+            "last": attempt,
+            "died_at": self.clock(),
+            "message": message,
+        }
 
     def _store_dead_letters(self, dead):
         for letter in dead:
             # The full history, oldest first, from the message's attempt log.
-            history = [a for a in self.storage.message_attempts(
-                letter["message_id"], limit=self.conf.notification.attempt_log_length)
-                if a["subscription_id"] == letter["subscription_id"]]
+            history = [
+                a
+                for a in self.storage.message_attempts(
+                    letter["message_id"], limit=self.conf.notification.attempt_log_length
+                )
+                if a["subscription_id"] == letter["subscription_id"]
+            ]
             letter["history"] = list(reversed(history))
         self.storage.dead_letter(dead, now=self.clock())
 
@@ -411,14 +472,17 @@ class DeliveryService:
         A message whose TTL has passed is stored again from the dead letter's
         copy, with its original TTL.
         """
-        letters = [letter for letter in self.storage.dead_letters(
-                       subscription_id, since=since, limit=limit)
-                   if message_id is None or letter["message_id"] == message_id]
+        letters = [
+            letter
+            for letter in self.storage.dead_letters(subscription_id, since=since, limit=limit)
+            if message_id is None or letter["message_id"] == message_id
+        ]
         for letter in letters:
             self.storage.restore_message(letter["message"])
         round_ = new_round()
-        deliveries = [make_delivery(letter["message_id"], subscription_id, 0, round_)
-                      for letter in letters]
+        deliveries = [
+            make_delivery(letter["message_id"], subscription_id, 0, round_) for letter in letters
+        ]
         for chunk in chunked(deliveries, self.per_task):
             self.dispatcher.send_deliveries(chunk)
         self.storage.remove_dead_letters(subscription_id, letters)
@@ -429,8 +493,7 @@ class DeliveryService:
     def reconcile_tasks(self, stale_seconds, queue_names):
         """Send again tasks that were sent but never started (lost between the
         broker and the worker: celery#4354, kombu#1836). Return how many."""
-        members = self.storage.lease_stale_tasks(self.clock(), stale_seconds,
-                                                 queue_names)
+        members = self.storage.lease_stale_tasks(self.clock(), stale_seconds, queue_names)
         for member in members:
             LOG.warning("re-sending a task that never started")
             self.dispatcher.resend(member)

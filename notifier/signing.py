@@ -27,17 +27,19 @@ from notifier.errors import AuthError, ValidationError
 
 EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%S"
 DEFAULT_TTL = datetime.timedelta(days=1)
-ALLOWED_METHODS = frozenset(
-    {"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
-SIGNED_HEADERS = {"signature": "url-signature", "expires": "url-expires",
-                  "methods": "url-methods", "paths": "url-paths",
-                  "project": "x-project-id"}
+ALLOWED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+SIGNED_HEADERS = {
+    "signature": "url-signature",
+    "expires": "url-expires",
+    "methods": "url-methods",
+    "paths": "url-paths",
+    "project": "x-project-id",
+}
 WEBHOOK_SECRET_PREFIX = "whsec_"
 WEBHOOK_SECRET_BYTES = 32
 
 # What Zaqar's parse_isotime accepts in practice; rejects bare integers.
-_EXPIRES_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
+_EXPIRES_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
 # Unreserved characters only: no percent-encoding, commas or dot segments.
 _PLAIN_PATH_RE = re.compile(r"/v2(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_~.-]+)+")
 _UNSAFE_PATH_RE = re.compile(r"[%\\\x00-\x20\x7f]")
@@ -47,48 +49,58 @@ _UNSAFE_PROJECT_RE = re.compile(r"[\\\x00-\x1f\x7f]")
 
 # ---------------------------------------------------------------- Zaqar URLs
 
+
 def sign_url(key, paths, methods=None, project=None, expires=None):
     """Return Zaqar's hex HMAC-SHA256 signature of a pre-signed URL."""
     expires_at = _parse_expires(expires)
     if expires_at is None:
-        raise ValueError("expires must be a datetime or a string like "
-                         "2100-01-01T00:00:00")
-    text = r"%s\n%s\n%s\n%s" % (
-        ",".join(sorted(_as_list(paths))),
-        ",".join(sorted(_as_list(methods) or ["GET"])),
-        project, expires_at.strftime(EXPIRES_FORMAT))
-    return hmac.new(_key_bytes(key), text.encode("utf-8"),
-                    hashlib.sha256).hexdigest()
+        raise ValueError("expires must be a datetime or a string like 2100-01-01T00:00:00")
+    # Zaqar joins the fields with a literal backslash-n, not a newline.
+    text = r"\n".join(
+        [
+            ",".join(sorted(_as_list(paths))),
+            ",".join(sorted(_as_list(methods) or ["GET"])),
+            str(project),
+            expires_at.strftime(EXPIRES_FORMAT),
+        ]
+    )
+    return hmac.new(_key_bytes(key), text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def create_signed_url(key, paths, methods=None, project=None,
-                      expires_at=None, now=None):
+def create_signed_url(key, paths, methods=None, project=None, expires_at=None, now=None):
     """Validate a share request and return Zaqar's share response body."""
     now = _utc_naive(now)
     paths = _validated_paths(paths)
     methods = _validated_methods(methods)
-    if project is not None and (not isinstance(project, str)
-                                or project in ("", "None")
-                                or _UNSAFE_PROJECT_RE.search(project)):
+    if project is not None and (
+        not isinstance(project, str)
+        or project in ("", "None")
+        or _UNSAFE_PROJECT_RE.search(project)
+    ):
         raise ValidationError(
             "project must be a non-empty string other than 'None', "
-            "without backslashes or control characters", field="project")
-    expires_at = _parse_expires(now + DEFAULT_TTL if expires_at is None
-                                else expires_at)
+            "without backslashes or control characters",
+            field="project",
+        )
+    expires_at = _parse_expires(now + DEFAULT_TTL if expires_at is None else expires_at)
     if expires_at is None:
         raise ValidationError(
-            "expires must be a date and time like 2100-01-01T00:00:00Z",
-            field="expires")
+            "expires must be a date and time like 2100-01-01T00:00:00Z", field="expires"
+        )
     if expires_at <= now:
-        raise ValidationError("expires must be in the future",
-                              field="expires")
-    return {"signature": sign_url(key, paths, methods, project, expires_at),
-            "expires": expires_at.strftime(EXPIRES_FORMAT),
-            "project": project, "paths": paths, "methods": methods}
+        raise ValidationError("expires must be in the future", field="expires")
+    return {
+        "signature": sign_url(key, paths, methods, project, expires_at),
+        "expires": expires_at.strftime(EXPIRES_FORMAT),
+        "project": project,
+        "paths": paths,
+        "methods": methods,
+    }
 
 
-def verify_signed_request(key, *, signature, expires, methods, paths,
-                          project, request_method, request_path, now=None):
+def verify_signed_request(
+    key, *, signature, expires, methods, paths, project, request_method, request_path, now=None
+):
     """Raise AuthError unless the request is allowed by its signed headers.
 
     ``methods`` and ``paths`` are header values (comma-separated) or lists.
@@ -98,8 +110,7 @@ def verify_signed_request(key, *, signature, expires, methods, paths,
         raise AuthError("URL-Signature is missing")
     expires_at = _parse_expires(expires)
     if expires_at is None:
-        raise AuthError("URL-Expires is missing or not a date and time "
-                        "like 2100-01-01T00:00:00")
+        raise AuthError("URL-Expires is missing or not a date and time like 2100-01-01T00:00:00")
     methods, paths = _as_list(methods), _as_list(paths)
     if not methods:
         raise AuthError("URL-Methods is missing")
@@ -107,11 +118,11 @@ def verify_signed_request(key, *, signature, expires, methods, paths,
         raise AuthError("URL-Paths is missing")
     if project == "None":
         # Signs exactly like a missing project: refuse to conflate the two.
-        raise AuthError("X-Project-ID 'None' is ambiguous; omit the header "
-                        "for a URL signed without a project")
+        raise AuthError(
+            "X-Project-ID 'None' is ambiguous; omit the header for a URL signed without a project"
+        )
     expected = sign_url(key, paths, methods, project, expires_at)
-    if not hmac.compare_digest(expected.encode("utf-8"),
-                               signature.encode("utf-8")):
+    if not hmac.compare_digest(expected.encode("utf-8"), signature.encode("utf-8")):
         raise AuthError("URL-Signature does not match the signed headers")
     if expires_at <= _utc_naive(now):
         raise AuthError("the pre-signed URL has expired")
@@ -127,31 +138,29 @@ def parse_signed_headers(headers):
     lowered = {str(name).lower(): value for name, value in headers.items()}
     if not lowered.get(SIGNED_HEADERS["signature"]):
         return None
-    return {field: lowered.get(name)
-            for field, name in SIGNED_HEADERS.items()}
+    return {field: lowered.get(name) for field, name in SIGNED_HEADERS.items()}
 
 
 def _validated_paths(paths):
     if not isinstance(paths, (list, tuple)) or not paths:
-        raise ValidationError("paths must be a non-empty list",
-                              field="paths")
+        raise ValidationError("paths must be a non-empty list", field="paths")
     for path in paths:
         if not isinstance(path, str) or not _PLAIN_PATH_RE.fullmatch(path):
             raise ValidationError(
                 "each path must start with /v2/ and contain only letters, "
                 "digits, '_', '-', '~' and '.' between slashes",
-                field="paths")
+                field="paths",
+            )
     return sorted(set(paths))
 
 
 def _validated_methods(methods):
     if methods is None or methods == []:
         return ["GET"]
-    if not isinstance(methods, (list, tuple)) or any(
-            m not in ALLOWED_METHODS for m in methods):
+    if not isinstance(methods, (list, tuple)) or any(m not in ALLOWED_METHODS for m in methods):
         raise ValidationError(
-            "methods must be a list of: " + ", ".join(sorted(ALLOWED_METHODS)),
-            field="methods")
+            "methods must be a list of: " + ", ".join(sorted(ALLOWED_METHODS)), field="methods"
+        )
     return sorted(set(methods))
 
 
@@ -159,8 +168,9 @@ def _check_request_path(path):
     if not isinstance(path, str) or not path.startswith("/"):
         raise AuthError("the request path must start with '/'")
     if _UNSAFE_PATH_RE.search(path):
-        raise AuthError("the request path contains percent-encoding, "
-                        "backslashes, spaces or control characters")
+        raise AuthError(
+            "the request path contains percent-encoding, backslashes, spaces or control characters"
+        )
     if any(s in (".", "..") for s in path.split("/")):
         raise AuthError("the request path contains dot segments")
 
@@ -188,11 +198,10 @@ def _parse_expires(value):
 def _utc_naive(moment=None):
     """Return ``moment`` (default now) in naive UTC; naive input is UTC."""
     if moment is None:
-        return datetime.datetime.now(datetime.timezone.utc).replace(
-            tzinfo=None)
+        return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
 def _key_bytes(key):
@@ -202,6 +211,7 @@ def _key_bytes(key):
 
 
 # ---------------------------------------------------------- Standard Webhooks
+
 
 def generate_webhook_secret():
     """Return a new random ``whsec_`` secret."""
@@ -220,8 +230,11 @@ def sign_webhook(secret, msg_id, timestamp, body):
     key = _decode_webhook_secret(secret, "secret")
     if isinstance(body, str):
         body = body.encode("utf-8")
-    signed = b"%s.%s.%s" % (str(msg_id).encode("utf-8"),
-                            _timestamp_text(timestamp).encode("ascii"), body)
+    signed = b"%s.%s.%s" % (
+        str(msg_id).encode("utf-8"),
+        _timestamp_text(timestamp).encode("ascii"),
+        body,
+    )
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
 
@@ -231,45 +244,40 @@ def webhook_signature_header(secrets, msg_id, timestamp, body):
     if isinstance(secrets, str):
         secrets = [secrets]
     if not secrets:
-        raise ValidationError("at least one webhook secret is required",
-                              field="secret")
+        raise ValidationError("at least one webhook secret is required", field="secret")
     return " ".join(sign_webhook(s, msg_id, timestamp, body) for s in secrets)
 
 
 def webhook_headers(secrets, msg_id, timestamp, body):
     """Return the ``webhook-id``/``-timestamp``/``-signature`` headers."""
-    return {"webhook-id": str(msg_id),
-            "webhook-timestamp": _timestamp_text(timestamp),
-            "webhook-signature": webhook_signature_header(
-                secrets, msg_id, timestamp, body)}
+    return {
+        "webhook-id": str(msg_id),
+        "webhook-timestamp": _timestamp_text(timestamp),
+        "webhook-signature": webhook_signature_header(secrets, msg_id, timestamp, body),
+    }
 
 
 def _decode_webhook_secret(secret, field):
-    if not isinstance(secret, str) or \
-            not secret.startswith(WEBHOOK_SECRET_PREFIX):
-        raise ValidationError("a webhook secret must start with 'whsec_'",
-                              field=field)
-    encoded = secret[len(WEBHOOK_SECRET_PREFIX):]
+    if not isinstance(secret, str) or not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValidationError("a webhook secret must start with 'whsec_'", field=field)
+    encoded = secret[len(WEBHOOK_SECRET_PREFIX) :]
     try:
-        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4),
-                               validate=True)
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ValidationError("a webhook secret must be 'whsec_' followed "
-                              "by base64", field=field) from None
+        raise ValidationError(
+            "a webhook secret must be 'whsec_' followed by base64", field=field
+        ) from None
     if not 16 <= len(raw) <= 64:
-        raise ValidationError("a webhook secret must decode to 16-64 bytes",
-                              field=field)
+        raise ValidationError("a webhook secret must decode to 16-64 bytes", field=field)
     return raw
 
 
 def _timestamp_text(timestamp):
     """Return integer Unix seconds as text, from an int, digits or datetime."""
     if isinstance(timestamp, datetime.datetime):
-        utc = _utc_naive(timestamp).replace(tzinfo=datetime.timezone.utc)
+        utc = _utc_naive(timestamp).replace(tzinfo=datetime.UTC)
         return str(int(utc.timestamp()))
     text = str(timestamp)
-    if isinstance(timestamp, bool) or not text.isdigit() \
-            or not text.isascii():
-        raise ValidationError("timestamp must be whole Unix seconds",
-                              field="timestamp")
+    if isinstance(timestamp, bool) or not text.isdigit() or not text.isascii():
+        raise ValidationError("timestamp must be whole Unix seconds", field="timestamp")
     return text

@@ -46,8 +46,7 @@ def done_horizon_seconds(conf):
     attempt can come back (a redelivered task, a re-sent outbox entry, a retry
     whose scheduler lease lapsed), and no longer, so Redis memory plateaus
     under a steady load instead of holding a flag per delivery for a day."""
-    return 2 * max(conf.worker.visibility_timeout_seconds,
-                   conf.worker.reconcile_after_seconds, 30)
+    return 2 * max(conf.worker.visibility_timeout_seconds, conf.worker.reconcile_after_seconds, 30)
 
 
 class Source(NamedTuple):
@@ -181,8 +180,9 @@ return stale
 class Storage:
     """Queues, messages, subscriptions and delivery state in Redis."""
 
-    def __init__(self, client, attempt_log_length=1000, attempt_log_ttl_seconds=3600,
-                 done_ttl_seconds=720):
+    def __init__(
+        self, client, attempt_log_length=1000, attempt_log_ttl_seconds=3600, done_ttl_seconds=720
+    ):
         self.redis = client
         self.attempt_log_length = attempt_log_length
         self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
@@ -197,12 +197,20 @@ class Storage:
     def from_conf(cls, conf):
         # One quick retry, then fail: callers answer 503 rather than hang
         # while Redis restarts.
-        client = redis_client(conf, decode_responses=True,
-                              socket_timeout=10, socket_connect_timeout=2,
-                              health_check_interval=30,
-                              retry=Retry(NoBackoff(), 1))
-        return cls(client, conf.notification.attempt_log_length,
-                   conf.notification.attempt_log_ttl_seconds, done_horizon_seconds(conf))
+        client = redis_client(
+            conf,
+            decode_responses=True,
+            socket_timeout=10,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 1),
+        )
+        return cls(
+            client,
+            conf.notification.attempt_log_length,
+            conf.notification.attempt_log_ttl_seconds,
+            done_horizon_seconds(conf),
+        )
 
     def ping(self):
         return bool(self.redis.ping())
@@ -224,8 +232,9 @@ class Storage:
         """Return a source's metadata dict, or raise NotFoundError."""
         raw = self.redis.get(_key("meta", source.path))
         if raw is None:
-            raise errors.NotFoundError(f"{source.kind[:-1].capitalize()} "
-                                       f"{source.name!r} does not exist.")
+            raise errors.NotFoundError(
+                f"{source.kind[:-1].capitalize()} {source.name!r} does not exist."
+            )
         return json.loads(raw)
 
     def source_metadata_or_empty(self, source):
@@ -238,8 +247,9 @@ class Storage:
     def list_sources(self, project, kind, marker=None, limit=20):
         """Return up to ``limit`` source names after ``marker``, in name order."""
         start = f"({marker}" if marker else "-"
-        return self.redis.zrangebylex(_key("sources", project, kind), start, "+",
-                                      start=0, num=limit)
+        return self.redis.zrangebylex(
+            _key("sources", project, kind), start, "+", start=0, num=limit
+        )
 
     def delete_source(self, source):
         """Delete a source's metadata and messages (subscriptions survive,
@@ -249,7 +259,7 @@ class Storage:
         pipe.zrem(_key("sources", source.project, source.kind), source.name)
         pipe.delete(_key("meta", source.path), _key("msgs", source.path))
         for chunk_start in range(0, len(ids), 500):
-            pipe.delete(*[_key("msg", i) for i in ids[chunk_start:chunk_start + 500]])
+            pipe.delete(*[_key("msg", i) for i in ids[chunk_start : chunk_start + 500]])
         pipe.execute()
 
     # -- messages ---------------------------------------------------------
@@ -276,13 +286,18 @@ class Storage:
         now = time.time() if now is None else now
         args = [PREFIX, repr(now), len(posts)]
         for source, messages, ids, task in posts:
-            args += [source.project, source.kind, source.name, len(messages),
-                     int(source.kind == "queues"),
-                     (task and task.member) or "", (task and task.queue) or "",
-                     (task and task.payload) or ""]
+            args += [
+                source.project,
+                source.kind,
+                source.name,
+                len(messages),
+                int(source.kind == "queues"),
+                (task and task.member) or "",
+                (task and task.queue) or "",
+                (task and task.payload) or "",
+            ]
             for message_id, message in zip(ids, messages):
-                record = dict(message, id=message_id, created=now,
-                              source=source.to_list())
+                record = dict(message, id=message_id, created=now, source=source.to_list())
                 args += [message_id, int(message["ttl"]), dumps(record)]
         return [bool(flag) for flag in self._store_posts(args=args)]
 
@@ -291,8 +306,15 @@ class Storage:
         confirmation): ``payload`` is delivered as it is. Return its id."""
         now = time.time() if now is None else now
         message_id = new_id()
-        record = {"id": message_id, "created": now, "ttl": int(ttl), "control": True,
-                  "payload": payload, "body": payload, "source": source.to_list()}
+        record = {
+            "id": message_id,
+            "created": now,
+            "ttl": int(ttl),
+            "control": True,
+            "payload": payload,
+            "body": payload,
+            "source": source.to_list(),
+        }
         self.redis.set(_key("msg", message_id), dumps(record), ex=int(ttl))
         return message_id
 
@@ -304,8 +326,7 @@ class Storage:
 
     def restore_message(self, message):
         """Store a message again (for a replay) unless it still exists."""
-        self.redis.set(_key("msg", message["id"]), dumps(message),
-                       ex=int(message["ttl"]), nx=True)
+        self.redis.set(_key("msg", message["id"]), dumps(message), ex=int(message["ttl"]), nx=True)
 
     def delete_messages(self, message_ids):
         if message_ids:
@@ -331,8 +352,18 @@ class Storage:
 
     # -- subscriptions ----------------------------------------------------
 
-    def create_subscription(self, source, subscriber, ttl, options, confirmed,
-                            now=None, unique_key=None, project=None, extra=None):
+    def create_subscription(
+        self,
+        source,
+        subscriber,
+        ttl,
+        options,
+        confirmed,
+        now=None,
+        unique_key=None,
+        project=None,
+        extra=None,
+    ):
         """Store a subscription; return (created, subscription_id).
 
         ``created`` is False when a live subscription with the same
@@ -344,23 +375,30 @@ class Storage:
         now = time.time() if now is None else now
         subscription_id = new_id()
         unique_key = unique_key or subscriber
-        record = {"id": subscription_id, "source": source.to_list(),
-                  "subscriber": subscriber, "ttl": ttl, "options": options,
-                  "created": now, "expires": now + ttl, "confirmed": confirmed}
+        record = {
+            "id": subscription_id,
+            "source": source.to_list(),
+            "subscriber": subscriber,
+            "ttl": ttl,
+            "options": options,
+            "created": now,
+            "expires": now + ttl,
+            "confirmed": confirmed,
+        }
         if unique_key != subscriber:
             record["unique_key"] = unique_key
         record["project"] = project or source.project
         record.update(extra or {})
         created, found_id = self._create_subscription(
             keys=[_key("subidx", source.path), _key("subs", source.path)],
-            args=[unique_key, subscription_id, dumps(record), ttl, _key("sub", "")])
+            args=[unique_key, subscription_id, dumps(record), ttl, _key("sub", "")],
+        )
         return bool(created), found_id
 
     def get_subscription(self, source, subscription_id):
         record = self._get_json(_key("sub", subscription_id))
         if record is None or record.get("source") != source.to_list():
-            raise errors.NotFoundError(
-                f"Subscription {subscription_id!r} does not exist.")
+            raise errors.NotFoundError(f"Subscription {subscription_id!r} does not exist.")
         return record
 
     def save_subscription(self, record, previous_subscriber=None, now=None):
@@ -377,16 +415,14 @@ class Storage:
 
     def subscriber_taken(self, source, subscriber, except_id):
         found = self.redis.hget(_key("subidx", source.path), subscriber)
-        return bool(found and found != except_id
-                    and self.redis.exists(_key("sub", found)))
+        return bool(found and found != except_id and self.redis.exists(_key("sub", found)))
 
     def delete_subscription(self, source, subscription_id):
         record = self.get_subscription(source, subscription_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(_key("sub", subscription_id))
         pipe.zrem(_key("subs", source.path), subscription_id)
-        pipe.hdel(_key("subidx", source.path),
-                  record.get("unique_key", record["subscriber"]))
+        pipe.hdel(_key("subidx", source.path), record.get("unique_key", record["subscriber"]))
         pipe.execute()
         return record
 
@@ -401,8 +437,7 @@ class Storage:
         Ids whose records expired are removed from the index on the way.
         """
         start = f"({after}" if after else "-"
-        ids = self.redis.zrangebylex(_key("subs", source.path), start, "+",
-                                     start=0, num=limit)
+        ids = self.redis.zrangebylex(_key("subs", source.path), start, "+", start=0, num=limit)
         found = self._get_many("sub", ids)
         expired = [i for i in ids if i not in found]
         if expired:
@@ -420,15 +455,15 @@ class Storage:
         pipe.mget([_key("msg", i) for i in message_ids] or [_key("msg", "")])
         pipe.mget([_key("sub", i) for i in subscription_ids] or [_key("sub", "")])
         raw_messages, raw_subscriptions = pipe.execute()
-        return ({i: json.loads(v) for i, v in zip(message_ids, raw_messages) if v},
-                {i: json.loads(v) for i, v in zip(subscription_ids, raw_subscriptions)
-                 if v})
+        return (
+            {i: json.loads(v) for i, v in zip(message_ids, raw_messages) if v},
+            {i: json.loads(v) for i, v in zip(subscription_ids, raw_subscriptions) if v},
+        )
 
     # -- task outbox ------------------------------------------------------
 
     def mark_task_sent(self, member, now=None):
-        self.redis.zadd(_key("tasks", "pending"),
-                        {member: time.time() if now is None else now})
+        self.redis.zadd(_key("tasks", "pending"), {member: time.time() if now is None else now})
 
     def mark_task_started(self, member):
         self.redis.zrem(_key("tasks", "pending"), member)
@@ -437,14 +472,20 @@ class Storage:
         """Return tasks sent over ``stale_seconds`` ago that never started."""
         return self._lease_stale_tasks(
             keys=[_key("tasks", "pending")] + list(queue_names),
-            args=[now, now - stale_seconds, limit])
+            args=[now, now - stale_seconds, limit],
+        )
 
     # -- delivery state -----------------------------------------------------
 
     @staticmethod
     def _done_key(delivery):
-        return _key("done", delivery["message_id"], delivery["subscription_id"],
-                    str(delivery.get("round", 0)), str(delivery["attempt"]))
+        return _key(
+            "done",
+            delivery["message_id"],
+            delivery["subscription_id"],
+            str(delivery.get("round", 0)),
+            str(delivery["attempt"]),
+        )
 
     def already_done(self, deliveries):
         """Return the set of indexes of deliveries whose attempt already ran."""
@@ -483,14 +524,14 @@ class Storage:
     def schedule_retries(self, due_deliveries):
         """Store (due_epoch, delivery dict) pairs until a scheduler moves them."""
         if due_deliveries:
-            self.redis.zadd(_key("retries"),
-                            {dumps(d): due for due, d in due_deliveries})
+            self.redis.zadd(_key("retries"), {dumps(d): due for due, d in due_deliveries})
 
     def lease_due_retries(self, now, limit, lease_seconds=30):
         """Take up to ``limit`` due retries; they stay leased until released."""
         members = self._lease_due_retries(
             keys=[_key("retries"), _key("retries", "leased")],
-            args=[now, limit, now - lease_seconds])
+            args=[now, limit, now - lease_seconds],
+        )
         return [(m, json.loads(m)) for m in members]
 
     def release_retries(self, members):
@@ -499,8 +540,7 @@ class Storage:
             self.redis.zrem(_key("retries", "leased"), *members)
 
     def pending_retry_count(self):
-        return self.redis.zcard(_key("retries")) + self.redis.zcard(
-            _key("retries", "leased"))
+        return self.redis.zcard(_key("retries")) + self.redis.zcard(_key("retries", "leased"))
 
     def shared_state(self, queue_names):
         """Return fleet-wide gauges: task queue depths, retries, open breakers."""
@@ -512,9 +552,11 @@ class Storage:
         pipe.scard(_key("breakers", "open"))
         values = pipe.execute()
         count = len(queue_names)
-        return {"queues": dict(zip(queue_names, values[:count])),
-                "retries": values[count] + values[count + 1],
-                "open_breakers": values[count + 2]}
+        return {
+            "queues": dict(zip(queue_names, values[:count])),
+            "retries": values[count] + values[count + 1],
+            "open_breakers": values[count + 2],
+        }
 
     def dead_letter(self, letters, now=None):
         """Store dead letters (dicts with subscription_id) by time of death."""
@@ -527,14 +569,14 @@ class Storage:
         pipe.execute()
 
     def dead_letters(self, subscription_id, since=0, limit=100):
-        members = self.redis.zrangebyscore(_key("dead", subscription_id), since,
-                                           "+inf", start=0, num=limit)
+        members = self.redis.zrangebyscore(
+            _key("dead", subscription_id), since, "+inf", start=0, num=limit
+        )
         return [json.loads(m) for m in members]
 
     def remove_dead_letters(self, subscription_id, letters):
         if letters:
-            self.redis.zrem(_key("dead", subscription_id),
-                            *[dumps(letter) for letter in letters])
+            self.redis.zrem(_key("dead", subscription_id), *[dumps(letter) for letter in letters])
 
     # -- helpers ----------------------------------------------------------
 

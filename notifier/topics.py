@@ -33,8 +33,13 @@ ID_LISTS = (SENDING_PROJECTS, SENDING_USERS, SUBSCRIBE_PROJECTS, SUBSCRIBE_USERS
 RESERVED = (*ID_LISTS, SUBSCRIBE_PROTOCOLS, RETRY_POLICY, "_default_message_ttl")
 
 PROTOCOLS = ("email", "webhook", "trust")
-PROTOCOL_BY_SCHEME = {"mailto": "email", "http": "webhook", "https": "webhook",
-                      "trust+http": "trust", "trust+https": "trust"}
+PROTOCOL_BY_SCHEME = {
+    "mailto": "email",
+    "http": "webhook",
+    "https": "webhook",
+    "trust+http": "trust",
+    "trust+https": "trust",
+}
 MAX_IDS = 1000
 
 
@@ -48,9 +53,9 @@ def _listed(metadata, projects_key, users_key, context):
     """Return None when neither list is set, else whether the requester is listed."""
     if projects_key not in metadata and users_key not in metadata:
         return None
-    return (context.project_id in metadata.get(projects_key, ())
-            or (context.user_id is not None
-                and context.user_id in metadata.get(users_key, ())))
+    return context.project_id in metadata.get(projects_key, ()) or (
+        context.user_id is not None and context.user_id in metadata.get(users_key, ())
+    )
 
 
 def publish_refusal(metadata, owner_project, context):
@@ -59,12 +64,16 @@ def publish_refusal(metadata, owner_project, context):
     if listed is None:
         if context.project_id == owner_project:
             return None
-        return ("Only the topic's owner project may publish to it: the topic sets "
-                f"no {SENDING_PROJECTS} or {SENDING_USERS}.")
+        return (
+            "Only the topic's owner project may publish to it: the topic sets "
+            f"no {SENDING_PROJECTS} or {SENDING_USERS}."
+        )
     if listed:
         return None
-    return (f"Project {context.project_id!r} (user {context.user_id!r}) is not in "
-            f"the topic's {SENDING_PROJECTS} or {SENDING_USERS}.")
+    return (
+        f"Project {context.project_id!r} (user {context.user_id!r}) is not in "
+        f"the topic's {SENDING_PROJECTS} or {SENDING_USERS}."
+    )
 
 
 def subscribe_refusal(metadata, owner_project, context, subscriber):
@@ -74,8 +83,10 @@ def subscribe_refusal(metadata, owner_project, context, subscriber):
     project may subscribe, and a list, once set, must name the owner too.
     """
     if _listed(metadata, SUBSCRIBE_PROJECTS, SUBSCRIBE_USERS, context) is False:
-        return (f"Project {context.project_id!r} (user {context.user_id!r}) is not "
-                f"in the topic's {SUBSCRIBE_PROJECTS} or {SUBSCRIBE_USERS}.")
+        return (
+            f"Project {context.project_id!r} (user {context.user_id!r}) is not "
+            f"in the topic's {SUBSCRIBE_PROJECTS} or {SUBSCRIBE_USERS}."
+        )
     return protocol_refusal(metadata, subscriber)
 
 
@@ -86,9 +97,11 @@ def protocol_refusal(metadata, subscriber):
     if protocol in allowed:
         return None
     scheme = subscriber.partition(":")[0]
-    return (f"The topic's {SUBSCRIBE_PROTOCOLS} allows "
-            f"{', '.join(allowed) or 'no protocol'}; a {scheme!r} subscriber is "
-            f"{protocol or 'not a topic protocol'}.")
+    return (
+        f"The topic's {SUBSCRIBE_PROTOCOLS} allows "
+        f"{', '.join(allowed) or 'no protocol'}; a {scheme!r} subscriber is "
+        f"{protocol or 'not a topic protocol'}."
+    )
 
 
 def may_publish(metadata, owner_project, context):
@@ -105,24 +118,28 @@ def validate_topic_metadata(metadata, conf):
     """Check topic metadata; raise ValidationError naming the attribute."""
     validation.obj(metadata, "metadata")
     if len(json.dumps(metadata)) > conf.transport.max_queue_metadata:
-        raise ValidationError("Topic metadata is larger than "
-                              f"{conf.transport.max_queue_metadata} bytes.",
-                              field="metadata")
+        raise ValidationError(
+            f"Topic metadata is larger than {conf.transport.max_queue_metadata} bytes.",
+            field="metadata",
+        )
     for key in metadata:
         if key.startswith("_") and key not in RESERVED:
-            raise ValidationError(f"{key} is not a topic attribute; reserved "
-                                  f"attributes are {', '.join(RESERVED)}.", field=key)
+            raise ValidationError(
+                f"{key} is not a topic attribute; reserved attributes are {', '.join(RESERVED)}.",
+                field=key,
+            )
     for key in ID_LISTS:
         if key in metadata:
             validation.string_list(metadata[key], key, max_items=MAX_IDS)
     if SUBSCRIBE_PROTOCOLS in metadata:
-        protocols = validation.string_list(metadata[SUBSCRIBE_PROTOCOLS],
-                                           SUBSCRIBE_PROTOCOLS)
+        protocols = validation.string_list(metadata[SUBSCRIBE_PROTOCOLS], SUBSCRIBE_PROTOCOLS)
         unknown = sorted(set(protocols) - set(PROTOCOLS))
         if unknown:
-            raise ValidationError(f"{SUBSCRIBE_PROTOCOLS} may hold only "
-                                  f"{', '.join(PROTOCOLS)}, not {', '.join(unknown)}.",
-                                  field=SUBSCRIBE_PROTOCOLS)
+            raise ValidationError(
+                f"{SUBSCRIBE_PROTOCOLS} may hold only "
+                f"{', '.join(PROTOCOLS)}, not {', '.join(unknown)}.",
+                field=SUBSCRIBE_PROTOCOLS,
+            )
     # _retry_policy and _default_message_ttl mean what they mean for a queue.
     return validation.queue_metadata(metadata, conf)
 
@@ -133,7 +150,9 @@ def canonical_patch_paths(ops):
     aliases = {f"/metadata/{key[1:]}": f"/metadata/{key}" for key in RESERVED}
     if not isinstance(ops, list):
         return ops
-    return [dict(op, path=aliases[op["path"]])
-            if isinstance(op, dict) and isinstance(op.get("path"), str)
-            and op["path"] in aliases else op
-            for op in ops]
+    return [
+        dict(op, path=aliases[op["path"]])
+        if isinstance(op, dict) and isinstance(op.get("path"), str) and op["path"] in aliases
+        else op
+        for op in ops
+    ]

@@ -27,24 +27,21 @@ def _finite_float(text):
 def parse_json(raw, field="body"):
     """Parse a request body as strict JSON (UTF-8, no NaN, bounded depth)."""
     if not raw:
-        raise ValidationError("The request body is empty; JSON was expected.",
-                              field=field)
+        raise ValidationError("The request body is empty; JSON was expected.", field=field)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValidationError("The request body is not valid UTF-8.",
-                              field=field) from exc
+        raise ValidationError("The request body is not valid UTF-8.", field=field) from exc
     try:
-        document = json.loads(text, parse_constant=_reject_constant,
-                              parse_float=_finite_float)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         # Lone surrogates (\ud800) parse but cannot be stored as UTF-8.
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"The request body is not valid JSON: {exc}",
-                              field=field) from exc
+        raise ValidationError(f"The request body is not valid JSON: {exc}", field=field) from exc
     if _depth(document) > MAX_JSON_DEPTH:
-        raise ValidationError(f"The request body nests deeper than "
-                              f"{MAX_JSON_DEPTH} levels.", field=field)
+        raise ValidationError(
+            f"The request body nests deeper than {MAX_JSON_DEPTH} levels.", field=field
+        )
     return document
 
 
@@ -62,18 +59,21 @@ def source_name(name, kind="queue"):
     if not NAME_RE.match(name or ""):
         raise ValidationError(
             f"The {kind} name {name!r} is invalid: use 1 to 64 letters, digits, "
-            f"underscores or hyphens.", field=f"{kind}_name")
+            f"underscores or hyphens.",
+            field=f"{kind}_name",
+        )
     return name
 
 
 def project_id(value):
     if value is None or value == "":
-        raise ValidationError("The header X-Project-ID is missing.",
-                              field="X-Project-ID")
+        raise ValidationError("The header X-Project-ID is missing.", field="X-Project-ID")
     if not PROJECT_RE.match(value):
-        raise ValidationError("The header X-Project-ID must be 1 to 256 printable "
-                              "ASCII characters without ':' or spaces.",
-                              field="X-Project-ID")
+        raise ValidationError(
+            "The header X-Project-ID must be 1 to 256 printable "
+            "ASCII characters without ':' or spaces.",
+            field="X-Project-ID",
+        )
     return value
 
 
@@ -83,8 +83,7 @@ def client_id(value):
     try:
         uuid.UUID(value)
     except ValueError as exc:
-        raise ValidationError("The header Client-ID must be a UUID.",
-                              field="Client-ID") from exc
+        raise ValidationError("The header Client-ID must be a UUID.", field="Client-ID") from exc
     return value
 
 
@@ -118,14 +117,19 @@ def queue_metadata(metadata, conf):
     """Check queue metadata, including the reserved keys notifier reads."""
     obj(metadata, "metadata")
     if len(json.dumps(metadata)) > conf.transport.max_queue_metadata:
-        raise ValidationError("Queue metadata is larger than "
-                              f"{conf.transport.max_queue_metadata} bytes.",
-                              field="metadata")
+        raise ValidationError(
+            f"Queue metadata is larger than {conf.transport.max_queue_metadata} bytes.",
+            field="metadata",
+        )
     if "_retry_policy" in metadata:
         RetryPolicy.from_dict(metadata["_retry_policy"], retry_defaults(conf))
     if "_default_message_ttl" in metadata:
-        integer(metadata["_default_message_ttl"], "_default_message_ttl",
-                60, conf.transport.max_message_ttl)
+        integer(
+            metadata["_default_message_ttl"],
+            "_default_message_ttl",
+            60,
+            conf.transport.max_message_ttl,
+        )
     return metadata
 
 
@@ -143,8 +147,9 @@ def messages(document, conf, default_ttl):
         raise ValidationError("messages must be a non-empty list.", field="messages")
     limit = conf.transport.max_messages_per_post
     if len(document) > limit:
-        raise ValidationError(f"No more than {limit} messages may be posted at "
-                              f"once.", field="messages")
+        raise ValidationError(
+            f"No more than {limit} messages may be posted at once.", field="messages"
+        )
     return [message(m, i, conf, default_ttl) for i, m in enumerate(document)]
 
 
@@ -153,12 +158,12 @@ def message(value, index, conf, default_ttl):
     obj(value, field)
     unknown = set(value) - MESSAGE_FIELDS
     if unknown:
-        raise ValidationError(f"{field} has unknown fields: "
-                              f"{', '.join(sorted(unknown))}.", field=field)
+        raise ValidationError(
+            f"{field} has unknown fields: {', '.join(sorted(unknown))}.", field=field
+        )
     if "body" not in value:
         raise ValidationError(f"{field}.body is missing.", field=f"{field}.body")
-    ttl = integer(value.get("ttl", default_ttl), f"{field}.ttl", 60,
-                  conf.transport.max_message_ttl)
+    ttl = integer(value.get("ttl", default_ttl), f"{field}.ttl", 60, conf.transport.max_message_ttl)
     result = {"body": value["body"], "ttl": ttl}
     if "filter_policies" in value:
         from notifier import filtering
@@ -166,16 +171,19 @@ def message(value, index, conf, default_ttl):
         filtering.validate_tags(value["filter_policies"], f"{field}.filter_policies")
         result["filter_policies"] = value["filter_policies"]
     if "attributes" in value:
-        result["attributes"] = message_attributes(value["attributes"],
-                                                  f"{field}.attributes")
+        result["attributes"] = message_attributes(value["attributes"], f"{field}.attributes")
     return result
 
 
 def string_list(value, field, max_items=100, max_length=256):
-    if not isinstance(value, list) or len(value) > max_items or not all(
-            isinstance(v, str) and 0 < len(v) <= max_length for v in value):
-        raise ValidationError(f"{field} must be a list of at most {max_items} "
-                              f"non-empty strings.", field=field)
+    if (
+        not isinstance(value, list)
+        or len(value) > max_items
+        or not all(isinstance(v, str) and 0 < len(v) <= max_length for v in value)
+    ):
+        raise ValidationError(
+            f"{field} must be a list of at most {max_items} non-empty strings.", field=field
+        )
     return value
 
 
@@ -192,13 +200,18 @@ def message_attributes(value, field):
         obj(attribute, where)
         data_type = attribute.get("DataType")
         if not isinstance(data_type, str) or data_type.split(".")[0] not in (
-                "String", "Number", "Binary"):
-            raise ValidationError(f"{where}.DataType must be one of "
-                                  f"{', '.join(ATTRIBUTE_TYPES)}.",
-                                  field=f"{where}.DataType")
+            "String",
+            "Number",
+            "Binary",
+        ):
+            raise ValidationError(
+                f"{where}.DataType must be one of {', '.join(ATTRIBUTE_TYPES)}.",
+                field=f"{where}.DataType",
+            )
         if not isinstance(attribute.get("StringValue"), str):
-            raise ValidationError(f"{where}.StringValue must be a string.",
-                                  field=f"{where}.StringValue")
+            raise ValidationError(
+                f"{where}.StringValue must be a string.", field=f"{where}.StringValue"
+            )
     return value
 
 
@@ -218,8 +231,7 @@ def subscription_patch(document):
 def _no_unknown(document, allowed):
     unknown = sorted(set(document) - allowed)
     if unknown:
-        raise ValidationError(f"Unknown fields: {', '.join(unknown)}.",
-                              field=unknown[0])
+        raise ValidationError(f"Unknown fields: {', '.join(unknown)}.", field=unknown[0])
 
 
 def subscription(document, conf):
@@ -230,8 +242,12 @@ def subscription(document, conf):
     _no_unknown(document, SUBSCRIPTION_FIELDS)
     if "subscriber" not in document:
         raise ValidationError("The field 'subscriber' is missing.", field="subscriber")
-    ttl = integer(document.get("ttl", conf.transport.default_subscription_ttl),
-                  "ttl", 60, conf.transport.max_subscription_ttl)
+    ttl = integer(
+        document.get("ttl", conf.transport.default_subscription_ttl),
+        "ttl",
+        60,
+        conf.transport.max_subscription_ttl,
+    )
     options = obj(document.get("options", {}), "options")
     if "_retry_policy" in options:
         RetryPolicy.from_dict(options["_retry_policy"], retry_defaults(conf))
@@ -251,8 +267,7 @@ def since_param(raw):
     try:
         value = float(raw)
     except (TypeError, ValueError) as exc:
-        raise ValidationError("since must be a time in epoch seconds.",
-                              field="since") from exc
+        raise ValidationError("since must be a time in epoch seconds.", field="since") from exc
     if value != value or value < 0 or isinstance(raw, bool):
         raise ValidationError("since must be a time in epoch seconds.", field="since")
     return value
@@ -264,10 +279,8 @@ def replay_request(document):
     _no_unknown(document, {"message_id", "since"})
     if "message_id" in document:
         if not isinstance(document["message_id"], str) or not document["message_id"]:
-            raise ValidationError("message_id must be a message id.",
-                                  field="message_id")
+            raise ValidationError("message_id must be a message id.", field="message_id")
         return {"message_id": document["message_id"]}
     if "since" not in document:
-        raise ValidationError("Name a message_id or a since time to replay.",
-                              field="since")
+        raise ValidationError("Name a message_id or a since time to replay.", field="since")
     return {"since": since_param(document["since"])}

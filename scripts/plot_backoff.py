@@ -19,8 +19,12 @@ MINIMUM, MAXIMUM, COUNT = 5, 260, 10
 WIDTH, HEIGHT = 640, 420
 LEFT, RIGHT, TOP, BOTTOM = 70, 170, 40, 60
 Y_STEP = 20
-COLOURS = {"linear": "#1f77b4", "arithmetic": "#ff7f0e",
-           "geometric": "#2ca02c", "exponential": "#d62728"}
+COLOURS = {
+    "linear": "#1f77b4",
+    "arithmetic": "#ff7f0e",
+    "geometric": "#2ca02c",
+    "exponential": "#d62728",
+}
 
 
 def to_x(retry):
@@ -51,10 +55,14 @@ def draw_axes():
         yield f'<text x="{x:.1f}" y="{y0 + 20}" text-anchor="middle">{retry}</text>'
     yield f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" class="axis"/>'
     yield f'<line x1="{x0}" y1="{TOP}" x2="{x0}" y2="{y0}" class="axis"/>'
-    yield (f'<text x="{(x0 + x1) / 2:.1f}" y="{HEIGHT - 15}" '
-           'text-anchor="middle">Retry number in the backoff phase</text>')
-    yield (f'<text x="18" y="{(TOP + y0) / 2:.1f}" text-anchor="middle" '
-           f'transform="rotate(-90 18 {(TOP + y0) / 2:.1f})">Delay (seconds)</text>')
+    yield (
+        f'<text x="{(x0 + x1) / 2:.1f}" y="{HEIGHT - 15}" '
+        'text-anchor="middle">Retry number in the backoff phase</text>'
+    )
+    yield (
+        f'<text x="18" y="{(TOP + y0) / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 18 {(TOP + y0) / 2:.1f})">Delay (seconds)</text>'
+    )
 
 
 def draw_curve(function):
@@ -74,33 +82,36 @@ def draw_legend():
     for row, function in enumerate(BACKOFF_FUNCTIONS):
         y = TOP + 20 + row * 24
         colour = COLOURS[function]
-        yield (f'<line x1="{x}" y1="{y}" x2="{x + 24}" y2="{y}" '
-               f'stroke="{colour}" stroke-width="2"/>')
+        yield (
+            f'<line x1="{x}" y1="{y}" x2="{x + 24}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
+        )
         yield f'<circle cx="{x + 12}" cy="{y}" r="3" fill="{colour}"/>'
         yield f'<text x="{x + 32}" y="{y + 4}">{function}</text>'
 
 
 def render():
     """Return the whole SVG document as a string."""
-    title = (f"Backoff functions: minimum delay {MINIMUM} s, "
-             f"maximum delay {MAXIMUM} s, {COUNT} retries")
+    title = (
+        f"Backoff functions: minimum delay {MINIMUM} s, maximum delay {MAXIMUM} s, {COUNT} retries"
+    )
     body = [*draw_axes()]
     for function in BACKOFF_FUNCTIONS:
         body.extend(draw_curve(function))
     body.extend(draw_legend())
-    return "\n".join([
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
-        f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        'font-family="sans-serif" font-size="12">',
-        f"<title>{title}</title>",
-        "<style>.grid{stroke:#e0e0e0}.axis{stroke:#333}</style>",
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{WIDTH / 2:.1f}" y="22" text-anchor="middle" '
-        f'font-size="14">{title}</text>',
-        *body,
-        "</svg>",
-        "",
-    ])
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
+            f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
+            'font-family="sans-serif" font-size="12">',
+            f"<title>{title}</title>",
+            "<style>.grid{stroke:#e0e0e0}.axis{stroke:#333}</style>",
+            f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+            f'<text x="{WIDTH / 2:.1f}" y="22" text-anchor="middle" font-size="14">{title}</text>',
+            *body,
+            "</svg>",
+            "",
+        ]
+    )
 
 
 def main(argv):

@@ -19,7 +19,7 @@ Settings chosen for at-least-once delivery (see README, "Celery settings"):
 import base64
 import json
 import uuid
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from celery import Celery
 from kombu import Queue
@@ -64,8 +64,7 @@ def create_celery(conf):
         worker_send_task_events=False,
         task_queues=[Queue(FANOUT_QUEUE), Queue(DELIVER_QUEUE)],
         task_default_queue=DELIVER_QUEUE,
-        task_routes={FANOUT_TASK: {"queue": FANOUT_QUEUE},
-                     DELIVER_TASK: {"queue": DELIVER_QUEUE}},
+        task_routes={FANOUT_TASK: {"queue": FANOUT_QUEUE}, DELIVER_TASK: {"queue": DELIVER_QUEUE}},
     )
     return app
 
@@ -84,17 +83,23 @@ def broker_message(app, name, args, queue):
     it with a message kombu publishes, so a change shows up there.
     """
     task_id = str(uuid.uuid4())
-    headers, properties, body, _ = app.amqp.as_task_v2(task_id, name, args=args,
-                                                       ignore_result=None)
-    return json.dumps({
-        "body": base64.b64encode(json.dumps(body).encode()).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
-        "properties": dict(properties, delivery_mode=2, priority=0,
-                           delivery_info={"exchange": "", "routing_key": queue},
-                           body_encoding="base64", delivery_tag=str(uuid.uuid4())),
-    })
+    headers, properties, body, _ = app.amqp.as_task_v2(task_id, name, args=args, ignore_result=None)
+    return json.dumps(
+        {
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": dict(
+                properties,
+                delivery_mode=2,
+                priority=0,
+                delivery_info={"exchange": "", "routing_key": queue},
+                body_encoding="base64",
+                delivery_tag=str(uuid.uuid4()),
+            ),
+        }
+    )
 
 
 class PreparedTask(NamedTuple):
@@ -107,9 +112,9 @@ class PreparedTask(NamedTuple):
 
     name: str
     args: list
-    member: Optional[str] = None
-    queue: Optional[str] = None
-    payload: Optional[str] = None
+    member: str | None = None
+    queue: str | None = None
+    payload: str | None = None
 
 
 class CeleryDispatcher:
@@ -141,8 +146,13 @@ class CeleryDispatcher:
         member = task_member(FANOUT_TASK, args)
         if not self.inline:
             return PreparedTask(FANOUT_TASK, args, member)
-        return PreparedTask(FANOUT_TASK, args, member, FANOUT_QUEUE,
-                            broker_message(self.app, FANOUT_TASK, args, FANOUT_QUEUE))
+        return PreparedTask(
+            FANOUT_TASK,
+            args,
+            member,
+            FANOUT_QUEUE,
+            broker_message(self.app, FANOUT_TASK, args, FANOUT_QUEUE),
+        )
 
     def send_prepared(self, task):
         """Send a prepared task unless its storage transaction already did."""

@@ -15,8 +15,11 @@ LOG = logging.getLogger(__name__)
 
 # Redis (storage) unreachable or loading: the task goes back on the queue
 # instead of being acknowledged as failed and lost.
-STORAGE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                redis.exceptions.BusyLoadingError)
+STORAGE_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
 
 
 class ProcessRuntime:
@@ -33,8 +36,7 @@ class ProcessRuntime:
     def service(self):
         if self._pid != os.getpid():
             storage = Storage.from_conf(self.conf)
-            self._service = DeliveryService(self.conf, storage,
-                                            CeleryDispatcher(self.app, storage))
+            self._service = DeliveryService(self.conf, storage, CeleryDispatcher(self.app, storage))
             self._pid = os.getpid()
         return self._service
 
@@ -45,13 +47,16 @@ def register_tasks(app, conf):
 
     @app.task(name=FANOUT_TASK)
     def fanout(source, message_ids, cursor=None):
-        return run(runtime, FANOUT_TASK, [source, message_ids, cursor],
-                   lambda service: service.fanout(source, message_ids, cursor))
+        return run(
+            runtime,
+            FANOUT_TASK,
+            [source, message_ids, cursor],
+            lambda service: service.fanout(source, message_ids, cursor),
+        )
 
     @app.task(name=DELIVER_TASK)
     def deliver(deliveries):
-        run(runtime, DELIVER_TASK, [deliveries],
-            lambda service: service.deliver(deliveries))
+        run(runtime, DELIVER_TASK, [deliveries], lambda service: service.deliver(deliveries))
 
     return runtime
 

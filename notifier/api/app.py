@@ -5,16 +5,14 @@ import logging
 import falcon
 
 from notifier import confirm_drivers, confirmation
-from notifier.api import confirm
+from notifier.api import confirm, openapi, queues, subscriptions, system, topics
 from notifier.api import errors as api_errors
-from notifier.api import openapi, queues, subscriptions, system, topics
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
 from notifier.conf import broker_url
 from notifier.ingest import MessageWriter
 from notifier.service import DeliveryService
 from workers.app import DELIVER_QUEUE, FANOUT_QUEUE
-
 
 LOG = logging.getLogger(__name__)
 
@@ -29,15 +27,20 @@ def create_app(conf, storage=None, dispatcher=None):
     """
     confirmation.check_conf(conf)
     if conf.notification.require_confirmation and not conf.api.public_url:
-        LOG.warning("[api] public_url is not set: confirmation messages link to %s",
-                    confirmation.base_url(conf))
+        LOG.warning(
+            "[api] public_url is not set: confirmation messages link to %s",
+            confirmation.base_url(conf),
+        )
     if storage is None:
         from notifier.storage import Storage
+
         storage = Storage.from_conf(conf)
     if dispatcher is None:
         from workers.app import CeleryDispatcher, create_celery
-        dispatcher = CeleryDispatcher(create_celery(conf), storage,
-                                      shares_storage_redis=shares_storage_redis(conf))
+
+        dispatcher = CeleryDispatcher(
+            create_celery(conf), storage, shares_storage_redis=shares_storage_redis(conf)
+        )
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
     api_errors.register(app)
@@ -60,10 +63,12 @@ def add_routes(app, conf, storage, dispatcher):
     app.add_route("/v2/openapi.json", openapi.OpenAPIDocument())
     app.add_route("/metrics", Metrics(storage, [FANOUT_QUEUE, DELIVER_QUEUE]))
     writer = MessageWriter(storage, dispatcher)  # one per process: groups all posts
-    add_source_routes(app, conf, storage, writer, service,
-                      queues.ProjectScope("queues"), queues.SourceItem)
-    add_source_routes(app, conf, storage, writer, service,
-                      topics.TopicScope(storage), topics.TopicItem)
+    add_source_routes(
+        app, conf, storage, writer, service, queues.ProjectScope("queues"), queues.SourceItem
+    )
+    add_source_routes(
+        app, conf, storage, writer, service, topics.TopicScope(storage), topics.TopicItem
+    )
 
 
 def add_source_routes(app, conf, storage, writer, service, scope, item_class):
@@ -75,8 +80,7 @@ def add_source_routes(app, conf, storage, writer, service, scope, item_class):
     message = base + "/{name}/messages/{message_id}"
     app.add_route(base, queues.SourceCollection(conf, storage, scope))
     app.add_route(base + "/{name}", item_class(conf, storage, scope))
-    app.add_route(base + "/{name}/messages",
-                  queues.MessageCollection(conf, storage, writer, scope))
+    app.add_route(base + "/{name}/messages", queues.MessageCollection(conf, storage, writer, scope))
     app.add_route(message, queues.MessageItem(storage, scope))
     app.add_route(message + "/attempts", queues.MessageAttempts(storage, scope))
     app.add_route(base + "/{name}/share", confirm.Share(conf, scope))
@@ -86,21 +90,19 @@ def add_source_routes(app, conf, storage, writer, service, scope, item_class):
 def add_subscription_routes(app, conf, storage, service, kind, scope=None):
     base = f"/v2/{kind}/{{name}}/subscriptions"
     item = base + "/{subscription_id}"
-    app.add_route(base, subscriptions.SubscriptionCollection(conf, storage, kind, scope,
-                                                             service))
-    app.add_route(item, subscriptions.SubscriptionItem(conf, storage, kind, scope,
-                                                       service))
-    app.add_route(item + "/confirm", confirm.Confirm(
-        conf, storage, service, confirm_drivers.load_driver(conf), scope))
-    app.add_route(item + "/attempts",
-                  subscriptions.SubscriptionAttempts(conf, storage, kind, scope))
-    app.add_route(item + "/dead-letters",
-                  subscriptions.DeadLetters(conf, storage, kind, scope))
-    app.add_route(item + "/replay",
-                  subscriptions.Replay(conf, storage, service, kind, scope))
+    app.add_route(base, subscriptions.SubscriptionCollection(conf, storage, kind, scope, service))
+    app.add_route(item, subscriptions.SubscriptionItem(conf, storage, kind, scope, service))
+    app.add_route(
+        item + "/confirm",
+        confirm.Confirm(conf, storage, service, confirm_drivers.load_driver(conf), scope),
+    )
+    app.add_route(
+        item + "/attempts", subscriptions.SubscriptionAttempts(conf, storage, kind, scope)
+    )
+    app.add_route(item + "/dead-letters", subscriptions.DeadLetters(conf, storage, kind, scope))
+    app.add_route(item + "/replay", subscriptions.Replay(conf, storage, service, kind, scope))
     app.add_route(item + "/enable", subscriptions.Enable(storage, service, kind, scope))
-    app.add_route(item + "/secret/rotate",
-                  subscriptions.SecretRotation(conf, storage, kind, scope))
+    app.add_route(item + "/secret/rotate", subscriptions.SecretRotation(conf, storage, kind, scope))
 
 
 def _with_keystone(app, conf):

@@ -1,24 +1,21 @@
 """Request helpers shared by the resources: body reading, scoping, paging."""
 
-
 from notifier import validation
-from notifier.sinks import RequestContext
 from notifier.errors import ValidationError
+from notifier.sinks import RequestContext
 from notifier.storage import Source
 
 
 def read_json(req, limit):
     """Read and parse the JSON body, refusing more than ``limit`` bytes."""
     if req.content_length is not None and req.content_length > limit:
-        raise ValidationError(f"The request body is larger than {limit} bytes.",
-                              field="body")
+        raise ValidationError(f"The request body is larger than {limit} bytes.", field="body")
     if req.content_length is None and is_chunked(req):
         raw = req.stream.read(limit + 1)  # the server decodes the chunks
     else:
         raw = req.bounded_stream.read(limit + 1)
     if len(raw) > limit:
-        raise ValidationError(f"The request body is larger than {limit} bytes.",
-                              field="body")
+        raise ValidationError(f"The request body is larger than {limit} bytes.", field="body")
     return validation.parse_json(raw)
 
 
@@ -44,8 +41,7 @@ def next_link(req, items, limit, marker):
     """Return Zaqar's ``links`` list: a next link when the page was full."""
     if len(items) < limit or not items:
         return []
-    return [{"rel": "next",
-             "href": f"{req.path}?marker={marker}&limit={limit}"}]
+    return [{"rel": "next", "href": f"{req.path}?marker={marker}&limit={limit}"}]
 
 
 def age(now, created):
@@ -54,8 +50,11 @@ def age(now, created):
 
 def context(req):
     """Return who is asking, from the headers auth middleware sets."""
-    roles = tuple(r.strip() for r in (req.get_header("X-Roles") or "").split(",")
-                  if r.strip())
-    return RequestContext(project_id=project(req), user_id=req.get_header("X-User-ID"),
-                          auth_token=req.get_header("X-Auth-Token"), roles=roles,
-                          authenticated=req.get_header("X-Identity-Status") == "Confirmed")
+    roles = tuple(r.strip() for r in (req.get_header("X-Roles") or "").split(",") if r.strip())
+    return RequestContext(
+        project_id=project(req),
+        user_id=req.get_header("X-User-ID"),
+        auth_token=req.get_header("X-Auth-Token"),
+        roles=roles,
+        authenticated=req.get_header("X-Identity-Status") == "Confirmed",
+    )

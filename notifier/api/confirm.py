@@ -21,8 +21,8 @@ import falcon
 
 from notifier import confirmation, emails, errors, signing, validation
 from notifier.api import common
-from notifier.api.signed import is_signed
 from notifier.api.queues import ProjectScope
+from notifier.api.signed import is_signed
 from notifier.sinks import scheme_of, sink_class
 from notifier.storage import Source
 
@@ -61,18 +61,25 @@ def check_confirmable(subscriber, options):
         raise errors.ValidationError(
             "With subscription confirmation required, an e-mail subscription has "
             "exactly one recipient (no cc or bcc): each address confirms for "
-            "itself. Subscribe each address separately.", field="subscriber")
+            "itself. Subscribe each address separately.",
+            field="subscriber",
+        )
 
 
-def send_confirmation(conf, service, record, message_type=confirmation.SUBSCRIPTION,
-                      now=None):
+def send_confirmation(conf, service, record, message_type=confirmation.SUBSCRIPTION, now=None):
     """Send a subscription its (un)subscribe confirmation through the workers."""
     now = time.time() if now is None else now
     ttl = conf.signed_url.confirmation_url_ttl_seconds
     payload = confirmation.confirmation_payload(
-        message_type, key=conf.signed_url.secret_key, source=tuple(record["source"]),
-        subscription_id=record["id"], api_url=confirmation.base_url(conf),
-        page=confirmation.page_url(conf), now=now, ttl_seconds=ttl)
+        message_type,
+        key=conf.signed_url.secret_key,
+        source=tuple(record["source"]),
+        subscription_id=record["id"],
+        api_url=confirmation.base_url(conf),
+        page=confirmation.page_url(conf),
+        now=now,
+        ttl_seconds=ttl,
+    )
     source = Source(*record["source"])
     return service.send_control(source, record["id"], payload, ttl)
 
@@ -84,15 +91,15 @@ def confirm_request(document):
     if unknown:
         raise errors.ValidationError(
             f"Unknown field(s): {', '.join(sorted(unknown))}; a confirm request "
-            "has confirmed and, optionally, extra_spec.", field=sorted(unknown)[0])
+            "has confirmed and, optionally, extra_spec.",
+            field=sorted(unknown)[0],
+        )
     confirmed = document.get("confirmed")
     if not isinstance(confirmed, bool):
-        raise errors.ValidationError("confirmed must be true or false.",
-                                     field="confirmed")
+        raise errors.ValidationError("confirmed must be true or false.", field="confirmed")
     extra_spec = document.get("extra_spec")
     if extra_spec is not None and not isinstance(extra_spec, dict):
-        raise errors.ValidationError("extra_spec must be an object.",
-                                     field="extra_spec")
+        raise errors.ValidationError("extra_spec must be an object.", field="extra_spec")
     return confirmed, extra_spec
 
 
@@ -109,10 +116,12 @@ class Confirm:
             raise errors.AuthError(
                 "Confirming a subscription needs the signed headers of its "
                 "confirmation message: URL-Signature, URL-Expires, URL-Methods, "
-                "URL-Paths and X-Project-ID.")
+                "URL-Paths and X-Project-ID."
+            )
         source = self.scope.source(req, name)
         confirmed, extra_spec = confirm_request(
-            common.read_json(req, self.conf.transport.max_request_body_size))
+            common.read_json(req, self.conf.transport.max_request_body_size)
+        )
         record = self.storage.get_subscription(source, subscription_id)
         if not self.scope.sees(req, source, record):
             raise errors.NotFoundError(f"Subscription {subscription_id!r} does not exist.")
@@ -121,13 +130,15 @@ class Confirm:
         if confirmed != was_confirmed:
             record["confirmed"] = confirmed
             self.storage.save_subscription(record)
-            LOG.info("subscription %s", "confirmed" if confirmed else "unsubscribed",
-                     extra={"subscription_id": subscription_id})
+            LOG.info(
+                "subscription %s",
+                "confirmed" if confirmed else "unsubscribed",
+                extra={"subscription_id": subscription_id},
+            )
             # Only on a change: a receiver answering every
             # UnsubscribeConfirmation with another "false" cannot loop.
             if not confirmed and confirms_itself(record["subscriber"]):
-                send_confirmation(self.conf, self.service, record,
-                                  confirmation.UNSUBSCRIBE)
+                send_confirmation(self.conf, self.service, record, confirmation.UNSUBSCRIBE)
         resp.status = falcon.HTTP_204
 
 
@@ -144,7 +155,8 @@ class Share:
         if not key:
             raise falcon.HTTPNotImplemented(
                 title="Pre-signed URLs are disabled",
-                description="[signed_url] secret_key is not set on this service.")
+                description="[signed_url] secret_key is not set on this service.",
+            )
         source = self.scope.source(req, name)
         self.scope.before_manage(req, source)
         document = {}
@@ -155,35 +167,45 @@ class Share:
         if unknown:
             raise errors.ValidationError(
                 f"Unknown field(s): {', '.join(sorted(unknown))}; a share request "
-                "has methods, paths and expires.", field=sorted(unknown)[0])
+                "has methods, paths and expires.",
+                field=sorted(unknown)[0],
+            )
         paths = document.get("paths") or ["messages"]
         if not isinstance(paths, list) or any(p not in SHARE_PATHS for p in paths):
             raise errors.ValidationError(
-                f"paths must be a list of: {', '.join(SHARE_PATHS)}.", field="paths")
+                f"paths must be a list of: {', '.join(SHARE_PATHS)}.", field="paths"
+            )
         methods = document.get("methods")
-        if methods is not None and (not isinstance(methods, list) or not all(
-                isinstance(m, str) for m in methods)):
-            raise errors.ValidationError("methods must be a list of HTTP methods.",
-                                         field="methods")
+        if methods is not None and (
+            not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)
+        ):
+            raise errors.ValidationError("methods must be a list of HTTP methods.", field="methods")
         base = f"/v2/{self.scope.kind}/{source.name}/"
         share = signing.create_signed_url(
-            key, [base + p for p in paths], methods,
-            project=source.project, expires_at=document.get("expires"))
+            key,
+            [base + p for p in paths],
+            methods,
+            project=source.project,
+            expires_at=document.get("expires"),
+        )
         resp.status = falcon.HTTP_201
         resp.media = share
 
 
 def page_path():
     """Return templates/confirmation.html as shipped (source tree or image)."""
-    candidates = [Path(__file__).resolve().parents[2] / "templates" / PAGE_FILE,
-                  Path("/app/templates") / PAGE_FILE]
+    candidates = [
+        Path(__file__).resolve().parents[2] / "templates" / PAGE_FILE,
+        Path("/app/templates") / PAGE_FILE,
+    ]
     return next((c for c in candidates if c.is_file()), None)
 
 
 def _csp_hashes(html, tag):
     blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
-    return " ".join("'sha256-%s'" % base64.b64encode(
-        hashlib.sha256(b.encode("utf-8")).digest()).decode("ascii") for b in blocks)
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks
+    )
 
 
 class ConfirmationPage:
@@ -198,16 +220,18 @@ class ConfirmationPage:
         path = path or page_path()
         self.html = path.read_text(encoding="utf-8") if path else None
         if self.html:
-            self.csp = ("default-src 'none'; script-src %s; style-src %s; "
-                        "connect-src *; img-src 'none'; base-uri 'none'; "
-                        "form-action 'none'; frame-ancestors 'none'"
-                        % (_csp_hashes(self.html, "script"),
-                           _csp_hashes(self.html, "style")))
+            scripts, styles = _csp_hashes(self.html, "script"), _csp_hashes(self.html, "style")
+            self.csp = (
+                f"default-src 'none'; script-src {scripts}; style-src {styles}; "
+                "connect-src *; img-src 'none'; base-uri 'none'; "
+                "form-action 'none'; frame-ancestors 'none'"
+            )
 
     def on_get(self, req, resp):
         if self.html is None:
-            raise errors.NotFoundError("templates/confirmation.html is not "
-                                       "installed on this server.")
+            raise errors.NotFoundError(
+                "templates/confirmation.html is not installed on this server."
+            )
         resp.content_type = "text/html; charset=utf-8"
         resp.text = self.html
         resp.set_header("Content-Security-Policy", self.csp)

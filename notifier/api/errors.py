@@ -3,8 +3,8 @@
 import logging
 
 import falcon
-import redis
 import kombu.exceptions
+import redis
 
 from notifier import errors
 
@@ -41,13 +41,13 @@ def _backend_down(req, resp, exc, params):
     from notifier.metrics import REDIS_ERRORS
 
     REDIS_ERRORS.labels("api").inc()
-    LOG.warning("backend unavailable during %s %s: %s", req.method, req.path,
-                type(exc).__name__)
+    LOG.warning("backend unavailable during %s %s: %s", req.method, req.path, type(exc).__name__)
     resp.status = falcon.HTTP_503
     resp.set_header("Retry-After", "1")
-    resp.media = error_body("Service unavailable",
-                            "The storage or the broker cannot be reached; "
-                            "nothing was accepted. Retry shortly.")
+    resp.media = error_body(
+        "Service unavailable",
+        "The storage or the broker cannot be reached; nothing was accepted. Retry shortly.",
+    )
 
 
 def _falcon_error(req, resp, exc, params):
@@ -68,7 +68,11 @@ def register(app):
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _falcon_error)
     app.add_error_handler(errors.NotifierError, _notifier_error)
-    for cls in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                redis.exceptions.BusyLoadingError, kombu.exceptions.OperationalError,
-                OSError):
+    for cls in (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.BusyLoadingError,
+        kombu.exceptions.OperationalError,
+        OSError,
+    ):
         app.add_error_handler(cls, _backend_down)

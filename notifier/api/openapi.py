@@ -24,8 +24,9 @@ def document():
 
 @functools.cache
 def document_bytes():
-    return json.dumps(document(), separators=(",", ":"), ensure_ascii=False,
-                      sort_keys=False).encode("utf-8")
+    return json.dumps(
+        document(), separators=(",", ":"), ensure_ascii=False, sort_keys=False
+    ).encode("utf-8")
 
 
 class OpenAPIDocument:

@@ -63,8 +63,7 @@ class SourceCollection:
     def on_get(self, req, resp):
         kind = self.scope.kind
         project = self.scope.list_project(req)
-        limit = validation.limit_param(req.get_param("limit"),
-                                       self.conf.transport.max_page_size)
+        limit = validation.limit_param(req.get_param("limit"), self.conf.transport.max_page_size)
         marker = req.get_param("marker")
         detailed = req.get_param_as_bool("detailed", default=False)
         names = self.storage.list_sources(project, kind, marker, limit)
@@ -73,11 +72,13 @@ class SourceCollection:
             entry = {"name": name, "href": f"/v2/{kind}/{name}"}
             if detailed:
                 entry["metadata"] = self.storage.source_metadata_or_empty(
-                    self.scope.source(req, name))
+                    self.scope.source(req, name)
+                )
             items.append(entry)
-        resp.media = {kind: items,
-                      "links": common.next_link(req, names, limit,
-                                                names[-1] if names else None)}
+        resp.media = {
+            kind: items,
+            "links": common.next_link(req, names, limit, names[-1] if names else None),
+        }
 
 
 class SourceItem:
@@ -126,9 +127,9 @@ class SourceItem:
         source = self._source(req, name)
         if (req.content_type or "").split(";")[0].strip() != PATCH_MEDIA_TYPE:
             raise falcon.HTTPUnsupportedMediaType(
-                description=f"PATCH takes Content-Type {PATCH_MEDIA_TYPE}.")
-        ops = self.patch_ops(
-            common.read_json(req, self.conf.transport.max_request_body_size))
+                description=f"PATCH takes Content-Type {PATCH_MEDIA_TYPE}."
+            )
+        ops = self.patch_ops(common.read_json(req, self.conf.transport.max_request_body_size))
         metadata = apply_metadata_patch(self.storage.get_source_metadata(source), ops)
         self.validate(metadata)
         self.storage.set_source_metadata(source, metadata)
@@ -138,42 +139,44 @@ class SourceItem:
 def apply_metadata_patch(metadata, ops):
     """Apply Zaqar's JSON-patch ops (add/replace/remove on /metadata/KEY)."""
     if not isinstance(ops, list) or not ops:
-        raise ValidationError("The PATCH body must be a non-empty list of "
-                              "operations.", field="body")
+        raise ValidationError(
+            "The PATCH body must be a non-empty list of operations.", field="body"
+        )
     result = dict(metadata)
     for index, op in enumerate(ops):
         field = f"body[{index}]"
         validation.obj(op, field)
         path = op.get("path")
-        if not isinstance(path, str) or not path.startswith("/metadata/") \
-                or len(path) <= len("/metadata/"):
-            raise ValidationError(f"{field}.path must look like /metadata/KEY.",
-                                  field=f"{field}.path")
-        key = path[len("/metadata/"):]
+        if (
+            not isinstance(path, str)
+            or not path.startswith("/metadata/")
+            or len(path) <= len("/metadata/")
+        ):
+            raise ValidationError(
+                f"{field}.path must look like /metadata/KEY.", field=f"{field}.path"
+            )
+        key = path[len("/metadata/") :]
         kind = op.get("op")
         if kind in ("add", "replace"):
             if "value" not in op:
-                raise ValidationError(f"{field}.value is missing.",
-                                      field=f"{field}.value")
+                raise ValidationError(f"{field}.value is missing.", field=f"{field}.value")
             if kind == "replace" and key not in result:
-                raise ValidationError(f"Cannot replace missing key {key!r}.",
-                                      field=f"{field}.path")
+                raise ValidationError(f"Cannot replace missing key {key!r}.", field=f"{field}.path")
             result[key] = op["value"]
         elif kind == "remove":
             if key not in result:
-                raise ValidationError(f"Cannot remove missing key {key!r}.",
-                                      field=f"{field}.path")
+                raise ValidationError(f"Cannot remove missing key {key!r}.", field=f"{field}.path")
             del result[key]
         else:
-            raise ValidationError(f"{field}.op must be add, replace or remove.",
-                                  field=f"{field}.op")
+            raise ValidationError(
+                f"{field}.op must be add, replace or remove.", field=f"{field}.op"
+            )
     return result
 
 
 def _all_have_ttl(document):
     messages = document.get("messages") if isinstance(document, dict) else document
-    return isinstance(messages, list) and all(
-        isinstance(m, dict) and "ttl" in m for m in messages)
+    return isinstance(messages, list) and all(isinstance(m, dict) and "ttl" in m for m in messages)
 
 
 class MessageCollection:
@@ -212,11 +215,13 @@ class MessageItem:
         validation.client_id(req.get_header("Client-ID"))
         self.scope.before_manage(req, source)
         message = self.storage.get_message(source, message_id)
-        resp.media = {"id": message["id"],
-                      "href": f"/v2/{self.scope.kind}/{name}/messages/{message['id']}",
-                      "ttl": message["ttl"],
-                      "age": common.age(time.time(), message["created"]),
-                      "body": message["body"]}
+        resp.media = {
+            "id": message["id"],
+            "href": f"/v2/{self.scope.kind}/{name}/messages/{message['id']}",
+            "ttl": message["ttl"],
+            "age": common.age(time.time(), message["created"]),
+            "body": message["body"],
+        }
         for field in ("filter_policies", "attributes"):
             if field in message:
                 resp.media[field] = message[field]

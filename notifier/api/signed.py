@@ -32,20 +32,37 @@ LOG = logging.getLogger(__name__)
 
 ENV_KEY = "notifier.signed"
 CONFIRM_PATH_RE = re.compile(r"/v2/(queues|topics)/[^/]+/subscriptions/[^/]+/confirm/?")
-SIGNED_ENV = {"signature": "HTTP_URL_SIGNATURE", "expires": "HTTP_URL_EXPIRES",
-              "methods": "HTTP_URL_METHODS", "paths": "HTTP_URL_PATHS",
-              "project": "HTTP_X_PROJECT_ID"}
+SIGNED_ENV = {
+    "signature": "HTTP_URL_SIGNATURE",
+    "expires": "HTTP_URL_EXPIRES",
+    "methods": "HTTP_URL_METHODS",
+    "paths": "HTTP_URL_PATHS",
+    "project": "HTTP_X_PROJECT_ID",
+}
 # Who a request claims to be beyond its project: a signed request is its
 # signed project and nobody else.
-IDENTITY_PREFIXES = ("HTTP_X_USER", "HTTP_X_ROLE", "HTTP_X_IDENTITY", "HTTP_X_AUTH",
-                     "HTTP_X_SERVICE", "HTTP_X_TENANT", "HTTP_X_DOMAIN",
-                     "HTTP_X_PROJECT_", "HTTP_X_TRUST", "HTTP_X_IS_ADMIN",
-                     "HTTP_X_SYSTEM", "HTTP_X_TOPIC_OWNER", "HTTP_AUTHORIZATION")
+IDENTITY_PREFIXES = (
+    "HTTP_X_USER",
+    "HTTP_X_ROLE",
+    "HTTP_X_IDENTITY",
+    "HTTP_X_AUTH",
+    "HTTP_X_SERVICE",
+    "HTTP_X_TENANT",
+    "HTTP_X_DOMAIN",
+    "HTTP_X_PROJECT_",
+    "HTTP_X_TRUST",
+    "HTTP_X_IS_ADMIN",
+    "HTTP_X_SYSTEM",
+    "HTTP_X_TOPIC_OWNER",
+    "HTTP_AUTHORIZATION",
+)
 CORS_HEADERS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Allow-Methods", "PUT"),
-    ("Access-Control-Allow-Headers", "Content-Type, URL-Signature, URL-Expires, "
-                                     "URL-Methods, URL-Paths, X-Project-ID"),
+    (
+        "Access-Control-Allow-Headers",
+        "Content-Type, URL-Signature, URL-Expires, URL-Methods, URL-Paths, X-Project-ID",
+    ),
     ("Access-Control-Max-Age", "600"),
 ]
 
@@ -76,24 +93,30 @@ class SignedHeadersAuth:
         try:
             fields = self._verify(environ, method, path)
         except AuthError as exc:
-            LOG.info("signed request refused: %s", exc.description,
-                     extra={"method": method, "path": path})
+            LOG.info(
+                "signed request refused: %s",
+                exc.description,
+                extra={"method": method, "path": path},
+            )
             return _unauthorized(start_response, exc.description)
-        for name in [k for k in environ if k.startswith(IDENTITY_PREFIXES)
-                     and k != "HTTP_X_PROJECT_ID"]:
+        for name in [
+            k for k in environ if k.startswith(IDENTITY_PREFIXES) and k != "HTTP_X_PROJECT_ID"
+        ]:
             del environ[name]
         environ[ENV_KEY] = fields
         return self.app(environ, start_response)
 
     def _verify(self, environ, method, path):
         if not self.key:
-            raise AuthError("Pre-signed URLs are disabled on this service "
-                            "([signed_url] secret_key is not set).")
+            raise AuthError(
+                "Pre-signed URLs are disabled on this service ([signed_url] secret_key is not set)."
+            )
         fields = {name: environ.get(key) for name, key in SIGNED_ENV.items()}
         now = self.clock() if self.clock else None
         try:
-            signing.verify_signed_request(self.key, **fields, request_method=method,
-                                          request_path=path, now=now)
+            signing.verify_signed_request(
+                self.key, **fields, request_method=method, request_path=path, now=now
+            )
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. undecodable text
             raise AuthError(f"The signed headers are malformed: {exc}") from None
         return fields
@@ -104,13 +127,16 @@ def _with_cors(start_response):
         if not any(name.lower() == "access-control-allow-origin" for name, _ in headers):
             headers = list(headers) + [CORS_HEADERS[0]]
         return start_response(status, headers, exc_info)
+
     return start
 
 
 def _unauthorized(start_response, reason):
     body = json.dumps(error_body("Unauthorized", reason)).encode("utf-8")
-    start_response("401 Unauthorized", [("Content-Type", "application/json"),
-                                        ("Content-Length", str(len(body)))])
+    start_response(
+        "401 Unauthorized",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
     return [body]
 
 

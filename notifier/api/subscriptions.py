@@ -12,20 +12,23 @@ import falcon
 
 from notifier import errors, sinks, validation
 from notifier.api import common
-from notifier.api.confirm import (check_confirmable, needs_confirmation,
-                                  send_confirmation)
+from notifier.api.confirm import check_confirmable, needs_confirmation, send_confirmation
 from notifier.api.queues import ProjectScope
 
 
 def subscription_view(record, now):
     source = record["source"]
-    view = {"id": record["id"], "source": source[2],
-            "subscriber": sinks.public_subscriber(record["subscriber"]),
-            "ttl": record["ttl"], "age": common.age(now, record["created"]),
-            "options": record["options"], "confirmed": record["confirmed"],
-            "disabled": bool(record.get("disabled")),
-            **({"disabled_reason": record["disabled_reason"]}
-               if record.get("disabled") else {})}
+    view = {
+        "id": record["id"],
+        "source": source[2],
+        "subscriber": sinks.public_subscriber(record["subscriber"]),
+        "ttl": record["ttl"],
+        "age": common.age(now, record["created"]),
+        "options": record["options"],
+        "confirmed": record["confirmed"],
+        "disabled": bool(record.get("disabled")),
+        **({"disabled_reason": record["disabled_reason"]} if record.get("disabled") else {}),
+    }
     if source[1] == "topics":  # topic subscribers may come from other projects
         view["project"] = record.get("project", source[0])
     return view
@@ -34,7 +37,9 @@ def subscription_view(record, now):
 def _duplicate():
     return errors.ConflictError(
         "Such subscription already exists. Subscriptions are unique by "
-        "project + source + subscriber URI.", field="subscriber")
+        "project + source + subscriber URI.",
+        field="subscriber",
+    )
 
 
 class SubscriptionResource:
@@ -51,8 +56,7 @@ class SubscriptionResource:
         """Return a subscription of ``source`` the requester may see, else 404."""
         record = self.storage.get_subscription(source, subscription_id)
         if not self.scope.sees(req, source, record):
-            raise errors.NotFoundError(
-                f"Subscription {subscription_id!r} does not exist.")
+            raise errors.NotFoundError(f"Subscription {subscription_id!r} does not exist.")
         return record
 
 
@@ -75,15 +79,24 @@ class SubscriptionCollection(SubscriptionResource):
             raise _duplicate()
         fields = sinks.prepare_subscription(fields, common.context(req), self.conf)
         created, subscription_id = self.storage.create_subscription(
-            source, fields["subscriber"], fields["ttl"], fields["options"],
-            confirmed=not confirming, unique_key=requested, extra=fields.get("extra"),
-            project=self.scope.subscriber_project(req, source))
+            source,
+            fields["subscriber"],
+            fields["ttl"],
+            fields["options"],
+            confirmed=not confirming,
+            unique_key=requested,
+            extra=fields.get("extra"),
+            project=self.scope.subscriber_project(req, source),
+        )
         reveal = fields.get("reveal") or {}
         if not created:
             sinks.release_subscription(fields, self.conf)
             record = self._existing(source, subscription_id) if confirming else None
-            if (not record or record.get("confirmed", True)
-                    or not self.scope.sees(req, source, record)):
+            if (
+                not record
+                or record.get("confirmed", True)
+                or not self.scope.sees(req, source, record)
+            ):
                 raise _duplicate()
             reveal = {}  # the secret was shown when it was created
         else:
@@ -103,17 +116,16 @@ class SubscriptionCollection(SubscriptionResource):
 
     def on_get(self, req, resp, name):
         source = self.scope.source(req, name)
-        limit = validation.limit_param(req.get_param("limit"),
-                                       self.conf.transport.max_page_size)
+        limit = validation.limit_param(req.get_param("limit"), self.conf.transport.max_page_size)
         marker = req.get_param("marker")
         records, cursor = self.storage.subscription_page(source, marker, limit)
         now = time.time()
-        items = [subscription_view(r, now) for r in records
-                 if self.scope.sees(req, source, r)]
+        items = [subscription_view(r, now) for r in records if self.scope.sees(req, source, r)]
         # The cursor, not the live items, says whether there is more: a page
         # shortened by expired or hidden ids still has a next page.
-        links = ([{"rel": "next", "href": f"{req.path}?marker={cursor}&limit={limit}"}]
-                 if cursor else [])
+        links = (
+            [{"rel": "next", "href": f"{req.path}?marker={cursor}&limit={limit}"}] if cursor else []
+        )
         resp.media = {"subscriptions": items, "links": links}
 
 
@@ -125,14 +137,19 @@ class SubscriptionItem(SubscriptionResource):
     def on_patch(self, req, resp, name, subscription_id):
         source = self.scope.source(req, name)
         patch = validation.subscription_patch(
-            common.read_json(req, self.conf.transport.max_request_body_size))
+            common.read_json(req, self.conf.transport.max_request_body_size)
+        )
         if isinstance(patch.get("options"), dict) and "secret" in patch["options"]:
             raise errors.ValidationError(
-                "options.secret is set at creation only; rotate it with POST "
-                ".../secret/rotate.", field="options.secret")
+                "options.secret is set at creation only; rotate it with POST .../secret/rotate.",
+                field="options.secret",
+            )
         record = self._record(req, source, subscription_id)
-        merged = {"subscriber": record["subscriber"], "ttl": record["ttl"],
-                  "options": record["options"]}
+        merged = {
+            "subscriber": record["subscriber"],
+            "ttl": record["ttl"],
+            "options": record["options"],
+        }
         merged.update(patch)
         fields = validation.subscription(merged, self.conf)
         requested = fields["subscriber"]
@@ -141,26 +158,28 @@ class SubscriptionItem(SubscriptionResource):
         if fields["subscriber"] != record["subscriber"]:
             self.scope.before_subscribe(req, source, fields["subscriber"], record)
         if self.storage.subscriber_taken(source, fields["subscriber"], subscription_id):
-            raise errors.ConflictError("Another subscription of this source has "
-                                       "that subscriber.", field="subscriber")
+            raise errors.ConflictError(
+                "Another subscription of this source has that subscriber.", field="subscriber"
+            )
         before = dict(record)
         now = time.time()
         if "ttl" in patch:
             record["expires"] = now + fields["ttl"]
         record.update(fields)
         # e.g. a trust+ subscriber gets a new trust lasting the new TTL
-        record = sinks.renew_subscription(record, before, common.context(req),
-                                          self.conf)
+        record = sinks.renew_subscription(record, before, common.context(req), self.conf)
         # The index holds public subscribers: a renewed trust id changes no key.
-        moved = (sinks.public_subscriber(record["subscriber"])
-                 != sinks.public_subscriber(before["subscriber"]))
+        moved = sinks.public_subscriber(record["subscriber"]) != sinks.public_subscriber(
+            before["subscriber"]
+        )
         # A new subscriber confirms anew: confirming one URL must not let
         # notifications be pointed at another.
         reconfirm = moved and needs_confirmation(self.conf, requested)
         if reconfirm:
             record["confirmed"] = False
         self.storage.save_subscription(
-            record, previous_subscriber=before["subscriber"] if moved else None, now=now)
+            record, previous_subscriber=before["subscriber"] if moved else None, now=now
+        )
         if record["subscriber"] != before["subscriber"]:
             sinks.release_subscription(before, self.conf)
         if reconfirm:
@@ -185,8 +204,7 @@ class SubscriptionAttempts(SubscriptionResource):
     def on_get(self, req, resp, name, subscription_id):
         self._record(req, self.scope.source(req, name), subscription_id)
         limit = validation.limit_param(req.get_param("limit"), 1000)
-        resp.media = {"attempts": self.storage.subscription_attempts(
-            subscription_id, limit)}
+        resp.media = {"attempts": self.storage.subscription_attempts(subscription_id, limit)}
 
 
 class DeadLetters(SubscriptionResource):
@@ -196,8 +214,9 @@ class DeadLetters(SubscriptionResource):
         self._record(req, self.scope.source(req, name), subscription_id)
         limit = validation.limit_param(req.get_param("limit"), 1000)
         since = validation.since_param(req.get_param("since"))
-        resp.media = {"dead_letters": self.storage.dead_letters(
-            subscription_id, since=since, limit=limit)}
+        resp.media = {
+            "dead_letters": self.storage.dead_letters(subscription_id, since=since, limit=limit)
+        }
 
 
 class Replay(SubscriptionResource):
@@ -225,16 +244,19 @@ class SecretRotation(SubscriptionResource):
 
         record = self._record(req, self.scope.source(req, name), subscription_id)
         if "secrets" not in record:
-            raise errors.ValidationError("This subscription's sink does not sign "
-                                         "deliveries.", field="subscriber")
+            raise errors.ValidationError(
+                "This subscription's sink does not sign deliveries.", field="subscriber"
+            )
         now = time.time()
         record["secrets"], secret = rotate_secret(
-            record, self.conf.webhook.secret_rotation_grace_seconds, now)
+            record, self.conf.webhook.secret_rotation_grace_seconds, now
+        )
         self.storage.save_subscription(record, now=now)
         resp.status = falcon.HTTP_201
-        resp.media = {"secret": secret,
-                      "previous_valid_until":
-                          now + self.conf.webhook.secret_rotation_grace_seconds}
+        resp.media = {
+            "secret": secret,
+            "previous_valid_until": now + self.conf.webhook.secret_rotation_grace_seconds,
+        }
 
 
 class Enable(SubscriptionResource):

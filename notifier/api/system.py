@@ -6,52 +6,80 @@ import falcon
 
 HOME_DOCUMENT = {
     "resources": {
-        "rel/queues": {"href-template": "/v2/queues{?marker,limit,detailed}",
-                       "hints": {"allow": ["GET"], "formats": {"application/json": {}}}},
-        "rel/queue": {"href-template": "/v2/queues/{queue_name}",
-                      "hints": {"allow": ["PUT", "GET", "DELETE", "PATCH"],
-                                "formats": {"application/json": {}}}},
-        "rel/post_messages": {"href-template": "/v2/queues/{queue_name}/messages",
-                              "hints": {"allow": ["POST"],
-                                        "formats": {"application/json": {}},
-                                        "accept-post": ["application/json"]}},
-        "rel/message": {"href-template": "/v2/queues/{queue_name}/messages/{message_id}",
-                        "hints": {"allow": ["GET"], "formats": {"application/json": {}}}},
+        "rel/queues": {
+            "href-template": "/v2/queues{?marker,limit,detailed}",
+            "hints": {"allow": ["GET"], "formats": {"application/json": {}}},
+        },
+        "rel/queue": {
+            "href-template": "/v2/queues/{queue_name}",
+            "hints": {
+                "allow": ["PUT", "GET", "DELETE", "PATCH"],
+                "formats": {"application/json": {}},
+            },
+        },
+        "rel/post_messages": {
+            "href-template": "/v2/queues/{queue_name}/messages",
+            "hints": {
+                "allow": ["POST"],
+                "formats": {"application/json": {}},
+                "accept-post": ["application/json"],
+            },
+        },
+        "rel/message": {
+            "href-template": "/v2/queues/{queue_name}/messages/{message_id}",
+            "hints": {"allow": ["GET"], "formats": {"application/json": {}}},
+        },
         "rel/subscriptions": {
             "href-template": "/v2/queues/{queue_name}/subscriptions{?marker,limit}",
-            "hints": {"allow": ["GET", "POST"], "formats": {"application/json": {}}}},
+            "hints": {"allow": ["GET", "POST"], "formats": {"application/json": {}}},
+        },
         "rel/subscription": {
             "href-template": "/v2/queues/{queue_name}/subscriptions/{subscription_id}",
-            "hints": {"allow": ["GET", "PATCH", "DELETE"],
-                      "formats": {"application/json": {}}}},
-        "rel/topics": {"href-template": "/v2/topics{?marker,limit,detailed}",
-                       "hints": {"allow": ["GET"], "formats": {"application/json": {}}}},
-        "rel/topic": {"href-template": "/v2/topics/{topic_name}",
-                      "hints": {"allow": ["PUT", "GET", "DELETE", "PATCH"],
-                                "formats": {"application/json": {}}}},
+            "hints": {"allow": ["GET", "PATCH", "DELETE"], "formats": {"application/json": {}}},
+        },
+        "rel/topics": {
+            "href-template": "/v2/topics{?marker,limit,detailed}",
+            "hints": {"allow": ["GET"], "formats": {"application/json": {}}},
+        },
+        "rel/topic": {
+            "href-template": "/v2/topics/{topic_name}",
+            "hints": {
+                "allow": ["PUT", "GET", "DELETE", "PATCH"],
+                "formats": {"application/json": {}},
+            },
+        },
         "rel/post_topic_messages": {
             "href-template": "/v2/topics/{topic_name}/messages",
-            "hints": {"allow": ["POST"], "formats": {"application/json": {}},
-                      "accept-post": ["application/json"]}},
+            "hints": {
+                "allow": ["POST"],
+                "formats": {"application/json": {}},
+                "accept-post": ["application/json"],
+            },
+        },
         "rel/topic_subscriptions": {
             "href-template": "/v2/topics/{topic_name}/subscriptions{?marker,limit}",
-            "hints": {"allow": ["GET", "POST"], "formats": {"application/json": {}}}},
+            "hints": {"allow": ["GET", "POST"], "formats": {"application/json": {}}},
+        },
         "rel/topic_subscription": {
             "href-template": "/v2/topics/{topic_name}/subscriptions/{subscription_id}",
-            "hints": {"allow": ["GET", "PATCH", "DELETE"],
-                      "formats": {"application/json": {}}}},
+            "hints": {"allow": ["GET", "PATCH", "DELETE"], "formats": {"application/json": {}}},
+        },
         "rel/subscription_confirm": {
-            "href-template":
-                "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm",
-            "hints": {"allow": ["PUT"], "formats": {"application/json": {}}}},
-        "rel/queue_share": {"href-template": "/v2/queues/{queue_name}/share",
-                            "hints": {"allow": ["POST"],
-                                      "formats": {"application/json": {}}}},
-        "rel/ping": {"href-template": "/v2/ping",
-                     "hints": {"allow": ["GET", "HEAD"], "formats": {}}},
-        "rel/health": {"href-template": "/v2/health",
-                       "hints": {"allow": ["GET", "HEAD"],
-                                 "formats": {"application/json": {}}}},
+            "href-template": "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm",
+            "hints": {"allow": ["PUT"], "formats": {"application/json": {}}},
+        },
+        "rel/queue_share": {
+            "href-template": "/v2/queues/{queue_name}/share",
+            "hints": {"allow": ["POST"], "formats": {"application/json": {}}},
+        },
+        "rel/ping": {
+            "href-template": "/v2/ping",
+            "hints": {"allow": ["GET", "HEAD"], "formats": {}},
+        },
+        "rel/health": {
+            "href-template": "/v2/health",
+            "hints": {"allow": ["GET", "HEAD"], "formats": {"application/json": {}}},
+        },
     }
 }
 
@@ -77,8 +105,10 @@ class Health:
         self.dispatcher = dispatcher
 
     def on_get(self, req, resp):
-        checks = {"storage_reachable": _answers(self.storage.ping),
-                  "broker_reachable": _answers(self.dispatcher.ping)}
+        checks = {
+            "storage_reachable": _answers(self.storage.ping),
+            "broker_reachable": _answers(self.dispatcher.ping),
+        }
         resp.media = checks
         resp.status = falcon.HTTP_200 if all(checks.values()) else falcon.HTTP_503
 

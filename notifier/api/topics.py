@@ -22,9 +22,12 @@ def owner_project(req):
     if owner is None:
         return requester
     if not validation.PROJECT_RE.match(owner):
-        raise errors.ValidationError(f"The header {OWNER_HEADER} must be a project "
-                                     "id: 1 to 256 printable ASCII characters "
-                                     "without ':' or spaces.", field=OWNER_HEADER)
+        raise errors.ValidationError(
+            f"The header {OWNER_HEADER} must be a project "
+            "id: 1 to 256 printable ASCII characters "
+            "without ':' or spaces.",
+            field=OWNER_HEADER,
+        )
     return owner
 
 
@@ -37,8 +40,7 @@ class TopicScope(ProjectScope):
         self.storage = storage
 
     def source(self, req, name):
-        return Source(owner_project(req), self.kind,
-                      validation.source_name(name, "topic"))
+        return Source(owner_project(req), self.kind, validation.source_name(name, "topic"))
 
     def list_project(self, req):
         self._require_owner(req, owner_project(req))
@@ -49,14 +51,14 @@ class TopicScope(ProjectScope):
 
     def before_publish(self, req, source):
         metadata = self.storage.get_source_metadata(source)
-        self._refuse(topics.publish_refusal(metadata, source.project,
-                                            common.context(req)))
+        self._refuse(topics.publish_refusal(metadata, source.project, common.context(req)))
 
     def before_subscribe(self, req, source, subscriber, record=None):
         metadata = self.storage.get_source_metadata(source)
         if record is None:
-            refusal = topics.subscribe_refusal(metadata, source.project,
-                                               common.context(req), subscriber)
+            refusal = topics.subscribe_refusal(
+                metadata, source.project, common.context(req), subscriber
+            )
         else:  # a new subscriber URI: who subscribed was checked at creation
             refusal = topics.protocol_refusal(metadata, subscriber)
         self._refuse(refusal)
@@ -74,7 +76,8 @@ class TopicScope(ProjectScope):
             raise errors.ForbiddenError(
                 f"Only the owner project ({owner!r}) may list, read or change its "
                 "topics; other projects may only publish and subscribe as the "
-                "topic allows.")
+                "topic allows."
+            )
 
     @staticmethod
     def _refuse(refusal):
@@ -98,8 +101,7 @@ class TopicItem(SourceItem):
         delete_topic(self.storage, source, self.conf)
 
 
-def delete_topic(storage, source, conf, page_size=500,
-                 release=sinks.release_subscription):
+def delete_topic(storage, source, conf, page_size=500, release=sinks.release_subscription):
     """Delete a topic's metadata, messages and every subscription, letting
     ``release`` free what each subscription's sink held (a trust)."""
     # Metadata first: from now on publishing and subscribing answer 404.

@@ -8,44 +8,64 @@ a Zaqar config file. This module registers three groups (``GROUPS``).
 from oslo_config import cfg
 
 NOTIFICATION_OPTS = [
-    cfg.BoolOpt("require_confirmation", default=False,
-                help="New webhook and e-mail subscriptions are stored "
-                     "unconfirmed and receive nothing until the subscriber "
-                     "confirms through the pre-signed URL sent to it (Zaqar's "
-                     "option, default false as in Zaqar). Needs [signed_url] "
-                     "secret_key: the service refuses to start without it."),
-    cfg.StrOpt("external_confirmation_url", default=None,
-               help="The confirmation page linked from confirmation e-mails "
-                    "(templates/confirmation.html hosted elsewhere); the "
-                    "signed parameters are appended as its query string. "
-                    "Default: the page this API serves itself at "
-                    "<public_url>/v2/confirmation."),
-    cfg.StrOpt("confirmation_driver", default="noop",
-               help="Name of the driver (entry point group "
-                    "notifier.confirmation_drivers) that checks the optional "
-                    "extra_spec of a confirm request: noop accepts every "
-                    "confirmation, mac requires extra_spec."
-                    "message_authentication_code (see [confirmation_mac])."),
+    cfg.BoolOpt(
+        "require_confirmation",
+        default=False,
+        help="New webhook and e-mail subscriptions are stored "
+        "unconfirmed and receive nothing until the subscriber "
+        "confirms through the pre-signed URL sent to it (Zaqar's "
+        "option, default false as in Zaqar). Needs [signed_url] "
+        "secret_key: the service refuses to start without it.",
+    ),
+    cfg.StrOpt(
+        "external_confirmation_url",
+        default=None,
+        help="The confirmation page linked from confirmation e-mails "
+        "(templates/confirmation.html hosted elsewhere); the "
+        "signed parameters are appended as its query string. "
+        "Default: the page this API serves itself at "
+        "<public_url>/v2/confirmation.",
+    ),
+    cfg.StrOpt(
+        "confirmation_driver",
+        default="noop",
+        help="Name of the driver (entry point group "
+        "notifier.confirmation_drivers) that checks the optional "
+        "extra_spec of a confirm request: noop accepts every "
+        "confirmation, mac requires extra_spec."
+        "message_authentication_code (see [confirmation_mac]).",
+    ),
 ]
 
 SIGNED_URL_OPTS = [
-    cfg.StrOpt("secret_key", default=None, secret=True,
-               help="Key of the HMAC-SHA256 signatures of pre-signed URLs "
-                    "(confirmation links, POST .../share). Unset: pre-signed "
-                    "URLs are disabled. Changing it invalidates every URL "
-                    "handed out."),
-    cfg.IntOpt("confirmation_url_ttl_seconds", default=7 * 86400, min=60,
-               help="How long a confirmation URL (and its confirmation "
-                    "message's retries) stays valid."),
+    cfg.StrOpt(
+        "secret_key",
+        default=None,
+        secret=True,
+        help="Key of the HMAC-SHA256 signatures of pre-signed URLs "
+        "(confirmation links, POST .../share). Unset: pre-signed "
+        "URLs are disabled. Changing it invalidates every URL "
+        "handed out.",
+    ),
+    cfg.IntOpt(
+        "confirmation_url_ttl_seconds",
+        default=7 * 86400,
+        min=60,
+        help="How long a confirmation URL (and its confirmation message's retries) stays valid.",
+    ),
 ]
 
 MAC_OPTS = [
-    cfg.StrOpt("secret_key", default=None, secret=True,
-               help="Key of the mac confirmation driver: a confirm request "
-                    "must carry extra_spec.message_authentication_code = hex "
-                    "HMAC-SHA256(key, subscription id), which the operator's "
-                    "own channel (an SMS gateway, a portal) gives the "
-                    "subscriber."),
+    cfg.StrOpt(
+        "secret_key",
+        default=None,
+        secret=True,
+        help="Key of the mac confirmation driver: a confirm request "
+        "must carry extra_spec.message_authentication_code = hex "
+        "HMAC-SHA256(key, subscription id), which the operator's "
+        "own channel (an SMS gateway, a portal) gives the "
+        "subscriber.",
+    ),
 ]
 
 GROUPS = {

@@ -71,8 +71,9 @@ def scheme_of(subscriber):
     try:
         return urlsplit(subscriber).scheme.lower()
     except ValueError as exc:  # e.g. "Invalid IPv6 URL"
-        raise errors.ValidationError(f"Subscriber is not a valid URI: {exc}.",
-                                     field="subscriber") from exc
+        raise errors.ValidationError(
+            f"Subscriber is not a valid URI: {exc}.", field="subscriber"
+        ) from exc
 
 
 def _load(target):
@@ -97,19 +98,21 @@ def sink_class(scheme):
     if cls is not None:
         return cls
     raise errors.ValidationError(
-        f"Subscriber scheme {scheme!r} is not supported.", field="subscriber")
+        f"Subscriber scheme {scheme!r} is not supported.", field="subscriber"
+    )
 
 
 def validate_subscriber(subscriber, options, conf):
     """Check a subscriber URI and its options at subscription creation."""
     if not isinstance(subscriber, str) or not subscriber:
-        raise errors.ValidationError("subscriber must be a non-empty string.",
-                                     field="subscriber")
+        raise errors.ValidationError("subscriber must be a non-empty string.", field="subscriber")
     scheme = scheme_of(subscriber)
     if scheme not in conf.transport.subscriber_types:
         raise errors.ValidationError(
             f"Subscriber scheme {scheme!r} is not one of the enabled types "
-            f"{', '.join(conf.transport.subscriber_types)}.", field="subscriber")
+            f"{', '.join(conf.transport.subscriber_types)}.",
+            field="subscriber",
+        )
     sink_class(scheme).validate(subscriber, options, conf)
 
 
@@ -142,8 +145,7 @@ class RequestContext:
 
 def prepare_subscription(fields, context, conf):
     """Let the subscriber's sink prepare a new subscription's fields."""
-    hook = getattr(sink_class(scheme_of(fields["subscriber"])),
-                   "prepare_subscription", None)
+    hook = getattr(sink_class(scheme_of(fields["subscriber"])), "prepare_subscription", None)
     return hook(fields, context, conf) if hook else fields
 
 

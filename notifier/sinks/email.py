@@ -38,8 +38,10 @@ from notifier.sinks import DeliveryReport
 LOG = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
-CONFIRMATION_KINDS = {"SubscriptionConfirmation": "subscription",
-                      "UnsubscribeConfirmation": "unsubscribe"}
+CONFIRMATION_KINDS = {
+    "SubscriptionConfirmation": "subscription",
+    "UnsubscribeConfirmation": "unsubscribe",
+}
 # sysexits.h codes that no retry will cure: usage, data, no input, no such
 # user or host, permission, configuration.
 PERMANENT_EXIT_CODES = {64, 65, 66, 67, 68, 77, 78}
@@ -59,12 +61,15 @@ class EmailSink:
             self.templates = emails.EmailTemplates(self.conf.email_template_dir)
             self.templates.check()
             emails.check_mailbox(self.conf.smtp_from, "smtp_from")
-            self.transport = (SMTPTransport(self.conf)
-                              if self.conf.smtp_mode == "self_local"
-                              else CommandTransport(self.conf))
+            self.transport = (
+                SMTPTransport(self.conf)
+                if self.conf.smtp_mode == "self_local"
+                else CommandTransport(self.conf)
+            )
         except (ValueError, OSError, jinja2.TemplateError, errors.ValidationError) as exc:
             raise errors.PermanentDeliveryError(
-                f"E-mail sink misconfigured: {exc}", kind="config") from exc
+                f"E-mail sink misconfigured: {exc}", kind="config"
+            ) from exc
 
     def deliver(self, notification):
         return self.transport.send(self.compose(notification))
@@ -72,23 +77,23 @@ class EmailSink:
     def compose(self, notification):
         """Return the OutgoingEmail of one notification."""
         subscription = notification.subscription
-        target = emails.email_target(subscription["subscriber"],
-                                     subscription.get("options") or {})
+        target = emails.email_target(subscription["subscriber"], subscription.get("options") or {})
         kind = CONFIRMATION_KINDS.get(notification.payload.get("Message_Type"))
         try:
             if kind:
                 rendered = self._render_confirmation(kind, notification)
                 target = dataclasses.replace(target, subject=None, sender=None)
             else:
-                context = emails.notification_context(notification.payload,
-                                                      subscription, target)
+                context = emails.notification_context(notification.payload, subscription, target)
                 rendered = self.templates.render("notification", context)
         except (jinja2.TemplateError, ValueError, KeyError) as exc:
             raise errors.PermanentDeliveryError(
-                f"E-mail template failed: {exc!r}", kind="template") from exc
+                f"E-mail template failed: {exc!r}", kind="template"
+            ) from exc
         try:
-            return emails.build_email(target, rendered, self.conf.smtp_from,
-                                      notification.delivery_id, time.time())
+            return emails.build_email(
+                target, rendered, self.conf.smtp_from, notification.delivery_id, time.time()
+            )
         except errors.ValidationError as exc:
             raise errors.PermanentDeliveryError(str(exc), kind="config") from exc
 
@@ -97,9 +102,14 @@ class EmailSink:
         link = notification.payload.get("confirmation_link")
         if not link:
             raise errors.PermanentDeliveryError(
-                "A confirmation payload needs a confirmation_link.", kind="template")
-        context = {"source_kind": "topic" if source_kind == "topics" else "queue",
-                   "source_name": name, "project": project, "confirmation_link": link}
+                "A confirmation payload needs a confirmation_link.", kind="template"
+            )
+        context = {
+            "source_kind": "topic" if source_kind == "topics" else "queue",
+            "source_name": name,
+            "project": project,
+            "confirmation_link": link,
+        }
         option = f"{emails.CONFIRMATION_TEMPLATES[kind]}_email_template"
         zaqar = getattr(self.conf, option)
         return emails.render_confirmation_email(kind, context, self.templates, zaqar)
@@ -148,14 +158,18 @@ class SMTPTransport:
         except (smtplib.SMTPException, OSError):
             self.close()
             raise
-        LOG.info("SMTP connection to %s:%s was closed; reconnecting",
-                 self.conf.smtp_host, self.port)
+        LOG.info(
+            "SMTP connection to %s:%s was closed; reconnecting", self.conf.smtp_host, self.port
+        )
         return transaction(self._connection()[0], mail)
 
     def _connection(self):
         idle = self.clock() - self._last_used
-        if self._smtp is not None and idle >= self.conf.smtp_noop_after_idle_seconds \
-                and not _answers_noop(self._smtp):
+        if (
+            self._smtp is not None
+            and idle >= self.conf.smtp_noop_after_idle_seconds
+            and not _answers_noop(self._smtp)
+        ):
             self.close()
         if self._smtp is None:
             self._smtp = self._open()
@@ -166,8 +180,7 @@ class SMTPTransport:
         conf = self.conf
         factory = smtplib.SMTP_SSL if conf.smtp_security == "tls" else smtplib.SMTP
         kwargs = {"context": self.context} if conf.smtp_security == "tls" else {}
-        smtp = factory(conf.smtp_host, self.port, timeout=conf.smtp_timeout_seconds,
-                       **kwargs)
+        smtp = factory(conf.smtp_host, self.port, timeout=conf.smtp_timeout_seconds, **kwargs)
         try:
             smtp.set_debuglevel(0)
             smtp.ehlo_or_helo_if_needed()
@@ -196,7 +209,8 @@ def transaction(smtp, mail):
     if mail.smtputf8:
         if not smtp.has_extn("smtputf8"):
             raise smtplib.SMTPNotSupportedError(
-                "the SMTP server lacks SMTPUTF8, needed for a non-ASCII address")
+                "the SMTP server lacks SMTPUTF8, needed for a non-ASCII address"
+            )
         options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])
     code, reply = smtp.mail(mail.sender, options)
     if code != 250:
@@ -228,24 +242,28 @@ def translate_smtp_error(exc):
         transient = any(emails.classify_smtp_code(c) == "transient" for c in codes)
         return _error_class(transient)(
             f"Every recipient refused: {_refusals(exc.recipients)}",
-            kind="smtp_recipients", status=max(codes))
+            kind="smtp_recipients",
+            status=max(codes),
+        )
     if isinstance(exc, smtplib.SMTPResponseException):
         transient = emails.classify_smtp_code(exc.smtp_code) == "transient"
         kind = "smtp_auth" if isinstance(exc, smtplib.SMTPAuthenticationError) else "smtp"
         return _error_class(transient)(
-            f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}", kind=kind,
-            status=exc.smtp_code)
+            f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}", kind=kind, status=exc.smtp_code
+        )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return errors.PermanentDeliveryError(f"SMTP server: {exc}",
-                                             kind="smtp_unsupported")
+        return errors.PermanentDeliveryError(f"SMTP server: {exc}", kind="smtp_unsupported")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return errors.PermanentDeliveryError(
             f"SMTP server certificate not trusted: {exc.verify_message} (set "
-            "[notification] smtp_ca_file)", kind="tls")
+            "[notification] smtp_ca_file)",
+            kind="tls",
+        )
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return errors.TransientDeliveryError(f"SMTP timed out: {exc}", kind="timeout")
     return errors.TransientDeliveryError(
-        f"SMTP connection failed: {type(exc).__name__}: {exc}", kind="connection")
+        f"SMTP connection failed: {type(exc).__name__}: {exc}", kind="connection"
+    )
 
 
 class CommandTransport:
@@ -262,23 +280,27 @@ class CommandTransport:
         argv = self.argv if self.reads_headers else self.argv + list(mail.recipients)
         data = mail.as_bytes(linesep="\n", include_bcc=self.reads_headers)
         try:
-            done = subprocess.run(argv, input=data, capture_output=True,
-                                  timeout=self.timeout, check=False)
+            done = subprocess.run(
+                argv, input=data, capture_output=True, timeout=self.timeout, check=False
+            )
         except OSError as exc:
             raise errors.PermanentDeliveryError(
                 f"smtp_command {self.argv[0]!r} cannot run ({exc.strerror}): install "
                 "a sendmail-compatible MTA or set [notification] smtp_mode = "
-                "self_local", kind="sendmail_missing") from exc
+                "self_local",
+                kind="sendmail_missing",
+            ) from exc
         except subprocess.TimeoutExpired as exc:
             raise errors.TransientDeliveryError(
-                f"smtp_command ran longer than {self.timeout} s", kind="timeout") from exc
+                f"smtp_command ran longer than {self.timeout} s", kind="timeout"
+            ) from exc
         output = _text(done.stderr or done.stdout)[:DETAIL_CHARS]
         if done.returncode == 0:
             return DeliveryReport(response_body=output or None)
         transient = done.returncode not in PERMANENT_EXIT_CODES
         raise _error_class(transient)(
-            f"smtp_command exited with status {done.returncode}: {output}",
-            kind="sendmail_exit")
+            f"smtp_command exited with status {done.returncode}: {output}", kind="sendmail_exit"
+        )
 
 
 def _error_class(transient):
@@ -313,5 +335,4 @@ def _text(value):
 
 
 def _refusals(refused):
-    return "; ".join(f"{rcpt}: {code} {_text(reply)}"
-                     for rcpt, (code, reply) in refused.items())
+    return "; ".join(f"{rcpt}: {code} {_text(reply)}" for rcpt, (code, reply) in refused.items())

@@ -34,14 +34,12 @@ def vetted_addresses(host, port, resolver, allowed_networks):
         (refused if reason else allowed).append((family, sockaddr, reason))
     if not allowed:
         reason = refused[0][2] if refused else "no address"
-        raise ForbiddenAddressError(f"{host} resolves to {reason}, which webhooks "
-                                    f"may not reach")
+        raise ForbiddenAddressError(f"{host} resolves to {reason}, which webhooks may not reach")
     return [(family, sockaddr) for family, sockaddr, _ in allowed]
 
 
 def _connect_vetted(conn):
-    addresses = vetted_addresses(conn._dns_host, conn.port, conn.resolver,
-                                 conn.allowed_networks)
+    addresses = vetted_addresses(conn._dns_host, conn.port, conn.resolver, conn.allowed_networks)
     timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
     error = None
     for family, sockaddr in addresses:
@@ -52,7 +50,7 @@ def _connect_vetted(conn):
             sock.settimeout(timeout)
             sock.connect(sockaddr)
             return sock
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             sock.close()
             raise ConnectTimeoutError(conn, f"connect to {conn.host} timed out") from exc
         except OSError as exc:
@@ -61,8 +59,7 @@ def _connect_vetted(conn):
     raise NewConnectionError(conn, f"cannot connect to {conn.host}: {error}")
 
 
-def build_pool_manager(timeout, pool_maxsize, allowed_networks,
-                       resolver=socket.getaddrinfo):
+def build_pool_manager(timeout, pool_maxsize, allowed_networks, resolver=socket.getaddrinfo):
     """Return a PoolManager whose connections go only to vetted addresses."""
 
     class VettedHTTPConnection(HTTPConnection):
@@ -84,8 +81,13 @@ def build_pool_manager(timeout, pool_maxsize, allowed_networks,
         ConnectionCls = VettedHTTPSConnection
 
     manager = urllib3.PoolManager(
-        num_pools=2048, maxsize=pool_maxsize, block=False, timeout=timeout,
-        retries=False, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
-    manager.pool_classes_by_scheme = {"http": VettedHTTPPool,
-                                      "https": VettedHTTPSPool}
+        num_pools=2048,
+        maxsize=pool_maxsize,
+        block=False,
+        timeout=timeout,
+        retries=False,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=certifi.where(),
+    )
+    manager.pool_classes_by_scheme = {"http": VettedHTTPPool, "https": VettedHTTPSPool}
     return manager

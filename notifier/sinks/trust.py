@@ -26,10 +26,14 @@ import weakref
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from notifier import errors, signing
-from notifier.sinks import DeliveryReport
-from notifier.sinks.webhook import (WebhookSink, _check_header_map, check_destination,
-                                    check_throttle_policy)
 from notifier.retry import classify_http_status
+from notifier.sinks import DeliveryReport
+from notifier.sinks.webhook import (
+    WebhookSink,
+    _check_header_map,
+    check_destination,
+    check_throttle_policy,
+)
 
 PREFIX = "trust+"
 _KEYSTONES = {}  # id(conf) -> (weak reference to conf, its Keystone), on first use
@@ -39,8 +43,15 @@ def split_subscriber(subscriber):
     """Return (trust id or None, target URL) of a trust+ subscriber."""
     parts = urlsplit(subscriber)
     userinfo, at, hostport = parts.netloc.rpartition("@")
-    url = urlunsplit((parts.scheme.lower().removeprefix(PREFIX), hostport,
-                      parts.path, parts.query, parts.fragment))
+    url = urlunsplit(
+        (
+            parts.scheme.lower().removeprefix(PREFIX),
+            hostport,
+            parts.path,
+            parts.query,
+            parts.fragment,
+        )
+    )
     return (unquote(userinfo) or None) if at else None, url
 
 
@@ -61,15 +72,13 @@ def public_form(subscriber):
 
 def is_executions_url(url, workflow_url):
     """Say whether ``url`` is the Mistral executions endpoint."""
-    return bool(workflow_url) and (url.rstrip("/")
-                                   == workflow_url.rstrip("/") + "/executions")
+    return bool(workflow_url) and (url.rstrip("/") == workflow_url.rstrip("/") + "/executions")
 
 
 def mistral_params(params, body, message_id):
     """Return execution params: the subscription's, with the notification in env."""
     params = dict(params or {})
-    params["env"] = dict(params.get("env") or {}, notification=body,
-                         notification_id=message_id)
+    params["env"] = dict(params.get("env") or {}, notification=body, notification_id=message_id)
     return params
 
 
@@ -90,38 +99,51 @@ def _require_extras():
     except ImportError as exc:
         raise errors.ValidationError(
             "trust+ subscribers need keystoneauth1 and python-mistralclient "
-            "(pip install 'notifier[mistral]').", field="subscriber") from exc
+            "(pip install 'notifier[mistral]').",
+            field="subscriber",
+        ) from exc
 
 
 def _require_keystone(context, conf):
-    if (conf.auth_strategy != "keystone" or not context.authenticated
-            or not context.auth_token or not context.user_id):
+    if (
+        conf.auth_strategy != "keystone"
+        or not context.authenticated
+        or not context.auth_token
+        or not context.user_id
+    ):
         raise errors.ValidationError(
             "trust+ subscribers need Keystone authentication (auth_strategy = "
             "keystone): notifier creates a Keystone trust with the token of the "
-            "request.", field="subscriber")
+            "request.",
+            field="subscriber",
+        )
 
 
 def _check_options(options):
-    if "workflow_id" in options and not (isinstance(options["workflow_id"], str)
-                                         and options["workflow_id"]):
-        raise errors.ValidationError("options.workflow_id must be a non-empty "
-                                     "string.", field="options.workflow_id")
+    if "workflow_id" in options and not (
+        isinstance(options["workflow_id"], str) and options["workflow_id"]
+    ):
+        raise errors.ValidationError(
+            "options.workflow_id must be a non-empty string.", field="options.workflow_id"
+        )
     for key in ("input", "params"):
         if key in options and not isinstance(options[key], dict):
-            raise errors.ValidationError(f"options.{key} must be an object.",
-                                         field=f"options.{key}")
+            raise errors.ValidationError(
+                f"options.{key} must be an object.", field=f"options.{key}"
+            )
     if not isinstance((options.get("params") or {}).get("env", {}), dict):
-        raise errors.ValidationError("options.params.env must be an object.",
-                                     field="options.params.env")
+        raise errors.ValidationError(
+            "options.params.env must be an object.", field="options.params.env"
+        )
     # The webhook options, for trust+ URLs that are not Mistral's.
     if "secret" in options:
         signing.validate_webhook_secret(options["secret"], "options.secret")
     if "throttle_policy" in options:
         check_throttle_policy(options["throttle_policy"])
     if not isinstance(options.get("post_data", ""), str):
-        raise errors.ValidationError("options.post_data must be a string.",
-                                     field="options.post_data")
+        raise errors.ValidationError(
+            "options.post_data must be a string.", field="options.post_data"
+        )
     if "post_headers" in options:
         _check_header_map(options["post_headers"])
 
@@ -139,14 +161,16 @@ class TrustSink(WebhookSink):
         _, url = split_subscriber(subscriber)
         parts = urlsplit(url)
         try:
-            parts.port
+            _ = parts.port  # raises ValueError for a bad port
         except ValueError as exc:
-            raise errors.ValidationError(f"Subscriber has an invalid port: {exc}.",
-                                         field="subscriber") from exc
+            raise errors.ValidationError(
+                f"Subscriber has an invalid port: {exc}.", field="subscriber"
+            ) from exc
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise errors.ValidationError(
-                f"Subscriber {public_form(subscriber)!r} is not a valid "
-                "trust+http(s) URL.", field="subscriber")
+                f"Subscriber {public_form(subscriber)!r} is not a valid trust+http(s) URL.",
+                field="subscriber",
+            )
         _check_options(options)
 
     @classmethod
@@ -154,16 +178,18 @@ class TrustSink(WebhookSink):
         _require_keystone(context, conf)
         trust_id, url = split_subscriber(fields["subscriber"])
         if trust_id is not None:
-            raise errors.ValidationError("A trust+ subscriber has no user info: "
-                                         "notifier stores the trust id there.",
-                                         field="subscriber")
+            raise errors.ValidationError(
+                "A trust+ subscriber has no user info: notifier stores the trust id there.",
+                field="subscriber",
+            )
         keystone = keystone_for(conf)
         if not is_executions_url(url, keystone.workflow_url_for(context.auth_token)):
             parts = urlsplit(url)
             check_destination(parts.hostname, parts.port, conf)
         fields = super().prepare_subscription(fields, context, conf)
-        trust_id = keystone.create_trust(context, cls._trust_expiry(
-            time.time() + fields["ttl"], conf))
+        trust_id = keystone.create_trust(
+            context, cls._trust_expiry(time.time() + fields["ttl"], conf)
+        )
         return dict(fields, subscriber=with_trust(fields["subscriber"], trust_id))
 
     @classmethod
@@ -174,12 +200,14 @@ class TrustSink(WebhookSink):
             raise errors.ValidationError(
                 "A trust+ subscriber cannot be changed, nor a subscriber changed "
                 "to trust+: delete the subscription and create a new one.",
-                field="subscriber")
+                field="subscriber",
+            )
         record = dict(record, subscriber=before["subscriber"])
         if record["expires"] != before["expires"]:
             _require_keystone(context, conf)
             trust_id = keystone_for(conf).create_trust(
-                context, cls._trust_expiry(record["expires"], conf))
+                context, cls._trust_expiry(record["expires"], conf)
+            )
             record["subscriber"] = with_trust(before["subscriber"], trust_id)
         return record
 
@@ -206,8 +234,9 @@ class TrustSink(WebhookSink):
     def deliver(self, notification):
         trust_id, url = split_subscriber(notification.subscription["subscriber"])
         if not trust_id:
-            raise errors.PermanentDeliveryError("The subscriber holds no Keystone "
-                                                "trust.", kind="trust_invalid")
+            raise errors.PermanentDeliveryError(
+                "The subscriber holds no Keystone trust.", kind="trust_invalid"
+            )
         while True:
             token, fresh = self.keystone.trust_token(trust_id)
             try:
@@ -217,14 +246,15 @@ class TrustSink(WebhookSink):
                 if fresh:
                     raise errors.PermanentDeliveryError(
                         f"{exc} rejected a new trust-scoped token (HTTP 401).",
-                        kind="token_rejected", status=401) from exc
+                        kind="token_rejected",
+                        status=401,
+                    ) from exc
 
     def _send(self, url, token, notification):
         if is_executions_url(url, self.keystone.workflow_url):
             return self._execute(url, token, notification)
         try:
-            return super().deliver(notification, url=url,
-                                   extra_headers={"X-Auth-Token": token})
+            return super().deliver(notification, url=url, extra_headers={"X-Auth-Token": token})
         except errors.PermanentDeliveryError as exc:
             if exc.status == 401:
                 raise TokenRejected("The subscriber") from exc
@@ -238,26 +268,34 @@ class TrustSink(WebhookSink):
         options = notification.subscription.get("options") or {}
         if not options.get("workflow_id"):
             raise errors.PermanentDeliveryError(
-                "options.workflow_id is needed to start a Mistral workflow.",
-                kind="invalid_options")
+                "options.workflow_id is needed to start a Mistral workflow.", kind="invalid_options"
+            )
         message = notification.message
         params = mistral_params(options.get("params"), message["body"], message["id"])
         client = mistral_client.Client(
             mistral_url=url.rstrip("/").removesuffix("/executions"),
-            session=self.keystone.adapter(token))
+            session=self.keystone.adapter(token),
+        )
         try:
             execution = client.executions.create(
-                options["workflow_id"], workflow_input=options.get("input"), **params)
+                options["workflow_id"], workflow_input=options.get("input"), **params
+            )
         except mistral_base.APIException as exc:
             raise _mistral_error(exc) from exc
         except ks_exceptions.ConnectTimeout as exc:
-            raise errors.TransientDeliveryError(f"Mistral timed out: {exc}",
-                                                kind="timeout") from exc
+            raise errors.TransientDeliveryError(
+                f"Mistral timed out: {exc}", kind="timeout"
+            ) from exc
         except ks_exceptions.ClientException as exc:
-            raise errors.TransientDeliveryError(f"Mistral unreachable: {exc}",
-                                                kind="connection") from exc
-        return DeliveryReport(status=201, response_body=json.dumps(
-            {"execution_id": execution.id, "state": getattr(execution, "state", None)}))
+            raise errors.TransientDeliveryError(
+                f"Mistral unreachable: {exc}", kind="connection"
+            ) from exc
+        return DeliveryReport(
+            status=201,
+            response_body=json.dumps(
+                {"execution_id": execution.id, "state": getattr(execution, "state", None)}
+            ),
+        )
 
 
 def _mistral_error(exc):
@@ -265,7 +303,9 @@ def _mistral_error(exc):
     if status == 401:
         return TokenRejected("Mistral")
     verdict = classify_http_status(status) if isinstance(status, int) else "transient"
-    cls = (errors.TransientDeliveryError if verdict == "transient"
-           else errors.PermanentDeliveryError)
-    return cls(f"Mistral answered {status}: {exc.error_message}", kind="http_status",
-               status=status if isinstance(status, int) else None)
+    cls = errors.TransientDeliveryError if verdict == "transient" else errors.PermanentDeliveryError
+    return cls(
+        f"Mistral answered {status}: {exc.error_message}",
+        kind="http_status",
+        status=status if isinstance(status, int) else None,
+    )

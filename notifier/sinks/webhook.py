@@ -28,16 +28,23 @@ FORBIDDEN_HEADER_CHARS = set("\r\n\0")
 
 def _check_header_map(headers):
     if not isinstance(headers, dict):
-        raise errors.ValidationError("options.post_headers must be an object of "
-                                     "header names to string values.",
-                                     field="options.post_headers")
+        raise errors.ValidationError(
+            "options.post_headers must be an object of header names to string values.",
+            field="options.post_headers",
+        )
     for name, value in headers.items():
-        if (not isinstance(value, str) or not name
-                or FORBIDDEN_HEADER_CHARS & set(name + value)
-                or not name.isascii() or ":" in name or " " in name):
+        if (
+            not isinstance(value, str)
+            or not name
+            or FORBIDDEN_HEADER_CHARS & set(name + value)
+            or not name.isascii()
+            or ":" in name
+            or " " in name
+        ):
             raise errors.ValidationError(
                 f"options.post_headers has an invalid header {name!r}.",
-                field="options.post_headers")
+                field="options.post_headers",
+            )
 
 
 class WebhookSink:
@@ -48,13 +55,14 @@ class WebhookSink:
         parts = urlsplit(subscriber)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise errors.ValidationError(
-                f"Subscriber {subscriber!r} is not a valid http(s) URL.",
-                field="subscriber")
+                f"Subscriber {subscriber!r} is not a valid http(s) URL.", field="subscriber"
+            )
         try:
-            parts.port
+            _ = parts.port  # raises ValueError for a bad port
         except ValueError as exc:
-            raise errors.ValidationError(f"Subscriber has an invalid port: {exc}.",
-                                         field="subscriber") from exc
+            raise errors.ValidationError(
+                f"Subscriber has an invalid port: {exc}.", field="subscriber"
+            ) from exc
         check_destination(parts.hostname, parts.port, conf)
         if "secret" in options:
             signing.validate_webhook_secret(options["secret"], "options.secret")
@@ -62,8 +70,9 @@ class WebhookSink:
             check_throttle_policy(options["throttle_policy"])
         post_data = options.get("post_data")
         if post_data is not None and not isinstance(post_data, str):
-            raise errors.ValidationError("options.post_data must be a string.",
-                                         field="options.post_data")
+            raise errors.ValidationError(
+                "options.post_data must be a string.", field="options.post_data"
+            )
         if "post_headers" in options:
             _check_header_map(options["post_headers"])
 
@@ -73,50 +82,57 @@ class WebhookSink:
         (``options.secret``) or a new one, shown once in the response."""
         options = dict(fields["options"])
         secret = options.pop("secret", None) or signing.generate_webhook_secret()
-        return dict(fields, options=options,
-                    extra={"secrets": [{"secret": secret, "expires": None}]},
-                    reveal={"secret": secret})
+        return dict(
+            fields,
+            options=options,
+            extra={"secrets": [{"secret": secret, "expires": None}]},
+            reveal={"secret": secret},
+        )
 
     def __init__(self, conf, resolver=socket.getaddrinfo):
         timeout = urllib3.Timeout(
             connect=conf.notification.webhook_connect_timeout_seconds,
-            read=conf.notification.webhook_read_timeout_seconds)
+            read=conf.notification.webhook_read_timeout_seconds,
+        )
         self.pool = build_pool_manager(
-            timeout, conf.notification.webhook_pool_maxsize,
-            netpolicy.parse_networks(conf.webhook.allowed_networks), resolver)
+            timeout,
+            conf.notification.webhook_pool_maxsize,
+            netpolicy.parse_networks(conf.webhook.allowed_networks),
+            resolver,
+        )
 
     def deliver(self, notification, extra_headers=None, url=None):
         options = notification.subscription.get("options") or {}
         body = render_webhook_body(notification.payload, options.get("post_data"))
-        headers = {"Content-Type": "application/json",
-                   "User-Agent": "notifier-webhook/1"}
+        headers = {"Content-Type": "application/json", "User-Agent": "notifier-webhook/1"}
         headers.update(options.get("post_headers") or {})
         headers.update(extra_headers or {})
         secrets = active_secrets(notification.subscription, time.time())
         if secrets:
-            headers.update(signing.webhook_headers(
-                secrets, notification.delivery_id, int(time.time()), body))
-        response = self._post(url or notification.subscription["subscriber"],
-                              body, headers)
+            headers.update(
+                signing.webhook_headers(secrets, notification.delivery_id, int(time.time()), body)
+            )
+        response = self._post(url or notification.subscription["subscriber"], body, headers)
         return self._judge(response)
 
     def _post(self, url, body, headers):
         try:
-            response = self.pool.urlopen("POST", url, body=body, headers=headers,
-                                         redirect=False, preload_content=False)
+            response = self.pool.urlopen(
+                "POST", url, body=body, headers=headers, redirect=False, preload_content=False
+            )
         except ForbiddenAddressError as exc:
-            raise errors.PermanentDeliveryError(str(exc), kind="forbidden_address") \
-                from exc
+            raise errors.PermanentDeliveryError(str(exc), kind="forbidden_address") from exc
         except urllib3.exceptions.NewConnectionError as exc:
             # Caught before TimeoutError: urllib3 2 makes it a ConnectTimeoutError.
-            raise errors.TransientDeliveryError(f"Connection failed: {exc}",
-                                                kind="connection") from exc
+            raise errors.TransientDeliveryError(
+                f"Connection failed: {exc}", kind="connection"
+            ) from exc
         except urllib3.exceptions.TimeoutError as exc:
-            raise errors.TransientDeliveryError(f"Timed out: {exc}",
-                                                kind="timeout") from exc
+            raise errors.TransientDeliveryError(f"Timed out: {exc}", kind="timeout") from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise errors.TransientDeliveryError(f"Connection failed: {exc}",
-                                                kind="connection") from exc
+            raise errors.TransientDeliveryError(
+                f"Connection failed: {exc}", kind="connection"
+            ) from exc
         return response
 
     def _judge(self, response):
@@ -124,16 +140,24 @@ class WebhookSink:
         verdict = classify_http_status(response.status)
         if verdict == "success":
             return DeliveryReport(status=response.status, response_body=text)
-        retry_after = parse_retry_after(response.headers.get("Retry-After"),
-                                        time.time(), RETRY_AFTER_CAP_SECONDS)
-        cls = (errors.TransientDeliveryError if verdict == "transient"
-               else errors.PermanentDeliveryError)
+        retry_after = parse_retry_after(
+            response.headers.get("Retry-After"), time.time(), RETRY_AFTER_CAP_SECONDS
+        )
+        cls = (
+            errors.TransientDeliveryError
+            if verdict == "transient"
+            else errors.PermanentDeliveryError
+        )
         # 410 Gone: the subscriber says it is gone for good; the service
         # disables the subscription at once.
         kind = "gone" if response.status == 410 else "http_status"
-        raise cls(f"HTTP {response.status}", kind=kind,
-                  status=response.status, retry_after_seconds=retry_after,
-                  response_body=text)
+        raise cls(
+            f"HTTP {response.status}",
+            kind=kind,
+            status=response.status,
+            retry_after_seconds=retry_after,
+            response_body=text,
+        )
 
 
 def _read_capped(response):
@@ -173,18 +197,25 @@ def check_destination(host, port, conf):
         if reason:
             raise errors.ValidationError(
                 f"Subscriber host {host} is {reason}, which webhooks may not "
-                f"reach (see [webhook] allowed_networks).", field="subscriber")
+                f"reach (see [webhook] allowed_networks).",
+                field="subscriber",
+            )
 
 
 def check_throttle_policy(policy):
     """Check SNS's throttlePolicy: {"max_receives_per_second": N}."""
     rate = policy.get("max_receives_per_second") if isinstance(policy, dict) else None
-    if (not isinstance(policy, dict) or set(policy) != {"max_receives_per_second"}
-            or isinstance(rate, bool) or not isinstance(rate, (int, float))
-            or not 0 < rate <= 10000):
+    if (
+        not isinstance(policy, dict)
+        or set(policy) != {"max_receives_per_second"}
+        or isinstance(rate, bool)
+        or not isinstance(rate, (int, float))
+        or not 0 < rate <= 10000
+    ):
         raise errors.ValidationError(
-            "options.throttle_policy must be {\"max_receives_per_second\": N} "
-            "with 0 < N <= 10000.", field="options.throttle_policy")
+            'options.throttle_policy must be {"max_receives_per_second": N} with 0 < N <= 10000.',
+            field="options.throttle_policy",
+        )
 
 
 def rotate_secret(record, grace_seconds, now, new_secret=None):
@@ -194,8 +225,7 @@ def rotate_secret(record, grace_seconds, now, new_secret=None):
     kept = []
     for entry in record.get("secrets") or ():
         expires = entry.get("expires")
-        expires = now + grace_seconds if expires is None else min(expires,
-                                                                  now + grace_seconds)
+        expires = now + grace_seconds if expires is None else min(expires, now + grace_seconds)
         if expires > now:
             kept.append({"secret": entry["secret"], "expires": expires})
     return [{"secret": new_secret, "expires": None}] + kept, new_secret
@@ -203,5 +233,8 @@ def rotate_secret(record, grace_seconds, now, new_secret=None):
 
 def active_secrets(subscription, now):
     """Return the subscription's signing secrets still in use, newest first."""
-    return [entry["secret"] for entry in subscription.get("secrets") or ()
-            if entry.get("expires") is None or entry["expires"] > now]
+    return [
+        entry["secret"]
+        for entry in subscription.get("secrets") or ()
+        if entry.get("expires") is None or entry["expires"] > now
+    ]

@@ -9,8 +9,9 @@ from tests.support.processes import Role, wait_http_ok, write_config
 class Fleet:
     def __init__(self, tmp_path, redis_url, extra_conf=""):
         self.port = free_port()
-        self.config = write_config(str(tmp_path / "notifier.conf"), redis_url,
-                                   port=self.port, extra=extra_conf)
+        self.config = write_config(
+            str(tmp_path / "notifier.conf"), redis_url, port=self.port, extra=extra_conf
+        )
         self.logs = tmp_path
         self.roles = {}
 
@@ -20,8 +21,9 @@ class Fleet:
 
     def start(self, *names):
         for name in names:
-            self.roles[name] = Role(name, self.config,
-                                    log_path=str(self.logs / f"{name}.log")).start()
+            self.roles[name] = Role(
+                name, self.config, log_path=str(self.logs / f"{name}.log")
+            ).start()
         if "api" in names:
             wait_http_ok(self.url + "/ping")
         return self

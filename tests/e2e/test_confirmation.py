@@ -16,34 +16,44 @@ from tests.e2e.conftest import Fleet
 from tests.e2e.test_pipeline import headers, post
 
 SIGNED = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths", "X-Project-ID")
-CONFIRMING = ("[notification]\nrequire_confirmation = true\n"
-              "[signed_url]\nsecret_key = e2e-confirmation-key\n")
-FAST_POLICY = {"retries_with_no_delay": 0, "minimum_delay_retries": 2,
-               "minimum_delay": 1, "maximum_delay": 1, "backoff_retries": 0,
-               "maximum_delay_retries": 0}
+CONFIRMING = (
+    "[notification]\nrequire_confirmation = true\n[signed_url]\nsecret_key = e2e-confirmation-key\n"
+)
+FAST_POLICY = {
+    "retries_with_no_delay": 0,
+    "minimum_delay_retries": 2,
+    "minimum_delay": 1,
+    "maximum_delay": 1,
+    "backoff_retries": 0,
+    "maximum_delay_retries": 0,
+}
 
 
 @pytest.fixture(scope="module")
 def confirming_fleet(redis_server, tmp_path_factory):
-    running = Fleet(tmp_path_factory.mktemp("confirm-fleet"), redis_server.url,
-                    CONFIRMING)
+    running = Fleet(tmp_path_factory.mktemp("confirm-fleet"), redis_server.url, CONFIRMING)
     running.start("api", "worker", "scheduler")
     yield running
     running.stop()
 
 
 def subscribe(fleet, project, queue, subscriber, **options):
-    response = requests.post(f"{fleet.url}/queues/{queue}/subscriptions",
-                             json={"subscriber": subscriber, "ttl": 3600,
-                                   "options": options},
-                             headers=headers(project), timeout=5)
+    response = requests.post(
+        f"{fleet.url}/queues/{queue}/subscriptions",
+        json={"subscriber": subscriber, "ttl": 3600, "options": options},
+        headers=headers(project),
+        timeout=5,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def confirmation_of(receiver, path, message_type="SubscriptionConfirmation", count=1):
-    arrived = [r for r in receiver.wait_for(count, path, timeout=30)
-               if r.json().get("Message_Type") == message_type]
+    arrived = [
+        r
+        for r in receiver.wait_for(count, path, timeout=30)
+        if r.json().get("Message_Type") == message_type
+    ]
     assert arrived, f"no {message_type} reached {path}"
     return arrived[-1]
 
@@ -51,13 +61,20 @@ def confirmation_of(receiver, path, message_type="SubscriptionConfirmation", cou
 def answer(request, body_field="SubscribeBody"):
     """What a subscriber does with a confirmation request: PUT its body to its URL."""
     payload = request.json()
-    return requests.put(payload["SubscribeURL"], json=payload[body_field],
-                        headers={name: payload[name] for name in SIGNED}, timeout=5)
+    return requests.put(
+        payload["SubscribeURL"],
+        json=payload[body_field],
+        headers={name: payload[name] for name in SIGNED},
+        timeout=5,
+    )
 
 
 def notifications(receiver, path):
-    return [r.json()["body"] for r in receiver.received(path)
-            if r.json().get("Message_Type") == "Notification"]
+    return [
+        r.json()["body"]
+        for r in receiver.received(path)
+        if r.json().get("Message_Type") == "Notification"
+    ]
 
 
 def wait_for_body(receiver, path, body, timeout=30):
@@ -77,7 +94,8 @@ def confirmed_sentinel(fleet, receiver, project, queue):
 
 
 def test_a_webhook_receives_nothing_until_it_confirms_then_everything(
-        confirming_fleet, receiver, project):
+    confirming_fleet, receiver, project
+):
     fleet = confirming_fleet
     confirmed_sentinel(fleet, receiver, project, "orders")
     created = subscribe(fleet, project, "orders", receiver.url + "/hook")
@@ -96,14 +114,17 @@ def test_a_webhook_receives_nothing_until_it_confirms_then_everything(
     post(fleet, project, "orders", [{"ttl": 300, "body": {"n": 2}}])
     assert wait_for_body(receiver, "/hook", {"n": 2})
     assert notifications(receiver, "/hook") == [{"n": 2}]
-    view = requests.get(f"{fleet.url}/queues/orders/subscriptions/"
-                        f"{created['subscription_id']}", headers=headers(project),
-                        timeout=5).json()
+    view = requests.get(
+        f"{fleet.url}/queues/orders/subscriptions/{created['subscription_id']}",
+        headers=headers(project),
+        timeout=5,
+    ).json()
     assert view["confirmed"] is True
 
 
 def test_unsubscribing_sends_an_unsubscribe_confirmation_and_stops_notifications(
-        confirming_fleet, receiver, project):
+    confirming_fleet, receiver, project
+):
     fleet = confirming_fleet
     confirmed_sentinel(fleet, receiver, project, "news")
     subscribe(fleet, project, "news", receiver.url + "/reader")
@@ -126,17 +147,16 @@ def test_unsubscribing_sends_an_unsubscribe_confirmation_and_stops_notifications
     assert wait_for_body(receiver, "/reader", "third")
 
 
-def test_a_confirmation_that_fails_first_is_retried(confirming_fleet, receiver,
-                                                    project):
+def test_a_confirmation_that_fails_first_is_retried(confirming_fleet, receiver, project):
     receiver.script("/flaky", [503, 500, 200])
-    created = subscribe(confirming_fleet, project, "jobs", receiver.url + "/flaky",
-                        _retry_policy=FAST_POLICY)
+    created = subscribe(
+        confirming_fleet, project, "jobs", receiver.url + "/flaky", _retry_policy=FAST_POLICY
+    )
     arrived = receiver.wait_for(3, "/flaky", timeout=30)
     assert len(arrived) == 3
     assert {r.json()["Message_Type"] for r in arrived} == {"SubscriptionConfirmation"}
     assert len({r.headers["webhook-id"] for r in arrived}) == 1  # one delivery, retried
-    url = (f"{confirming_fleet.url}/queues/jobs/subscriptions/"
-           f"{created['subscription_id']}/attempts")
+    url = f"{confirming_fleet.url}/queues/jobs/subscriptions/{created['subscription_id']}/attempts"
     deadline = time.monotonic() + 10
     while True:  # the worker records the attempt just after the POST returns
         attempts = requests.get(url, headers=headers(project), timeout=5).json()
@@ -149,7 +169,8 @@ def test_a_confirmation_that_fails_first_is_retried(confirming_fleet, receiver,
 
 
 def test_a_lost_confirmation_is_sent_again_by_subscribing_again(
-        confirming_fleet, receiver, project):
+    confirming_fleet, receiver, project
+):
     first = subscribe(confirming_fleet, project, "again", receiver.url + "/again")
     second = subscribe(confirming_fleet, project, "again", receiver.url + "/again")
     assert second == {"subscription_id": first["subscription_id"]}
@@ -158,5 +179,8 @@ def test_a_lost_confirmation_is_sent_again_by_subscribing_again(
     assert answer(arrived[0]).status_code == 204
     response = requests.post(
         f"{confirming_fleet.url}/queues/again/subscriptions",
-        json={"subscriber": receiver.url + "/again"}, headers=headers(project), timeout=5)
+        json={"subscriber": receiver.url + "/again"},
+        headers=headers(project),
+        timeout=5,
+    )
     assert response.status_code == 409

@@ -23,16 +23,26 @@ from tests.support.smtp import SMTPServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+)
 PAGE_FILE = Path(__file__).resolve().parents[2] / "templates" / "confirmation.html"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--window-size=1000,800"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1000,800",
+]
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="chromium and chromium-driver are not installed (scripts/test installs "
-           "them with apt-get)")
+    "them with apt-get)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +53,7 @@ def smtp():
 
 @pytest.fixture(scope="module")
 def mail_fleet(redis_server, tmp_path_factory, smtp):
-    extra = (smtp.config_text() + "smtp_from = Notifier <notifier@example.net>\n"
-             + CONFIRMING)
+    extra = smtp.config_text() + "smtp_from = Notifier <notifier@example.net>\n" + CONFIRMING
     running = Fleet(tmp_path_factory.mktemp("browser-fleet"), redis_server.url, extra)
     running.start("api", "worker", "scheduler")
     yield running
@@ -60,8 +69,7 @@ def browser(tmp_path_factory):
     options.binary_location = CHROMIUM
     for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER),
-                              options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
@@ -76,14 +84,19 @@ def subscribe_address(fleet, project, queue, address):
     response = requests.post(
         f"{fleet.url}/queues/{queue}/subscriptions",
         json={"subscriber": f"mailto:{address}", "ttl": 3600},
-        headers={"X-Project-ID": project}, timeout=5)
+        headers={"X-Project-ID": project},
+        timeout=5,
+    )
     assert response.status_code == 201, response.text
     return response.json()["subscription_id"]
 
 
 def parts(mail):
-    return {part.get_content_type(): part.get_content()
-            for part in mail.message.walk() if not part.is_multipart()}
+    return {
+        part.get_content_type(): part.get_content()
+        for part in mail.message.walk()
+        if not part.is_multipart()
+    }
 
 
 def link_in(mail):
@@ -107,7 +120,8 @@ def click_and_read(browser, button_id, timeout=15):
 
 
 def test_a_person_confirms_in_the_browser_and_then_gets_the_messages(
-        mail_fleet, smtp, browser, project):
+    mail_fleet, smtp, browser, project
+):
     address = f"reader-{project}@example.com"
     subscribe_address(mail_fleet, project, "alerts", address)
     [mail] = smtp.wait_for(1, rcpt=address, timeout=30)
@@ -117,8 +131,7 @@ def test_a_person_confirms_in_the_browser_and_then_gets_the_messages(
     browser.get(link)
     assert "alerts" in browser.find_element("id", "source-name").text
     kind, text = click_and_read(browser, "confirm")
-    assert (kind, text) == ("ok", "Subscription confirmed. You will now receive "
-                                  "its notifications.")
+    assert (kind, text) == ("ok", "Subscription confirmed. You will now receive its notifications.")
 
     post(mail_fleet, project, "alerts", [{"ttl": 300, "body": {"disk": "full"}}])
     mails = smtp.wait_for(2, rcpt=address, timeout=30)
@@ -127,7 +140,8 @@ def test_a_person_confirms_in_the_browser_and_then_gets_the_messages(
 
 
 def test_unsubscribing_in_the_browser_sends_the_unsubscribe_confirmation(
-        mail_fleet, smtp, browser, project):
+    mail_fleet, smtp, browser, project
+):
     address = f"leaver-{project}@example.com"
     subscribe_address(mail_fleet, project, "digest", address)
     [mail] = smtp.wait_for(1, rcpt=address, timeout=30)
@@ -144,8 +158,7 @@ def test_unsubscribing_in_the_browser_sends_the_unsubscribe_confirmation(
     assert click_and_read(browser, "confirm")[0] == "ok"
 
 
-def test_the_page_says_plainly_why_a_damaged_link_fails(mail_fleet, smtp, browser,
-                                                        project):
+def test_the_page_says_plainly_why_a_damaged_link_fails(mail_fleet, smtp, browser, project):
     address = f"victim-{project}@example.com"
     subscribe_address(mail_fleet, project, "tamper", address)
     [mail] = smtp.wait_for(1, rcpt=address, timeout=30)
@@ -166,8 +179,7 @@ def test_the_page_says_plainly_why_a_damaged_link_fails(mail_fleet, smtp, browse
     assert not browser.find_element("id", "confirm").is_enabled()
 
 
-def test_the_page_works_standalone_from_another_origin(mail_fleet, smtp, browser,
-                                                       project):
+def test_the_page_works_standalone_from_another_origin(mail_fleet, smtp, browser, project):
     """The page opened as a local file (another origin than the API) confirms
     through CORS, as it would from the host of external_confirmation_url."""
     address = f"portal-{project}@example.com"

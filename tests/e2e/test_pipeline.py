@@ -12,29 +12,37 @@ def headers(project):
 
 
 def subscribe(fleet, project, queue, subscriber, **options):
-    response = requests.post(f"{fleet.url}/queues/{queue}/subscriptions",
-                             json={"subscriber": subscriber, "ttl": 3600,
-                                   "options": options},
-                             headers=headers(project), timeout=5)
+    response = requests.post(
+        f"{fleet.url}/queues/{queue}/subscriptions",
+        json={"subscriber": subscriber, "ttl": 3600, "options": options},
+        headers=headers(project),
+        timeout=5,
+    )
     assert response.status_code == 201, response.text
     return response.json()["subscription_id"]
 
 
 def post(fleet, project, queue, messages):
-    response = requests.post(f"{fleet.url}/queues/{queue}/messages",
-                             json={"messages": messages}, headers=headers(project),
-                             timeout=5)
+    response = requests.post(
+        f"{fleet.url}/queues/{queue}/messages",
+        json={"messages": messages},
+        headers=headers(project),
+        timeout=5,
+    )
     assert response.status_code == 201, response.text
     return [href.rsplit("/", 1)[1] for href in response.json()["resources"]]
 
 
-def test_a_hundred_posted_messages_arrive_as_exactly_a_hundred_webhooks(
-        fleet, receiver, project):
+def test_a_hundred_posted_messages_arrive_as_exactly_a_hundred_webhooks(fleet, receiver, project):
     subscribe(fleet, project, "orders", receiver.url + "/orders")
     posted = []
     for start in range(0, 100, 10):
-        posted += post(fleet, project, "orders",
-                       [{"ttl": 300, "body": {"n": n}} for n in range(start, start + 10)])
+        posted += post(
+            fleet,
+            project,
+            "orders",
+            [{"ttl": 300, "body": {"n": n}} for n in range(start, start + 10)],
+        )
 
     arrived = receiver.wait_for(100, "/orders", timeout=60)
     receiver.wait_for(101, "/orders", timeout=1)  # give a duplicate time to show
@@ -62,11 +70,15 @@ def test_every_subscriber_of_a_queue_gets_each_message_once(fleet, receiver, pro
     assert len(receiver.received()) == 3
 
 
-def test_zaqar_post_data_and_post_headers_options_shape_the_request(
-        fleet, receiver, project):
-    subscribe(fleet, project, "shaped", receiver.url + "/shaped",
-              post_data='{"wrapped": "$zaqar_message$", "kind": "alarm"}',
-              post_headers={"X-Token": "abc"})
+def test_zaqar_post_data_and_post_headers_options_shape_the_request(fleet, receiver, project):
+    subscribe(
+        fleet,
+        project,
+        "shaped",
+        receiver.url + "/shaped",
+        post_data='{"wrapped": "$zaqar_message$", "kind": "alarm"}',
+        post_headers={"X-Token": "abc"},
+    )
     post(fleet, project, "shaped", [{"ttl": 120, "body": {"level": 3}}])
 
     [request] = receiver.wait_for(1, "/shaped", timeout=30)
@@ -76,8 +88,7 @@ def test_zaqar_post_data_and_post_headers_options_shape_the_request(
     assert request.headers["X-Token"] == "abc"
 
 
-def test_messages_of_other_queues_and_projects_do_not_reach_a_subscriber(
-        fleet, receiver, project):
+def test_messages_of_other_queues_and_projects_do_not_reach_a_subscriber(fleet, receiver, project):
     subscribe(fleet, project, "mine", receiver.url + "/mine")
     post(fleet, project, "other", [{"ttl": 120, "body": 1}])
     post(fleet, project + "x", "mine", [{"ttl": 120, "body": 2}])
@@ -90,10 +101,20 @@ def test_messages_of_other_queues_and_projects_do_not_reach_a_subscriber(
 
 def test_a_failing_subscriber_is_retried_until_it_succeeds(fleet, receiver, project):
     receiver.script("/flaky", [500, 503, 200])
-    subscribe(fleet, project, "retry", receiver.url + "/flaky",
-              _retry_policy={"retries_with_no_delay": 1, "minimum_delay_retries": 1,
-                             "minimum_delay": 1, "maximum_delay": 1,
-                             "backoff_retries": 0, "maximum_delay_retries": 0})
+    subscribe(
+        fleet,
+        project,
+        "retry",
+        receiver.url + "/flaky",
+        _retry_policy={
+            "retries_with_no_delay": 1,
+            "minimum_delay_retries": 1,
+            "minimum_delay": 1,
+            "maximum_delay": 1,
+            "backoff_retries": 0,
+            "maximum_delay_retries": 0,
+        },
+    )
     post(fleet, project, "retry", [{"ttl": 120, "body": "again"}])
 
     arrived = receiver.wait_for(3, "/flaky", timeout=30)

@@ -24,8 +24,9 @@ def smtp():
 
 @pytest.fixture(scope="module")
 def fleet(redis_server, smtp, tmp_path_factory):
-    running = Fleet(tmp_path_factory.mktemp("fleet"), redis_server.url,
-                    extra_conf=smtp.config_text())
+    running = Fleet(
+        tmp_path_factory.mktemp("fleet"), redis_server.url, extra_conf=smtp.config_text()
+    )
     running.start("api", "worker", "scheduler")
     yield running
     running.stop()
@@ -39,34 +40,53 @@ def headers(project, owner=None):
 
 
 def call(method, fleet, path, project, owner=None, **kwargs):
-    return requests.request(method, f"{fleet.url}{path}", timeout=5,
-                            headers=headers(project, owner), **kwargs)
+    return requests.request(
+        method, f"{fleet.url}{path}", timeout=5, headers=headers(project, owner), **kwargs
+    )
 
 
 def subscribe(fleet, project, topic, subscriber, owner=None):
-    return call("POST", fleet, f"/topics/{topic}/subscriptions", project, owner,
-                json={"subscriber": subscriber, "ttl": 3600})
+    return call(
+        "POST",
+        fleet,
+        f"/topics/{topic}/subscriptions",
+        project,
+        owner,
+        json={"subscriber": subscriber, "ttl": 3600},
+    )
 
 
-def test_subscribers_of_two_projects_receive_a_topic_message(fleet, receiver, smtp,
-                                                             project):
+def test_subscribers_of_two_projects_receive_a_topic_message(fleet, receiver, smtp, project):
     friend, stranger = project + "-friend", project + "-stranger"
-    created = call("PUT", fleet, "/topics/orders", project, json={
-        "_allowed_subscribe_projects": [project, friend],
-        "_allowed_sending_projects": [project, friend]})
+    created = call(
+        "PUT",
+        fleet,
+        "/topics/orders",
+        project,
+        json={
+            "_allowed_subscribe_projects": [project, friend],
+            "_allowed_sending_projects": [project, friend],
+        },
+    )
     assert created.status_code == 201, created.text
 
     for who, owner, subscriber in [
-            (project, None, receiver.url + "/owner"),
-            (friend, project, receiver.url + "/friend"),
-            (friend, project, "mailto:friend@example.com")]:
+        (project, None, receiver.url + "/owner"),
+        (friend, project, receiver.url + "/friend"),
+        (friend, project, "mailto:friend@example.com"),
+    ]:
         response = subscribe(fleet, who, "orders", subscriber, owner)
         assert response.status_code == 201, response.text
     refused = subscribe(fleet, stranger, "orders", receiver.url + "/stranger", project)
     assert refused.status_code == 403, refused.text
 
-    posted = call("POST", fleet, "/topics/orders/messages", project,
-                  json={"messages": [{"ttl": 300, "body": {"order": 42}}]})
+    posted = call(
+        "POST",
+        fleet,
+        "/topics/orders/messages",
+        project,
+        json={"messages": [{"ttl": 300, "body": {"order": 42}}]},
+    )
     assert posted.status_code == 201, posted.text
     message_id = posted.json()["resources"][0].rsplit("/", 1)[1]
 
@@ -82,8 +102,14 @@ def test_subscribers_of_two_projects_receive_a_topic_message(fleet, receiver, sm
     assert message_id in mail.content.decode()
 
     # The other project publishes too: everyone receives that as well.
-    again = call("POST", fleet, "/topics/orders/messages", friend, project,
-                 json={"messages": [{"ttl": 300, "body": "from friend"}]})
+    again = call(
+        "POST",
+        fleet,
+        "/topics/orders/messages",
+        friend,
+        project,
+        json={"messages": [{"ttl": 300, "body": "from friend"}]},
+    )
     assert again.status_code == 201, again.text
     for path in ("/owner", "/friend"):
         assert len(receiver.wait_for(2, path, timeout=30)) == 2
@@ -96,10 +122,18 @@ def test_a_deleted_topic_delivers_nothing_more(fleet, receiver, project):
     assert subscribe(fleet, project, "short", receiver.url + "/short").status_code == 201
     assert call("DELETE", fleet, "/topics/short", project).status_code == 204
 
-    assert call("POST", fleet, "/topics/short/messages", project,
-                json={"messages": [{"body": 1}]}).status_code == 404
+    assert (
+        call(
+            "POST", fleet, "/topics/short/messages", project, json={"messages": [{"body": 1}]}
+        ).status_code
+        == 404
+    )
     assert call("PUT", fleet, "/topics/short", project).status_code == 201
-    assert call("POST", fleet, "/topics/short/messages", project,
-                json={"messages": [{"body": 2}]}).status_code == 201
+    assert (
+        call(
+            "POST", fleet, "/topics/short/messages", project, json={"messages": [{"body": 2}]}
+        ).status_code
+        == 201
+    )
     receiver.wait_for(1, "/short", timeout=3)
     assert receiver.received("/short") == []

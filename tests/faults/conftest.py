@@ -37,8 +37,9 @@ def private_redis(tmp_path):
 
 @pytest.fixture
 def redis_db(private_redis):
-    client = redis.Redis.from_url(private_redis.url, decode_responses=True,
-                                  socket_timeout=5, socket_connect_timeout=2)
+    client = redis.Redis.from_url(
+        private_redis.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+    )
     yield client
     client.close()
 

@@ -13,14 +13,27 @@ from notifier.redis_server import free_port
 from notifier.retry import RetryPolicy
 from notifier.sinks import Notification
 from notifier.sinks.webhook import WebhookSink
-from tests.support.faults import (Api, FaultReceiver, Tally, quiet, receiver_on_port,
-                                  report, wait_until)
+from tests.support.faults import (
+    Api,
+    FaultReceiver,
+    Tally,
+    quiet,
+    receiver_on_port,
+    report,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow  # real processes, several seconds each
 
-POLICY = {"retries_with_no_delay": 1, "minimum_delay_retries": 2,
-          "minimum_delay": 1, "maximum_delay": 3, "backoff_retries": 3,
-          "maximum_delay_retries": 5, "retry_backoff_function": "linear"}
+POLICY = {
+    "retries_with_no_delay": 1,
+    "minimum_delay_retries": 2,
+    "minimum_delay": 1,
+    "maximum_delay": 3,
+    "backoff_retries": 3,
+    "maximum_delay_retries": 5,
+    "retry_backoff_function": "linear",
+}
 DOWN_SECONDS = 4
 DOWN_PATHS = ("/d1", "/d2")
 
@@ -42,32 +55,37 @@ def test_a_subscriber_down_then_back_gets_everything_per_the_retry_policy(make_f
     down_url = f"http://127.0.0.1:{port}"
     with quiet(FaultReceiver()) as healthy:
         api = Api(fleet.url)
-        subscriptions = {p: api.subscribe("outage", down_url + p, _retry_policy=POLICY)
-                         for p in DOWN_PATHS}
+        subscriptions = {
+            p: api.subscribe("outage", down_url + p, _retry_policy=POLICY) for p in DOWN_PATHS
+        }
         subscriptions["/ok"] = api.subscribe("outage", healthy.url + "/ok")
         posted = []
         started = time.time()
         for n in range(10):
-            posted += api.post_ok("outage", [{"ttl": 600, "body": [n, k]}
-                                             for k in range(2)])
+            posted += api.post_ok("outage", [{"ttl": 600, "body": [n, k]} for k in range(2)])
 
         # The healthy subscriber gets everything while the other is down.
         assert len(healthy.wait_for(len(posted), "/ok", timeout=20)) == len(posted)
         healthy_after = max(r.at for r in healthy.received()) - started
 
         def refused_attempts():
-            return sum(1 for p in DOWN_PATHS
-                       for records in attempts_by_message(
-                           api, "outage", subscriptions[p]).values()
-                       for r in records if r["outcome"] == "failed")
+            return sum(
+                1
+                for p in DOWN_PATHS
+                for records in attempts_by_message(api, "outage", subscriptions[p]).values()
+                for r in records
+                if r["outcome"] == "failed"
+            )
 
         assert wait_until(refused_attempts, 10)
         time.sleep(max(0.0, DOWN_SECONDS - (time.time() - started)))
         with receiver_on_port(port) as back:
             up_at = time.time()
-            tally = Tally([back, healthy],
-                          {(p, m) for p in DOWN_PATHS + ("/ok",) for m in posted},
-                          subscriptions)
+            tally = Tally(
+                [back, healthy],
+                {(p, m) for p in DOWN_PATHS + ("/ok",) for m in posted},
+                subscriptions,
+            )
             tally.wait_complete(30)
             complete_after = time.time() - up_at
             back.wait_for(len(back.received()) + 1, timeout=1.5)
@@ -95,13 +113,16 @@ def test_a_subscriber_down_then_back_gets_everything_per_the_retry_policy(make_f
                     assert delay is not None, "retried beyond the policy"
                     assert after["at"] - before["at"] >= delay - 0.05, (before, after)
                 retries.append(len(records) - 1)
-        report("receiver down", f"{len(posted)} messages x 3 subscribers; the "
-               f"healthy one had all {healthy_after:.1f} s after the first POST; "
-               f"the refused one was down {up_at - started:.1f} s, {refused} refused "
-               f"attempts, {min(retries)}-{max(retries)} retries per delivery "
-               f"(policy allows {sum(1 for n in range(1, 200) if policy.delay_after_failure(n) is not None)}); "
-               f"everything delivered {complete_after:.1f} s after it came back; "
-               f"{duplicates} duplicates")
+        report(
+            "receiver down",
+            f"{len(posted)} messages x 3 subscribers; the "
+            f"healthy one had all {healthy_after:.1f} s after the first POST; "
+            f"the refused one was down {up_at - started:.1f} s, {refused} refused "
+            f"attempts, {min(retries)}-{max(retries)} retries per delivery "
+            f"(policy allows {sum(1 for n in range(1, 200) if policy.delay_after_failure(n) is not None)}); "
+            f"everything delivered {complete_after:.1f} s after it came back; "
+            f"{duplicates} duplicates",
+        )
         api.close()
 
 
@@ -109,13 +130,21 @@ def test_a_refused_connection_is_recorded_as_a_connection_error():
     conf = load_conf([])
     conf.set_override("allowed_networks", ["127.0.0.1/32"], group="webhook")
     conf.set_override("webhook_connect_timeout_seconds", 2, group="notification")
-    message = {"id": "m1", "body": 1, "ttl": 60, "created": time.time(),
-               "source": ["p", "queues", "q"]}
-    subscription = {"id": "s1", "subscriber": f"http://127.0.0.1:{free_port()}/x",
-                    "options": {}}
+    message = {
+        "id": "m1",
+        "body": 1,
+        "ttl": 60,
+        "created": time.time(),
+        "source": ["p", "queues", "q"],
+    }
+    subscription = {"id": "s1", "subscriber": f"http://127.0.0.1:{free_port()}/x", "options": {}}
     notification = Notification(
-        delivery_id="msg_m1_s1", subscription=subscription, message=message,
-        payload=payloads.notification_payload(message, "queues", "q"), attempt=0)
+        delivery_id="msg_m1_s1",
+        subscription=subscription,
+        message=message,
+        payload=payloads.notification_payload(message, "queues", "q"),
+        attempt=0,
+    )
     started = time.monotonic()
     with pytest.raises(errors.TransientDeliveryError) as failure:
         WebhookSink(conf).deliver(notification)

@@ -15,8 +15,16 @@ import requests
 
 from notifier.redis_server import RedisServer
 from tests.faults.conftest import CONCURRENCY, FAULT_CONF, PREFETCH
-from tests.support.faults import (Api, FaultReceiver, Tally, log_times, quiet, report,
-                                  unacked_message_ids, wait_until)
+from tests.support.faults import (
+    Api,
+    FaultReceiver,
+    Tally,
+    log_times,
+    quiet,
+    report,
+    unacked_message_ids,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow  # real processes, several seconds each
 
@@ -64,8 +72,7 @@ def json_error(response):
     return isinstance(body, dict) and {"title", "description"} <= set(body)
 
 
-def test_redis_restarted_mid_burst_loses_no_accepted_message(
-        make_fleet, private_redis):
+def test_redis_restarted_mid_burst_loses_no_accepted_message(make_fleet, private_redis):
     fleet = make_fleet()
     fleet.start("api")
     fleet.start("scheduler")
@@ -87,8 +94,7 @@ def test_redis_restarted_mid_burst_loses_no_accepted_message(
             private_redis.start()
             up_at = time.time()
             recovered = wait_until(lambda: poster.accepted(after=up_at), 20)
-            api_back = (min(r[0] + r[1] for r in recovered) - up_at
-                        if recovered else float("nan"))
+            api_back = min(r[0] + r[1] for r in recovered) - up_at if recovered else float("nan")
             time.sleep(1.0)
         finally:
             poster.stop.set()
@@ -107,10 +113,12 @@ def test_redis_restarted_mid_burst_loses_no_accepted_message(
         assert health.json()["storage_reachable"] is False, health.text
         assert recovered, "the API did not recover after Redis came back"
 
-        posted = [message_id for r in poster.accepted() for message_id in
-                  (href.rsplit("/", 1)[1] for href in r[3].json()["resources"])]
-        tally = Tally([receiver], {(p, m) for p in PATHS for m in posted},
-                      subscriptions)
+        posted = [
+            message_id
+            for r in poster.accepted()
+            for message_id in (href.rsplit("/", 1)[1] for href in r[3].json()["resources"])
+        ]
+        tally = Tally([receiver], {(p, m) for p in PATHS for m in posted}, subscriptions)
         waited = tally.wait_complete(30)
         complete_after = time.time() - up_at
         receiver.wait_for(len(receiver.received()) + 1, timeout=1.5)
@@ -123,20 +131,27 @@ def test_redis_restarted_mid_burst_loses_no_accepted_message(
         # posts' messages, or regroup deliveries that waited for an endpoint).
         duplicates = tally.check(
             max_duplicates=max(CONCURRENCY * PREFETCH, len(in_flight)) * len(PATHS),
-            tolerate=lambda request: request.json()["body"]["n"] in refused_numbers)
+            tolerate=lambda request: request.json()["body"]["n"] in refused_numbers,
+        )
         ghosts = {message_id for _, message_id in tally.strangers()}
         slowest = max(r[1] for r in poster.results)
-        reconnects = [t - up_at for t in log_times(fleet.log_text("worker1"),
-                                                   "Connected to redis") if t > up_at]
-        report("Redis restart", f"{len(outcomes)} POSTs: {len(posted)} accepted, "
-               f"{len(unavailable)} answered 503 (JSON, Retry-After), 0 errors "
-               f"or hangs, slowest answer {slowest:.2f} s; Redis down "
-               f"{up_at - down_at:.1f} s; API accepting again {api_back:.2f} s "
-               f"after Redis was back, the worker "
-               f"{min(reconnects, default=float('nan')):.1f} s after; every accepted message delivered "
-               f"{complete_after:.1f} s after it (waited {waited:.1f} s after "
-               f"the burst); {duplicates} duplicates; {len(ghosts)} messages "
-               f"answered 503 yet delivered")
+        reconnects = [
+            t - up_at
+            for t in log_times(fleet.log_text("worker1"), "Connected to redis")
+            if t > up_at
+        ]
+        report(
+            "Redis restart",
+            f"{len(outcomes)} POSTs: {len(posted)} accepted, "
+            f"{len(unavailable)} answered 503 (JSON, Retry-After), 0 errors "
+            f"or hangs, slowest answer {slowest:.2f} s; Redis down "
+            f"{up_at - down_at:.1f} s; API accepting again {api_back:.2f} s "
+            f"after Redis was back, the worker "
+            f"{min(reconnects, default=float('nan')):.1f} s after; every accepted message delivered "
+            f"{complete_after:.1f} s after it (waited {waited:.1f} s after "
+            f"the burst); {duplicates} duplicates; {len(ghosts)} messages "
+            f"answered 503 yet delivered",
+        )
         api.close()
 
 
@@ -148,7 +163,8 @@ def broker_redis(tmp_path):
 
 
 def test_storage_redis_restarted_while_the_broker_stays_up_loses_nothing(
-        make_fleet, private_redis, broker_redis):
+    make_fleet, private_redis, broker_redis
+):
     """``broker_url`` may name another Redis than ``redis_url``; then a storage
     outage does not drop the workers' broker connection."""
     fleet = make_fleet(FAULT_CONF + f"[DEFAULT]\nbroker_url = {broker_redis.url}\n")
@@ -174,8 +190,10 @@ def test_storage_redis_restarted_while_the_broker_stays_up_loses_nothing(
         # (it is not proven before its first answer) but could not record
         # sending them while the storage was down has them sent again then.
         tally.wait_complete(40)
-        report("storage Redis restart, broker up",
-               f"{len(posted)} messages, storage down {up_at - down_at:.1f} s; "
-               f"{len(tally.missing())} lost after waiting {time.time() - up_at:.1f} s")
+        report(
+            "storage Redis restart, broker up",
+            f"{len(posted)} messages, storage down {up_at - down_at:.1f} s; "
+            f"{len(tally.missing())} lost after waiting {time.time() - up_at:.1f} s",
+        )
         tally.check()
         api.close()

@@ -14,8 +14,15 @@ import time
 import pytest
 
 from tests.faults.conftest import FAULT_CONF
-from tests.support.faults import (Api, FaultReceiver, Tally, quiet, report, start_dying_scheduler,
-                                  wait_until)
+from tests.support.faults import (
+    Api,
+    FaultReceiver,
+    Tally,
+    quiet,
+    report,
+    start_dying_scheduler,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow  # real processes, several seconds each
 
@@ -26,9 +33,14 @@ LEASE_SECONDS = 30  # notifier.storage.Storage.lease_due_retries' default
 
 
 def policy(delay, retries):
-    return {"retries_with_no_delay": 0, "minimum_delay_retries": retries,
-            "minimum_delay": delay, "maximum_delay": delay, "backoff_retries": 0,
-            "maximum_delay_retries": 0}
+    return {
+        "retries_with_no_delay": 0,
+        "minimum_delay_retries": retries,
+        "minimum_delay": delay,
+        "maximum_delay": delay,
+        "backoff_retries": 0,
+        "maximum_delay_retries": 0,
+    }
 
 
 def attempt_log(api, queue, subscriptions):
@@ -44,6 +56,7 @@ def attempt_log(api, queue, subscriptions):
 def check_each_attempt_ran_once(api, queue, tally):
     """Every (message, subscription, attempt) ran once, the last one delivered,
     and the receiver saw exactly one POST per attempt. Return the log."""
+
     def settled():  # every POST seen has its attempt recorded
         records = sum(map(len, attempt_log(api, queue, tally.subscriptions).values()))
         return records >= sum(map(len, tally.posts(delivered_only=False).values()))
@@ -51,18 +64,19 @@ def check_each_attempt_ran_once(api, queue, tally):
     wait_until(settled, 3, 0.2)
     log = attempt_log(api, queue, tally.subscriptions)
     copies = tally.posts(delivered_only=False)
-    twice = {key: collections.Counter(r["attempt"] for r in records)
-             for key, records in log.items()}
-    twice = {key: [n for n, c in counts.items() if c > 1]
-             for key, counts in twice.items()}
+    twice = {
+        key: collections.Counter(r["attempt"] for r in records) for key, records in log.items()
+    }
+    twice = {key: [n for n, c in counts.items() if c > 1] for key, counts in twice.items()}
     twice = {key: numbers for key, numbers in twice.items() if numbers}
     assert not twice, f"attempts run more than once: {list(twice.items())[:3]}"
     for key in tally.expected:
         records = log[key]
         assert [r["attempt"] for r in records] == list(range(len(records))), records
         assert records[-1]["outcome"] == "delivered", records[-1]
-        assert len(copies[key]) == len(records), \
+        assert len(copies[key]) == len(records), (
             f"{key}: {len(copies[key])} POSTs for {len(records)} attempts"
+        )
     return log
 
 
@@ -71,7 +85,8 @@ def pending_retries(redis_db):
 
 
 def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
-        make_fleet, redis_db):
+    make_fleet, redis_db
+):
     fleet = make_fleet(CONF)
     fleet.start("api")
     fleet.start("worker")
@@ -80,21 +95,25 @@ def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
     paths = ("/s1", "/s2")
     with quiet(FaultReceiver()) as receiver:
         for path in paths:
-            receiver.script(path, [500])   # failing until it recovers
+            receiver.script(path, [500])  # failing until it recovers
         api = Api(fleet.url)
-        subscriptions = {p: api.subscribe("retrying", receiver.url + p,
-                                          _retry_policy=policy(2, 3)) for p in paths}
+        subscriptions = {
+            p: api.subscribe("retrying", receiver.url + p, _retry_policy=policy(2, 3))
+            for p in paths
+        }
         posted = []
         for n in range(10):
-            posted += api.post_ok("retrying", [{"ttl": 600, "body": [n, k]}
-                                               for k in range(2)])
+            posted += api.post_ok("retrying", [{"ttl": 600, "body": [n, k]} for k in range(2)])
         tally = Tally([receiver], {(p, m) for p in paths for m in posted}, subscriptions)
         chains = len(tally.expected)
 
         def failed_attempts(number):
-            return sum(1 for records in attempt_log(api, "retrying",
-                                                    subscriptions).values()
-                       for r in records if r["attempt"] == number)
+            return sum(
+                1
+                for records in attempt_log(api, "retrying", subscriptions).values()
+                for r in records
+                if r["attempt"] == number
+            )
 
         # Both schedulers have moved the first retries (attempt 1 failed).
         assert wait_until(lambda: failed_attempts(1) == chains, 20, 0.2)
@@ -103,8 +122,11 @@ def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
         # in the next half second, none leased: a clean kill of a scheduler).
         def between_moves():
             first = redis_db.zrange("notifier:retries", 0, 0, withscores=True)
-            return (not redis_db.zcard("notifier:retries:leased") and first
-                    and first[0][1] > time.time() + 0.5)
+            return (
+                not redis_db.zcard("notifier:retries:leased")
+                and first
+                and first[0][1] > time.time() + 0.5
+            )
 
         assert wait_until(between_moves, 5, 0.02)
         pending_at_kill = pending_retries(redis_db)
@@ -122,20 +144,25 @@ def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
         log = check_each_attempt_ran_once(api, "retrying", tally)
         assert pending_retries(redis_db) == 0
         attempts = sum(len(records) for records in log.values())
-        report("scheduler SIGKILL", f"{chains} delivery chains, {pending_at_kill} "
-               f"retries pending at the kill; all delivered "
-               f"{complete_after:.1f} s after the kill, "
-               f"{max(r.at for r in receiver.received()) - recovered_at:.1f} s "
-               f"after the receiver recovered; {attempts} attempts, each run once")
+        report(
+            "scheduler SIGKILL",
+            f"{chains} delivery chains, {pending_at_kill} "
+            f"retries pending at the kill; all delivered "
+            f"{complete_after:.1f} s after the kill, "
+            f"{max(r.at for r in receiver.received()) - recovered_at:.1f} s "
+            f"after the receiver recovered; {attempts} attempts, each run once",
+        )
         api.close()
 
 
-@pytest.mark.parametrize("point", [
-    "after-lease",
-    "after-enqueue",
-])
-def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(
-        make_fleet, redis_db, point):
+@pytest.mark.parametrize(
+    "point",
+    [
+        "after-lease",
+        "after-enqueue",
+    ],
+)
+def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(make_fleet, redis_db, point):
     """SIGKILL at the two dangerous points of a move, every time."""
     fleet = make_fleet(CONF)
     fleet.start("api")
@@ -143,8 +170,9 @@ def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(
     with quiet(FaultReceiver()) as receiver:
         receiver.script("/x", [500, 500, 500, 200])  # each message's attempt 0 fails
         api = Api(fleet.url)
-        subscriptions = {"/x": api.subscribe("moved", receiver.url + "/x",
-                                             _retry_policy=policy(1, 2))}
+        subscriptions = {
+            "/x": api.subscribe("moved", receiver.url + "/x", _retry_policy=policy(1, 2))
+        }
         dying = start_dying_scheduler(fleet, point)
         posted = api.post_ok("moved", [{"ttl": 600, "body": n} for n in range(3)])
         tally = Tally([receiver], {("/x", m) for m in posted}, subscriptions)
@@ -159,17 +187,20 @@ def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(
 
         # A dead scheduler's lease is taken again after 30 s: age the leases
         # by 30 s instead of waiting (no live scheduler holds any now).
-        redis_db.zadd("notifier:retries:leased",
-                      {member: score - LEASE_SECONDS for member, score in leased})
+        redis_db.zadd(
+            "notifier:retries:leased", {member: score - LEASE_SECONDS for member, score in leased}
+        )
         fleet.start("scheduler")
         waited = tally.wait_complete(15)
         receiver.wait_for(len(receiver.received()) + 1, timeout=3)
 
         check_each_attempt_ran_once(api, "moved", tally)
         assert pending_retries(redis_db) == 0
-        report(f"scheduler dies {point}",
-               f"{len(leased)} leased retries; taken over and delivered "
-               f"{waited:.1f} s after the takeover (+{LEASE_SECONDS} s lease "
-               f"expiry in real time; {time.time() - died_at:.1f} s here with "
-               f"the lease aged)")
+        report(
+            f"scheduler dies {point}",
+            f"{len(leased)} leased retries; taken over and delivered "
+            f"{waited:.1f} s after the takeover (+{LEASE_SECONDS} s lease "
+            f"expiry in real time; {time.time() - died_at:.1f} s here with "
+            f"the lease aged)",
+        )
         api.close()

@@ -12,9 +12,17 @@ import time
 import pytest
 
 from tests.faults.conftest import CONCURRENCY, PREFETCH
-from tests.support.faults import (Api, Tally, quiet, report, start_dying_worker,
-                                  unacked_count, unacked_message_ids, wait_exit,
-                                  wait_until)
+from tests.support.faults import (
+    Api,
+    Tally,
+    quiet,
+    report,
+    start_dying_worker,
+    unacked_count,
+    unacked_message_ids,
+    wait_exit,
+    wait_until,
+)
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow  # real processes, several seconds each
@@ -32,8 +40,9 @@ def start_burst(fleet, receiver, queue):
     subscriptions = {path: api.subscribe(queue, receiver.url + path) for path in PATHS}
     posted = []
     for n in range(REQUESTS):
-        posted += api.post_ok(queue, [{"ttl": 600, "body": {"n": n, "k": k}}
-                                      for k in range(PER_REQUEST)])
+        posted += api.post_ok(
+            queue, [{"ttl": 600, "body": {"n": n, "k": k}} for k in range(PER_REQUEST)]
+        )
     expected = {(path, message_id) for path in PATHS for message_id in posted}
     return api, Tally([receiver], expected, subscriptions)
 
@@ -46,10 +55,11 @@ def slow_receiver():
 
 
 def arrivals_after(receiver, moment, message_ids=None):
-    return [r.at - moment for r in receiver.received()
-            if r.at >= moment and (message_ids is None
-                                   or r.json()["message_id"] in message_ids)]
-
+    return [
+        r.at - moment
+        for r in receiver.received()
+        if r.at >= moment and (message_ids is None or r.json()["message_id"] in message_ids)
+    ]
 
 
 def duplicate_bound(in_flight_ids):
@@ -59,8 +69,7 @@ def duplicate_bound(in_flight_ids):
     return max(IN_FLIGHT_BOUND, len(in_flight_ids) * len(PATHS))
 
 
-def test_a_worker_killed_mid_burst_loses_nothing_once_restarted(
-        make_fleet, redis_db):
+def test_a_worker_killed_mid_burst_loses_nothing_once_restarted(make_fleet, redis_db):
     fleet = make_fleet()
     fleet.start("api")
     fleet.start("scheduler")
@@ -87,21 +96,22 @@ def test_a_worker_killed_mid_burst_loses_nothing_once_restarted(
         duplicates = tally.check(max_duplicates=bound)
         resumed = min(arrivals_after(receiver, killed_at), default=float("nan"))
         redone = arrivals_after(receiver, killed_at, in_flight)
-        report("worker SIGKILL",
-               f"{total} deliveries, killed after {at_kill} holding "
-               f"{len(in_flight)} messages in unacked tasks and {leases} of the "
-               f"endpoint's concurrency leases (they expire after 8 s); "
-               f"replacement ready "
-               f"{ready_after:.1f} s after the kill, first delivery at "
-               f"{resumed:.1f} s, in-flight work redelivered by "
-               f"{max(redone, default=float('nan')):.1f} s, all delivered at "
-               f"{complete_after:.1f} s (visibility timeout 6 s); "
-               f"{duplicates} duplicates (bound {bound})")
+        report(
+            "worker SIGKILL",
+            f"{total} deliveries, killed after {at_kill} holding "
+            f"{len(in_flight)} messages in unacked tasks and {leases} of the "
+            f"endpoint's concurrency leases (they expire after 8 s); "
+            f"replacement ready "
+            f"{ready_after:.1f} s after the kill, first delivery at "
+            f"{resumed:.1f} s, in-flight work redelivered by "
+            f"{max(redone, default=float('nan')):.1f} s, all delivered at "
+            f"{complete_after:.1f} s (visibility timeout 6 s); "
+            f"{duplicates} duplicates (bound {bound})",
+        )
         api.close()
 
 
-def test_a_worker_sigtermed_mid_burst_finishes_or_hands_back_its_work(
-        make_fleet, redis_db):
+def test_a_worker_sigtermed_mid_burst_finishes_or_hands_back_its_work(make_fleet, redis_db):
     fleet = make_fleet()
     fleet.start("api")
     fleet.start("scheduler")
@@ -131,19 +141,20 @@ def test_a_worker_sigtermed_mid_burst_finishes_or_hands_back_its_work(
 
         bound = duplicate_bound(in_flight_ids)
         duplicates = tally.check(max_duplicates=bound)
-        report("worker SIGTERM",
-               f"{total} deliveries; SIGTERM after {at_signal} with {in_flight} "
-               f"tasks unacked; warm shutdown took {shutdown:.2f} s and made "
-               f"{at_exit - at_signal} more deliveries; {left_unacked} tasks left "
-               f"unacked; a new worker was ready {ready_after:.1f} s after its "
-               f"start, delivered again at {resumed:.1f} s and everything at "
-               f"{complete_after:.1f} s; "
-               f"{duplicates} duplicates")
+        report(
+            "worker SIGTERM",
+            f"{total} deliveries; SIGTERM after {at_signal} with {in_flight} "
+            f"tasks unacked; warm shutdown took {shutdown:.2f} s and made "
+            f"{at_exit - at_signal} more deliveries; {left_unacked} tasks left "
+            f"unacked; a new worker was ready {ready_after:.1f} s after its "
+            f"start, delivered again at {resumed:.1f} s and everything at "
+            f"{complete_after:.1f} s; "
+            f"{duplicates} duplicates",
+        )
         api.close()
 
 
-def test_a_worker_killed_between_taking_and_recording_a_task_loses_nothing(
-        make_fleet):
+def test_a_worker_killed_between_taking_and_recording_a_task_loses_nothing(make_fleet):
     """The loss window a random SIGKILL hits rarely, hit every time."""
     fleet = make_fleet()
     fleet.start("api")
@@ -163,8 +174,10 @@ def test_a_worker_killed_between_taking_and_recording_a_task_loses_nothing(
         # back: the scheduler's reconciler re-sends it once it is stale (8 s)
         # and the task queues are empty; it looks every 5 s.
         tally.wait_complete(25)
-        report("worker dies between BRPOP and unacked",
-               f"{len(posted)} messages; {len(tally.missing())} lost "
-               f"{time.time() - killed_at:.1f} s after the kill")
+        report(
+            "worker dies between BRPOP and unacked",
+            f"{len(posted)} messages; {len(tally.missing())} lost "
+            f"{time.time() - killed_at:.1f} s after the kill",
+        )
         tally.check()
         api.close()

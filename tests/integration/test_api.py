@@ -58,15 +58,17 @@ def fanout_tasks(redis_client):
 
 
 def post_messages(client, queue, *messages):
-    result = client.simulate_post(f"/v2/queues/{queue}/messages",
-                                  json={"messages": list(messages)}, headers=WITH_CLIENT)
+    result = client.simulate_post(
+        f"/v2/queues/{queue}/messages", json={"messages": list(messages)}, headers=WITH_CLIENT
+    )
     assert result.status_code == 201, result.text
     return [href.rsplit("/", 1)[1] for href in result.json["resources"]]
 
 
 def subscribe(client, queue, subscriber, **fields):
-    result = client.simulate_post(f"/v2/queues/{queue}/subscriptions",
-                                  json={"subscriber": subscriber, **fields})
+    result = client.simulate_post(
+        f"/v2/queues/{queue}/subscriptions", json={"subscriber": subscriber, **fields}
+    )
     assert result.status_code == 201, result.text
     return result.json["subscription_id"]
 
@@ -99,6 +101,7 @@ def assert_error(result, status, field=None):
 
 # --- home, ping, health ----------------------------------------------------------
 
+
 def test_ping_answers_204_with_an_empty_body(client):
     result = client.simulate_get("/v2/ping")
     assert result.status_code == 204
@@ -116,18 +119,28 @@ def test_the_home_document_lists_every_resource(client):
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("application/json-home")
     resources = json.loads(result.text)["resources"]
-    assert {"rel/queues", "rel/queue", "rel/post_messages", "rel/message",
-            "rel/subscriptions", "rel/subscription", "rel/ping",
-            "rel/health"} <= set(resources)
+    assert {
+        "rel/queues",
+        "rel/queue",
+        "rel/post_messages",
+        "rel/message",
+        "rel/subscriptions",
+        "rel/subscription",
+        "rel/ping",
+        "rel/health",
+    } <= set(resources)
 
 
 @pytest.fixture
 def unreachable_client(conf, celery_app, project):
     """An app whose storage is a Redis on a closed port (the broker is up)."""
-    dead = redis.Redis(port=free_port(), decode_responses=True,
-                       socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
-    app = create_app(conf, storage=Storage(dead),
-                     dispatcher=CeleryDispatcher(celery_app))
+    dead = redis.Redis(
+        port=free_port(),
+        decode_responses=True,
+        socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+    )
+    app = create_app(conf, storage=Storage(dead), dispatcher=CeleryDispatcher(celery_app))
     yield testing.TestClient(app, headers={"X-Project-ID": project})
     dead.close()
 
@@ -138,17 +151,18 @@ def test_health_is_503_json_when_storage_is_unreachable(unreachable_client):
     assert result.json == {"storage_reachable": False, "broker_reachable": True}
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("GET", "/v2/queues", None),
-    ("PUT", "/v2/queues/q", {"a": 1}),
-    ("GET", "/v2/queues/q", None),
-    ("POST", "/v2/queues/q/messages", {"messages": [{"body": 1}]}),
-    ("POST", "/v2/queues/q/subscriptions", {"subscriber": "http://example.com/"}),
-])
-def test_requests_are_503_json_when_storage_is_unreachable(unreachable_client,
-                                                            method, path, body):
-    result = unreachable_client.simulate_request(method, path, json=body,
-                                                 headers=WITH_CLIENT)
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("GET", "/v2/queues", None),
+        ("PUT", "/v2/queues/q", {"a": 1}),
+        ("GET", "/v2/queues/q", None),
+        ("POST", "/v2/queues/q/messages", {"messages": [{"body": 1}]}),
+        ("POST", "/v2/queues/q/subscriptions", {"subscriber": "http://example.com/"}),
+    ],
+)
+def test_requests_are_503_json_when_storage_is_unreachable(unreachable_client, method, path, body):
+    result = unreachable_client.simulate_request(method, path, json=body, headers=WITH_CLIENT)
     assert_error(result, 503)
     assert result.headers["retry-after"] == "1"
 
@@ -168,37 +182,44 @@ class BrokenDispatcher:
 
 def listen(storage, project, queue):
     """Subscribe someone: a queue with no subscriptions gets no fan-out."""
-    storage.create_subscription(Source(project, "queues", queue), "http://127.0.0.1:9/",
-                                3600, {}, confirmed=True)
+    storage.create_subscription(
+        Source(project, "queues", queue), "http://127.0.0.1:9/", 3600, {}, confirmed=True
+    )
 
 
 def test_messages_are_taken_back_when_the_fanout_cannot_be_enqueued(
-        conf, storage, redis_client, project):
+    conf, storage, redis_client, project
+):
     listen(storage, project, "q")
     app = create_app(conf, storage=storage, dispatcher=BrokenDispatcher())
     client = testing.TestClient(app, headers={"X-Project-ID": project})
-    result = client.simulate_post("/v2/queues/q/messages",
-                                  json={"messages": [{"body": 1}]}, headers=WITH_CLIENT)
+    result = client.simulate_post(
+        "/v2/queues/q/messages", json={"messages": [{"body": 1}]}, headers=WITH_CLIENT
+    )
     assert_error(result, 503)
     assert redis_client.keys(f"{PREFIX}msg:*") == []
 
 
 # --- project scoping ----------------------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/v2/queues"),
-    ("PUT", "/v2/queues/q"),
-    ("GET", "/v2/queues/q"),
-    ("PATCH", "/v2/queues/q"),
-    ("DELETE", "/v2/queues/q"),
-    ("POST", "/v2/queues/q/messages"),
-    ("GET", "/v2/queues/q/messages/abc"),
-    ("GET", "/v2/queues/q/subscriptions"),
-    ("POST", "/v2/queues/q/subscriptions"),
-    ("GET", "/v2/queues/q/subscriptions/abc"),
-    ("PATCH", "/v2/queues/q/subscriptions/abc"),
-    ("DELETE", "/v2/queues/q/subscriptions/abc"),
-])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/v2/queues"),
+        ("PUT", "/v2/queues/q"),
+        ("GET", "/v2/queues/q"),
+        ("PATCH", "/v2/queues/q"),
+        ("DELETE", "/v2/queues/q"),
+        ("POST", "/v2/queues/q/messages"),
+        ("GET", "/v2/queues/q/messages/abc"),
+        ("GET", "/v2/queues/q/subscriptions"),
+        ("POST", "/v2/queues/q/subscriptions"),
+        ("GET", "/v2/queues/q/subscriptions/abc"),
+        ("PATCH", "/v2/queues/q/subscriptions/abc"),
+        ("DELETE", "/v2/queues/q/subscriptions/abc"),
+    ],
+)
 def test_a_request_without_x_project_id_is_400(client, method, path):
     anonymous = testing.TestClient(client.app)
     result = anonymous.simulate_request(method, path, headers=WITH_CLIENT)
@@ -211,33 +232,45 @@ def test_a_malformed_x_project_id_is_400(client, project_id):
     assert_error(result, 400, field="X-Project-ID")
 
 
-def test_projects_do_not_see_each_others_queues_messages_or_subscriptions(
-        client, other_client):
+def test_projects_do_not_see_each_others_queues_messages_or_subscriptions(client, other_client):
     (message_id,) = post_messages(client, "shared", {"body": "mine"})
     subscription_id = subscribe(client, "shared", "http://example.com/hook")
 
     assert other_client.simulate_get("/v2/queues").json["queues"] == []
     assert other_client.simulate_get("/v2/queues/shared").status_code == 404
-    assert other_client.simulate_get(f"/v2/queues/shared/messages/{message_id}",
-                                     headers=WITH_CLIENT).status_code == 404
-    assert other_client.simulate_get(
-        f"/v2/queues/shared/subscriptions/{subscription_id}").status_code == 404
-    assert other_client.simulate_get(
-        "/v2/queues/shared/subscriptions").json["subscriptions"] == []
+    assert (
+        other_client.simulate_get(
+            f"/v2/queues/shared/messages/{message_id}", headers=WITH_CLIENT
+        ).status_code
+        == 404
+    )
+    assert (
+        other_client.simulate_get(f"/v2/queues/shared/subscriptions/{subscription_id}").status_code
+        == 404
+    )
+    assert other_client.simulate_get("/v2/queues/shared/subscriptions").json["subscriptions"] == []
     # The other project may use the same subscriber on its own queue of that name.
     subscribe(other_client, "shared", "http://example.com/hook")
     # Its deletes and patches never reach the first project's subscription.
-    assert other_client.simulate_delete(
-        f"/v2/queues/shared/subscriptions/{subscription_id}").status_code == 204
-    assert other_client.simulate_patch(
-        f"/v2/queues/shared/subscriptions/{subscription_id}",
-        json={"ttl": 600}).status_code == 404
+    assert (
+        other_client.simulate_delete(
+            f"/v2/queues/shared/subscriptions/{subscription_id}"
+        ).status_code
+        == 204
+    )
+    assert (
+        other_client.simulate_patch(
+            f"/v2/queues/shared/subscriptions/{subscription_id}", json={"ttl": 600}
+        ).status_code
+        == 404
+    )
     mine = client.simulate_get(f"/v2/queues/shared/subscriptions/{subscription_id}")
     assert mine.status_code == 200
     assert mine.json["ttl"] == 3600
 
 
 # --- queues ---------------------------------------------------------------------
+
 
 def test_putting_a_queue_creates_it_then_replaces_its_metadata(client):
     first = client.simulate_put("/v2/queues/orders", json={"colour": "red"})
@@ -271,14 +304,17 @@ def test_subscribing_does_not_need_the_queue_to_exist(client):
     assert client.simulate_get("/v2/queues/later").status_code == 404
 
 
-def test_deleting_a_queue_removes_it_and_its_messages_and_is_idempotent(
-        client, redis_client):
+def test_deleting_a_queue_removes_it_and_its_messages_and_is_idempotent(client, redis_client):
     (message_id,) = post_messages(client, "gone", {"body": 1})
     for _ in range(2):
         assert client.simulate_delete("/v2/queues/gone").status_code == 204
     assert client.simulate_get("/v2/queues/gone").status_code == 404
-    assert client.simulate_get(f"/v2/queues/gone/messages/{message_id}",
-                               headers=WITH_CLIENT).status_code == 404
+    assert (
+        client.simulate_get(
+            f"/v2/queues/gone/messages/{message_id}", headers=WITH_CLIENT
+        ).status_code
+        == 404
+    )
     assert not redis_client.exists(f"{PREFIX}msg:{message_id}")
 
 
@@ -297,8 +333,7 @@ def test_the_queue_list_starts_after_the_marker(client):
         client.simulate_put(f"/v2/queues/{name}")
     result = client.simulate_get("/v2/queues", params={"marker": "a", "limit": 1})
     assert [q["name"] for q in result.json["queues"]] == ["b"]
-    assert result.json["links"] == [{"rel": "next",
-                                     "href": "/v2/queues?marker=b&limit=1"}]
+    assert result.json["links"] == [{"rel": "next", "href": "/v2/queues?marker=b&limit=1"}]
 
 
 def test_a_detailed_queue_list_includes_metadata(client):
@@ -311,18 +346,24 @@ def test_a_detailed_queue_list_includes_metadata(client):
 
 # --- queue PATCH ---------------------------------------------------------------------
 
+
 def patch_queue(client, name, ops, content_type=PATCH_TYPE):
-    return client.simulate_patch(f"/v2/queues/{name}", body=json.dumps(ops),
-                                 headers={"Content-Type": content_type})
+    return client.simulate_patch(
+        f"/v2/queues/{name}", body=json.dumps(ops), headers={"Content-Type": content_type}
+    )
 
 
 def test_patching_a_queue_adds_replaces_and_removes_metadata_keys(client):
     client.simulate_put("/v2/queues/p", json={"keep": 1, "old": 2, "drop": 3})
-    result = patch_queue(client, "p", [
-        {"op": "add", "path": "/metadata/new", "value": [1]},
-        {"op": "replace", "path": "/metadata/old", "value": "two"},
-        {"op": "remove", "path": "/metadata/drop"},
-    ])
+    result = patch_queue(
+        client,
+        "p",
+        [
+            {"op": "add", "path": "/metadata/new", "value": [1]},
+            {"op": "replace", "path": "/metadata/old", "value": "two"},
+            {"op": "remove", "path": "/metadata/drop"},
+        ],
+    )
     assert result.status_code == 200, result.text
     expected = {"keep": 1, "old": "two", "new": [1]}
     assert result.json == expected
@@ -332,53 +373,60 @@ def test_patching_a_queue_adds_replaces_and_removes_metadata_keys(client):
 def test_patching_a_queue_can_set_a_valid_retry_policy(client):
     client.simulate_put("/v2/queues/p")
     policy = {"minimum_delay": 1, "maximum_delay": 2}
-    result = patch_queue(client, "p", [{"op": "add", "path": "/metadata/_retry_policy",
-                                        "value": policy}])
+    result = patch_queue(
+        client, "p", [{"op": "add", "path": "/metadata/_retry_policy", "value": policy}]
+    )
     assert result.status_code == 200
     assert client.simulate_get("/v2/queues/p").json == {"_retry_policy": policy}
 
 
-@pytest.mark.parametrize("content_type", ["application/json",
-                                          "application/json-patch+json", ""])
+@pytest.mark.parametrize("content_type", ["application/json", "application/json-patch+json", ""])
 def test_patching_a_queue_needs_zaqars_json_patch_media_type(client, content_type):
     client.simulate_put("/v2/queues/p")
-    result = patch_queue(client, "p", [{"op": "add", "path": "/metadata/a", "value": 1}],
-                         content_type=content_type)
+    result = patch_queue(
+        client, "p", [{"op": "add", "path": "/metadata/a", "value": 1}], content_type=content_type
+    )
     assert_error(result, 415)
 
 
 def test_patching_an_unknown_queue_is_404(client):
-    result = patch_queue(client, "nowhere",
-                         [{"op": "add", "path": "/metadata/a", "value": 1}])
+    result = patch_queue(client, "nowhere", [{"op": "add", "path": "/metadata/a", "value": 1}])
     assert_error(result, 404)
 
 
 def test_a_rejected_queue_patch_leaves_the_metadata_unchanged(client):
     client.simulate_put("/v2/queues/p", json={"a": 1})
-    result = patch_queue(client, "p", [
-        {"op": "add", "path": "/metadata/b", "value": 2},
-        {"op": "add", "path": "/metadata/_retry_policy", "value": {"minimum_delay": -1}},
-    ])
+    result = patch_queue(
+        client,
+        "p",
+        [
+            {"op": "add", "path": "/metadata/b", "value": 2},
+            {"op": "add", "path": "/metadata/_retry_policy", "value": {"minimum_delay": -1}},
+        ],
+    )
     assert_error(result, 400, field="_retry_policy.minimum_delay")
     assert client.simulate_get("/v2/queues/p").json == {"a": 1}
 
 
 # --- messages -------------------------------------------------------------------------
 
+
 def test_posting_messages_stores_them_and_enqueues_one_fanout_naming_them(
-        client, storage, redis_client, project):
+    client, storage, redis_client, project
+):
     listen(storage, project, "orders")
     result = client.simulate_post(
-        "/v2/queues/orders/messages", headers=WITH_CLIENT,
-        json={"messages": [{"body": {"n": 1}, "ttl": 300}, {"body": "two"}]})
+        "/v2/queues/orders/messages",
+        headers=WITH_CLIENT,
+        json={"messages": [{"body": {"n": 1}, "ttl": 300}, {"body": "two"}]},
+    )
     assert result.status_code == 201
     hrefs = result.json["resources"]
     assert len(hrefs) == 2
     assert all(h.startswith("/v2/queues/orders/messages/") for h in hrefs)
     ids = [h.rsplit("/", 1)[1] for h in hrefs]
     assert result.headers["location"] == f"/v2/queues/orders/messages?ids={','.join(ids)}"
-    assert fanout_tasks(redis_client) == [(FANOUT_TASK,
-                                           [[project, "queues", "orders"], ids, None])]
+    assert fanout_tasks(redis_client) == [(FANOUT_TASK, [[project, "queues", "orders"], ids, None])]
 
 
 def test_each_post_enqueues_its_own_fanout(client, storage, redis_client, project):
@@ -390,22 +438,29 @@ def test_each_post_enqueues_its_own_fanout(client, storage, redis_client, projec
 
 def test_a_posted_message_reads_back_with_its_body_and_ttl(client):
     (message_id,) = post_messages(client, "q", {"body": {"deep": [1, None]}, "ttl": 120})
-    result = client.simulate_get(f"/v2/queues/q/messages/{message_id}",
-                                 headers=WITH_CLIENT)
+    result = client.simulate_get(f"/v2/queues/q/messages/{message_id}", headers=WITH_CLIENT)
     assert result.status_code == 200
-    assert result.json == {"id": message_id,
-                           "href": f"/v2/queues/q/messages/{message_id}",
-                           "ttl": 120, "age": 0, "body": {"deep": [1, None]}}
+    assert result.json == {
+        "id": message_id,
+        "href": f"/v2/queues/q/messages/{message_id}",
+        "ttl": 120,
+        "age": 0,
+        "body": {"deep": [1, None]},
+    }
 
 
-@pytest.mark.parametrize("queue_metadata, message, expected_ttl", [
-    ({}, {"body": 1, "ttl": 120}, 120),
-    ({}, {"body": 1}, 3600),
-    ({"_default_message_ttl": 600}, {"body": 1}, 600),
-    ({"_default_message_ttl": 600}, {"body": 1, "ttl": 90}, 90),
-])
-def test_messages_are_stored_with_a_redis_ttl(client, redis_client, queue_metadata,
-                                              message, expected_ttl):
+@pytest.mark.parametrize(
+    "queue_metadata, message, expected_ttl",
+    [
+        ({}, {"body": 1, "ttl": 120}, 120),
+        ({}, {"body": 1}, 3600),
+        ({"_default_message_ttl": 600}, {"body": 1}, 600),
+        ({"_default_message_ttl": 600}, {"body": 1, "ttl": 90}, 90),
+    ],
+)
+def test_messages_are_stored_with_a_redis_ttl(
+    client, redis_client, queue_metadata, message, expected_ttl
+):
     client.simulate_put("/v2/queues/q", json=queue_metadata)
     (message_id,) = post_messages(client, "q", message)
     assert expected_ttl - 5 <= redis_client.ttl(f"{PREFIX}msg:{message_id}") <= expected_ttl
@@ -413,43 +468,55 @@ def test_messages_are_stored_with_a_redis_ttl(client, redis_client, queue_metada
 
 def test_a_message_is_not_found_in_another_queue_of_the_project(client):
     (message_id,) = post_messages(client, "here", {"body": 1})
-    result = client.simulate_get(f"/v2/queues/there/messages/{message_id}",
-                                 headers=WITH_CLIENT)
+    result = client.simulate_get(f"/v2/queues/there/messages/{message_id}", headers=WITH_CLIENT)
     assert_error(result, 404)
 
 
 def test_an_unknown_message_is_404(client):
-    result = client.simulate_get(f"/v2/queues/q/messages/{uuid.uuid4().hex}",
-                                 headers=WITH_CLIENT)
+    result = client.simulate_get(f"/v2/queues/q/messages/{uuid.uuid4().hex}", headers=WITH_CLIENT)
     assert_error(result, 404)
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-@pytest.mark.parametrize("headers", [{}, {"Client-ID": "not-a-uuid"}],
-                         ids=["missing", "not a uuid"])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Client-ID": "not-a-uuid"}], ids=["missing", "not a uuid"]
+)
 def test_message_requests_need_a_uuid_client_id(client, redis_client, method, headers):
     path = "/v2/queues/q/messages" + ("/abc" if method == "GET" else "")
-    result = client.simulate_request(method, path, headers=headers,
-                                     json={"messages": [{"body": 1}]})
+    result = client.simulate_request(
+        method, path, headers=headers, json={"messages": [{"body": 1}]}
+    )
     assert_error(result, 400, field="Client-ID")
     assert fanout_tasks(redis_client) == []
 
 
 # --- subscriptions -----------------------------------------------------------------------
 
+
 def test_creating_a_subscription_returns_its_id_and_it_reads_back(client):
-    result = client.simulate_post("/v2/queues/q/subscriptions", json={
-        "subscriber": "http://example.com/hook", "ttl": 600,
-        "options": {"post_data": '{"m": "$zaqar_message$"}'}})
+    result = client.simulate_post(
+        "/v2/queues/q/subscriptions",
+        json={
+            "subscriber": "http://example.com/hook",
+            "ttl": 600,
+            "options": {"post_data": '{"m": "$zaqar_message$"}'},
+        },
+    )
     assert result.status_code == 201
     subscription_id = result.json["subscription_id"]
     assert result.json["secret"].startswith("whsec_")  # shown once, here
     assert result.headers["location"] == f"/v2/queues/q/subscriptions/{subscription_id}"
     record = client.simulate_get(f"/v2/queues/q/subscriptions/{subscription_id}").json
-    assert record == {"id": subscription_id, "source": "q",
-                      "subscriber": "http://example.com/hook", "ttl": 600, "age": 0,
-                      "options": {"post_data": '{"m": "$zaqar_message$"}'},
-                      "confirmed": True, "disabled": False}
+    assert record == {
+        "id": subscription_id,
+        "source": "q",
+        "subscriber": "http://example.com/hook",
+        "ttl": 600,
+        "age": 0,
+        "options": {"post_data": '{"m": "$zaqar_message$"}'},
+        "confirmed": True,
+        "disabled": False,
+    }
 
 
 def test_a_subscription_expires_with_its_ttl(client, redis_client):
@@ -459,8 +526,9 @@ def test_a_subscription_expires_with_its_ttl(client, redis_client):
 
 def test_the_same_subscriber_twice_on_a_queue_is_409(client):
     subscribe(client, "q", "http://example.com/hook")
-    result = client.simulate_post("/v2/queues/q/subscriptions",
-                                  json={"subscriber": "http://example.com/hook"})
+    result = client.simulate_post(
+        "/v2/queues/q/subscriptions", json={"subscriber": "http://example.com/hook"}
+    )
     assert_error(result, 409, field="subscriber")
     # The same subscriber on another queue is a different subscription.
     subscribe(client, "other", "http://example.com/hook")
@@ -468,8 +536,7 @@ def test_the_same_subscriber_twice_on_a_queue_is_409(client):
 
 def test_the_subscription_list_pages_with_next_links(client):
     ids = sorted(subscribe(client, "q", f"http://example.com/{i}") for i in range(5))
-    listed, pages = follow_pages(client, "/v2/queues/q/subscriptions",
-                                 "subscriptions", limit=2)
+    listed, pages = follow_pages(client, "/v2/queues/q/subscriptions", "subscriptions", limit=2)
     assert [s["id"] for s in listed] == ids
     assert pages == 3
     assert {s["source"] for s in listed} == {"q"}
@@ -480,12 +547,10 @@ def test_the_subscription_list_of_a_queue_without_any_is_empty(client):
     assert result.json == {"subscriptions": [], "links": []}
 
 
-def test_a_page_shortened_by_expired_subscriptions_still_links_to_the_next(
-        client, redis_client):
+def test_a_page_shortened_by_expired_subscriptions_still_links_to_the_next(client, redis_client):
     ids = sorted(subscribe(client, "q", f"http://example.com/{i}") for i in range(3))
     redis_client.delete(f"{PREFIX}sub:{ids[0]}")  # what Redis does at its TTL
-    listed, _ = follow_pages(client, "/v2/queues/q/subscriptions", "subscriptions",
-                             limit=2)
+    listed, _ = follow_pages(client, "/v2/queues/q/subscriptions", "subscriptions", limit=2)
     assert [s["id"] for s in listed] == ids[1:]
 
 
@@ -515,8 +580,9 @@ def test_patching_a_subscriber_frees_the_old_one_and_takes_the_new(client):
     assert result.status_code == 204
     assert client.simulate_get(path).json["subscriber"] == "https://example.com/new"
     subscribe(client, "q", "http://example.com/old")
-    conflict = client.simulate_post("/v2/queues/q/subscriptions",
-                                     json={"subscriber": "https://example.com/new"})
+    conflict = client.simulate_post(
+        "/v2/queues/q/subscriptions", json={"subscriber": "https://example.com/new"}
+    )
     assert_error(conflict, 409, field="subscriber")
 
 
@@ -531,47 +597,53 @@ def test_patching_to_a_subscriber_another_subscription_has_is_409(client):
 
 def test_patching_a_subscription_to_its_own_subscriber_is_fine(client):
     subscription_id = subscribe(client, "q", "http://example.com/same")
-    result = client.simulate_patch(f"/v2/queues/q/subscriptions/{subscription_id}",
-                                   json={"subscriber": "http://example.com/same"})
+    result = client.simulate_patch(
+        f"/v2/queues/q/subscriptions/{subscription_id}",
+        json={"subscriber": "http://example.com/same"},
+    )
     assert result.status_code == 204
 
 
-@pytest.mark.parametrize("patch, field", [
-    ({}, "body"),
-    ([], "body"),
-    ({"ttl": 59}, "ttl"),
-    ({"ttl": "120"}, "ttl"),
-    ({"subscriber": "ftp://example.com/"}, "subscriber"),
-    ({"subscriber": None}, "subscriber"),
-    ({"options": []}, "options"),
-    ({"options": {"_retry_policy": {"maximum_delay": -1}}},
-     "_retry_policy.maximum_delay"),
-    ({"confirmed": False}, "confirmed"),
-])
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        ({}, "body"),
+        ([], "body"),
+        ({"ttl": 59}, "ttl"),
+        ({"ttl": "120"}, "ttl"),
+        ({"subscriber": "ftp://example.com/"}, "subscriber"),
+        ({"subscriber": None}, "subscriber"),
+        ({"options": []}, "options"),
+        ({"options": {"_retry_policy": {"maximum_delay": -1}}}, "_retry_policy.maximum_delay"),
+        ({"confirmed": False}, "confirmed"),
+    ],
+)
 def test_an_invalid_subscription_patch_is_400_and_changes_nothing(client, patch, field):
     subscription_id = subscribe(client, "q", "http://example.com/", ttl=600)
     path = f"/v2/queues/q/subscriptions/{subscription_id}"
     assert_error(client.simulate_patch(path, json=patch), 400, field=field)
     record = client.simulate_get(path).json
     assert (record["subscriber"], record["ttl"], record["options"]) == (
-        "http://example.com/", 600, {})
+        "http://example.com/",
+        600,
+        {},
+    )
 
 
 def test_patching_an_unknown_subscription_is_404(client):
-    result = client.simulate_patch(f"/v2/queues/q/subscriptions/{uuid.uuid4().hex}",
-                                   json={"ttl": 120})
+    result = client.simulate_patch(
+        f"/v2/queues/q/subscriptions/{uuid.uuid4().hex}", json={"ttl": 120}
+    )
     assert_error(result, 404)
 
 
 def test_an_unknown_subscription_is_404(client):
-    assert_error(client.simulate_get(f"/v2/queues/q/subscriptions/{uuid.uuid4().hex}"),
-                 404)
+    assert_error(client.simulate_get(f"/v2/queues/q/subscriptions/{uuid.uuid4().hex}"), 404)
 
 
 def test_a_subscription_is_not_found_under_another_queue(client):
     subscription_id = subscribe(client, "here", "http://example.com/")
-    assert_error(client.simulate_get(f"/v2/queues/there/subscriptions/{subscription_id}"),
-                 404)
+    assert_error(client.simulate_get(f"/v2/queues/there/subscriptions/{subscription_id}"), 404)
 
 
 def test_deleting_a_subscription_is_idempotent_and_frees_its_subscriber(client):
@@ -592,6 +664,8 @@ NESTED_1000 = "[" * 1000 + "]" * 1000
 NESTED_40 = '{"messages": [{"body": ' + "[" * 40 + "]" * 40 + "}]}"
 MESSAGES = "/v2/queues/q/messages"
 SUBSCRIPTIONS = "/v2/queues/q/subscriptions"
+
+
 def row(method, path, body, field, id, marks=()):
     return pytest.param(method, path, body, field, id=id, marks=marks)
 
@@ -621,13 +695,18 @@ BAD_RETRY_POLICIES = [
     ("unknown key", {"bogus": 1}, "_retry_policy.bogus"),
     ("negative delay", {"minimum_delay": -1}, "_retry_policy.minimum_delay"),
     ("delay as string", {"minimum_delay": "5"}, "_retry_policy.minimum_delay"),
-    ("max below min", {"minimum_delay": 9, "maximum_delay": 3},
-     "_retry_policy.maximum_delay"),
-    ("unknown backoff", {"retry_backoff_function": "cubic"},
-     "_retry_policy.retry_backoff_function"),
+    ("max below min", {"minimum_delay": 9, "maximum_delay": 3}, "_retry_policy.maximum_delay"),
+    (
+        "unknown backoff",
+        {"retry_backoff_function": "cubic"},
+        "_retry_policy.retry_backoff_function",
+    ),
     ("too many retries", {"backoff_retries": 101}, "_retry_policy.backoff_retries"),
-    ("override flag not bool", {"ignore_subscription_override": 1},
-     "_retry_policy.ignore_subscription_override"),
+    (
+        "override flag not bool",
+        {"ignore_subscription_override": 1},
+        "_retry_policy.ignore_subscription_override",
+    ),
 ]
 
 BAD_INPUT = [
@@ -640,16 +719,31 @@ BAD_INPUT = [
     row("POST", MESSAGES, NESTED_1000, "body", "1000 nested lists"),
     row("POST", MESSAGES, NESTED_40, "body", "40 nested lists in a body"),
     row("POST", MESSAGES, '{"messages": [{"body": 1e999}]}', "body", "float overflow"),
-    row("POST", MESSAGES, '{"messages": [{"body": "\\ud800"}]}', "body",
-        "lone surrogate in a message"),
-    row("POST", MESSAGES, {"messages": [{"body": "x" * 262144}]}, "body",
-        "over max_messages_post_size"),
+    row(
+        "POST",
+        MESSAGES,
+        '{"messages": [{"body": "\\ud800"}]}',
+        "body",
+        "lone surrogate in a message",
+    ),
+    row(
+        "POST",
+        MESSAGES,
+        {"messages": [{"body": "x" * 262144}]},
+        "body",
+        "over max_messages_post_size",
+    ),
     # messages
     row("POST", MESSAGES, {}, "messages", "no messages field"),
     row("POST", MESSAGES, {"messages": []}, "messages", "no messages"),
     row("POST", MESSAGES, {"messages": {"body": 1}}, "messages", "messages an object"),
-    row("POST", MESSAGES, {"messages": [{"body": i} for i in range(21)]}, "messages",
-        "too many messages"),
+    row(
+        "POST",
+        MESSAGES,
+        {"messages": [{"body": i} for i in range(21)]},
+        "messages",
+        "too many messages",
+    ),
     message_row(1, "messages[0]", "message not an object"),
     message_row({"ttl": 60}, "messages[0].body", "message without body"),
     message_row({"body": 1, "colour": "red"}, "messages[0]", "unknown message field"),
@@ -659,35 +753,57 @@ BAD_INPUT = [
     message_row({"body": 1, "ttl": 1209601}, "messages[0].ttl", "ttl too large"),
     message_row({"body": 1, "ttl": True}, "messages[0].ttl", "ttl as bool"),
     message_row({"body": 1, "ttl": 60.5}, "messages[0].ttl", "ttl as float"),
-    message_row({"body": 1, "filter_policies": "a"}, "messages[0].filter_policies",
-                "tags not a list"),
-    message_row({"body": 1, "attributes": {"a": {"DataType": "Blob",
-                                                 "StringValue": "x"}}},
-                "messages[0].attributes.a.DataType", "bad attribute type"),
+    message_row(
+        {"body": 1, "filter_policies": "a"}, "messages[0].filter_policies", "tags not a list"
+    ),
+    message_row(
+        {"body": 1, "attributes": {"a": {"DataType": "Blob", "StringValue": "x"}}},
+        "messages[0].attributes.a.DataType",
+        "bad attribute type",
+    ),
     # queue names
     row("PUT", "/v2/queues/" + "q" * 65, None, "queue_name", "queue name too long"),
     row("PUT", "/v2/queues/bad.name", None, "queue_name", "dot in queue name"),
     row("PUT", "/v2/queues/bad%20name", None, "queue_name", "space in queue name"),
     row("PUT", "/v2/queues/%C3%A9t%C3%A9", None, "queue_name", "non-ASCII queue name"),
     row("PUT", "/v2/queues/q%0A", None, "queue_name", "trailing newline in queue name"),
-    row("POST", "/v2/queues/bad$name/messages", {"messages": [{"body": 1}]},
-        "queue_name", "bad queue name on messages"),
-    row("POST", "/v2/queues/bad$name/subscriptions",
-        {"subscriber": "http://example.com/"}, "queue_name",
-        "bad queue name on subscriptions"),
+    row(
+        "POST",
+        "/v2/queues/bad$name/messages",
+        {"messages": [{"body": 1}]},
+        "queue_name",
+        "bad queue name on messages",
+    ),
+    row(
+        "POST",
+        "/v2/queues/bad$name/subscriptions",
+        {"subscriber": "http://example.com/"},
+        "queue_name",
+        "bad queue name on subscriptions",
+    ),
     # queue metadata
     row("PUT", "/v2/queues/q", "[1, 2]", "metadata", "metadata a list"),
     row("PUT", "/v2/queues/q", "{", "body", "metadata invalid JSON"),
     row("PUT", "/v2/queues/q", {"a": "x" * 65536}, "body", "metadata body too large"),
-    row("PUT", "/v2/queues/q", {"_default_message_ttl": "60"}, "_default_message_ttl",
-        "default message ttl as string"),
-    row("PUT", "/v2/queues/q", {"_default_message_ttl": 30}, "_default_message_ttl",
-        "default message ttl too small"),
-    row("PUT", "/v2/queues/q", '{"a": "\\ud800"}', "body",
-        "lone surrogate in metadata"),
-    *[retry_row("PUT", "/v2/queues/q", in_metadata, policy, field,
-                f"queue retry policy: {name}")
-      for name, policy, field in BAD_RETRY_POLICIES],
+    row(
+        "PUT",
+        "/v2/queues/q",
+        {"_default_message_ttl": "60"},
+        "_default_message_ttl",
+        "default message ttl as string",
+    ),
+    row(
+        "PUT",
+        "/v2/queues/q",
+        {"_default_message_ttl": 30},
+        "_default_message_ttl",
+        "default message ttl too small",
+    ),
+    row("PUT", "/v2/queues/q", '{"a": "\\ud800"}', "body", "lone surrogate in metadata"),
+    *[
+        retry_row("PUT", "/v2/queues/q", in_metadata, policy, field, f"queue retry policy: {name}")
+        for name, policy, field in BAD_RETRY_POLICIES
+    ],
     # subscriptions
     subscription_row([], "body", "subscription body a list"),
     subscription_row({}, "subscriber", "subscriber missing"),
@@ -695,40 +811,58 @@ BAD_INPUT = [
     subscription_row({"subscriber": ""}, "subscriber", "subscriber empty"),
     subscription_row({"subscriber": "ftp://example.com/"}, "subscriber", "ftp scheme"),
     subscription_row({"subscriber": "foo"}, "subscriber", "no scheme"),
-    subscription_row({"subscriber": "gopher://example.com/"}, "subscriber",
-                     "scheme not enabled"),
+    subscription_row({"subscriber": "gopher://example.com/"}, "subscriber", "scheme not enabled"),
     subscription_row({"subscriber": "http://"}, "subscriber", "http without host"),
     subscription_row({"subscriber": "https:///path"}, "subscriber", "https without host"),
-    subscription_row({"subscriber": "http://example.com:99999/"}, "subscriber",
-                     "port out of range"),
-    subscription_row({"subscriber": "http://example.com:port/"}, "subscriber",
-                     "port not a number"),
-    subscription_row({"subscriber": "http://[::1/"}, "subscriber",
-                     "unclosed IPv6 host"),
-    subscription_row('{"subscriber": "http://example.com/\\ud800"}', "body",
-                     "lone surrogate in subscriber"),
-    subscription_row({"subscriber": "http://example.com/", "ttl": 59}, "ttl",
-                     "subscription ttl below 60"),
-    subscription_row({"subscriber": "http://example.com/", "ttl": "3600"}, "ttl",
-                     "subscription ttl as string"),
-    subscription_row({"subscriber": "http://example.com/", "ttl": False}, "ttl",
-                     "subscription ttl as bool"),
-    subscription_row({"subscriber": "http://example.com/", "ttl": 10 * 365 * 86400 + 1},
-                     "ttl", "subscription ttl too large"),
-    subscription_row({"subscriber": "http://example.com/", "options": []}, "options",
-                     "options a list"),
-    subscription_row({"subscriber": "http://example.com/", "options": "x"}, "options",
-                     "options a string"),
-    subscription_row({"subscriber": "http://example.com/", "options": {"post_data": 1}},
-                     "options.post_data", "post_data not a string"),
-    subscription_row({"subscriber": "http://example.com/",
-                      "options": {"post_headers": {"X-A": "b\r\nc"}}},
-                     "options.post_headers", "header injection"),
-    subscription_row({"subscriber": "http://example.com/", "colour": "red"}, "colour",
-                     "unknown subscription field"),
-    *[retry_row("POST", SUBSCRIPTIONS, in_options, policy, field,
-                f"subscription retry policy: {name}")
-      for name, policy, field in BAD_RETRY_POLICIES],
+    subscription_row(
+        {"subscriber": "http://example.com:99999/"}, "subscriber", "port out of range"
+    ),
+    subscription_row({"subscriber": "http://example.com:port/"}, "subscriber", "port not a number"),
+    subscription_row({"subscriber": "http://[::1/"}, "subscriber", "unclosed IPv6 host"),
+    subscription_row(
+        '{"subscriber": "http://example.com/\\ud800"}', "body", "lone surrogate in subscriber"
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "ttl": 59}, "ttl", "subscription ttl below 60"
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "ttl": "3600"}, "ttl", "subscription ttl as string"
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "ttl": False}, "ttl", "subscription ttl as bool"
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "ttl": 10 * 365 * 86400 + 1},
+        "ttl",
+        "subscription ttl too large",
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "options": []}, "options", "options a list"
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "options": "x"}, "options", "options a string"
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "options": {"post_data": 1}},
+        "options.post_data",
+        "post_data not a string",
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "options": {"post_headers": {"X-A": "b\r\nc"}}},
+        "options.post_headers",
+        "header injection",
+    ),
+    subscription_row(
+        {"subscriber": "http://example.com/", "colour": "red"},
+        "colour",
+        "unknown subscription field",
+    ),
+    *[
+        retry_row(
+            "POST", SUBSCRIPTIONS, in_options, policy, field, f"subscription retry policy: {name}"
+        )
+        for name, policy, field in BAD_RETRY_POLICIES
+    ],
     # paging
     row("GET", "/v2/queues?limit=0", None, "limit", "queue list limit 0"),
     row("GET", "/v2/queues?limit=21", None, "limit", "queue list limit over max"),
@@ -749,8 +883,7 @@ def send(client, method, path, body):
 
 
 @pytest.mark.parametrize("method, path, body, field", BAD_INPUT)
-def test_bad_input_is_a_400_naming_the_field(client, redis_client, method, path,
-                                             body, field):
+def test_bad_input_is_a_400_naming_the_field(client, redis_client, method, path, body, field):
     result = send(client, method, path, body)
     assert_error(result, 400, field=field)
     assert fanout_tasks(redis_client) == []
@@ -766,29 +899,42 @@ BAD_PATCHES = [
     ([{"op": "add", "path": "/metadata/", "value": 1}], "body[0].path", "empty key"),
     ([{"op": "add", "value": 1}], "body[0].path", "path missing"),
     ([{"op": "add", "path": "/metadata/a"}], "body[0].value", "value missing"),
-    ([{"op": "remove", "path": "/metadata/a"}, {"op": "remove", "path": "/metadata/a"}],
-     "body[1].path", "second remove of one key"),
-    ([{"op": "replace", "path": "/metadata/zz", "value": 1}], "body[0].path",
-     "replace of a missing key"),
-    ([{"op": "add", "path": "/metadata/_retry_policy", "value": {"bogus": 1}}],
-     "_retry_policy.bogus", "bad retry policy"),
-    ([{"op": "add", "path": "/metadata/_default_message_ttl", "value": True}],
-     "_default_message_ttl", "bad default message ttl"),
+    (
+        [{"op": "remove", "path": "/metadata/a"}, {"op": "remove", "path": "/metadata/a"}],
+        "body[1].path",
+        "second remove of one key",
+    ),
+    (
+        [{"op": "replace", "path": "/metadata/zz", "value": 1}],
+        "body[0].path",
+        "replace of a missing key",
+    ),
+    (
+        [{"op": "add", "path": "/metadata/_retry_policy", "value": {"bogus": 1}}],
+        "_retry_policy.bogus",
+        "bad retry policy",
+    ),
+    (
+        [{"op": "add", "path": "/metadata/_default_message_ttl", "value": True}],
+        "_default_message_ttl",
+        "bad default message ttl",
+    ),
 ]
 
 
-@pytest.mark.parametrize("ops, field", [pytest.param(o, f, id=i)
-                                        for o, f, i in BAD_PATCHES])
+@pytest.mark.parametrize("ops, field", [pytest.param(o, f, id=i) for o, f, i in BAD_PATCHES])
 def test_a_bad_queue_patch_is_a_400_naming_the_field(client, ops, field):
     client.simulate_put("/v2/queues/p", json={"a": 1})
     assert_error(patch_queue(client, "p", ops), 400, field=field)
     assert client.simulate_get("/v2/queues/p").json == {"a": 1}
 
 
-@pytest.mark.parametrize("body", ["{", "NaN", NESTED_1000, b"\xfe"],
-                         ids=["invalid JSON", "NaN", "deep nesting", "invalid UTF-8"])
+@pytest.mark.parametrize(
+    "body",
+    ["{", "NaN", NESTED_1000, b"\xfe"],
+    ids=["invalid JSON", "NaN", "deep nesting", "invalid UTF-8"],
+)
 def test_a_queue_patch_that_is_not_json_is_400(client, body):
     client.simulate_put("/v2/queues/p")
-    result = client.simulate_patch("/v2/queues/p", body=body,
-                                   headers={"Content-Type": PATCH_TYPE})
+    result = client.simulate_patch("/v2/queues/p", body=body, headers={"Content-Type": PATCH_TYPE})
     assert_error(result, 400, field="body")

@@ -43,9 +43,20 @@ FIGURE_LINES = [
 def test_bench_quick_run_prints_every_figure(tmp_path):
     report = tmp_path / "bench.json"
     completed = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--scenario", "all",
-         "--quick", "--json", str(report)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            os.path.join(ROOT, "bench", "run.py"),
+            "--scenario",
+            "all",
+            "--quick",
+            "--json",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
     missing = [line for line in FIGURE_LINES if line not in completed.stdout]
@@ -53,8 +64,14 @@ def test_bench_quick_run_prints_every_figure(tmp_path):
     assert "INCOMPLETE" not in completed.stdout.split("== isolation:")[0], output[-4000:]
     results = json.loads(report.read_text())
     assert results["reference"]["rate"] > 0
-    assert set(results["scenarios"]) == {"fanout", "latency", "ingest", "isolation",
-                                         "backlog", "memory"}
+    assert set(results["scenarios"]) == {
+        "fanout",
+        "latency",
+        "ingest",
+        "isolation",
+        "backlog",
+        "memory",
+    }
     assert results["scenarios"]["memory"]["samples"]
     fanout = results["scenarios"]["fanout"]
     assert [r["delivered"] for r in fanout] == [r["expected"] for r in fanout]
@@ -67,9 +84,22 @@ def test_bench_quick_run_prints_every_figure(tmp_path):
 def test_bench_ingest_runs_with_the_python_client_where_wrk_is_missing(tmp_path):
     report = tmp_path / "bench.json"
     completed = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--scenario", "ingest",
-         "--quick", "--ingest-client", "python", "--json", str(report)],
-        cwd=ROOT, capture_output=True, text=True, timeout=50)
+        [
+            sys.executable,
+            os.path.join(ROOT, "bench", "run.py"),
+            "--scenario",
+            "ingest",
+            "--quick",
+            "--ingest-client",
+            "python",
+            "--json",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
     phases = json.loads(report.read_text())["scenarios"]["ingest"]

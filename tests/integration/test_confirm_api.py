@@ -56,29 +56,34 @@ def anonymous(app):
 
 
 def subscribe(client, subscriber, queue="orders", status=201, **fields):
-    result = client.simulate_post(f"/v2/queues/{queue}/subscriptions",
-                                  json={"subscriber": subscriber, **fields})
+    result = client.simulate_post(
+        f"/v2/queues/{queue}/subscriptions", json={"subscriber": subscriber, **fields}
+    )
     assert result.status_code == status, result.text
     return result
 
 
 def queued_confirmations(dispatcher, storage):
     """Payloads of the control messages waiting in the dispatcher."""
-    ids = [d["message_id"] for name, args in dispatcher.tasks if name == "deliver"
-           for d in args[0]]
+    ids = [d["message_id"] for name, args in dispatcher.tasks if name == "deliver" for d in args[0]]
     messages = storage.get_messages(ids)
     return [messages[i]["payload"] for i in ids if messages[i].get("control")]
 
 
 def put_confirm(client, payload, body=None, headers=None, path=None):
     return client.simulate_put(
-        path or payload["URL-Paths"], json={"confirmed": True} if body is None else body,
-        headers=dict(headers_of(payload), **(headers or {})))
+        path or payload["URL-Paths"],
+        json={"confirmed": True} if body is None else body,
+        headers=dict(headers_of(payload), **(headers or {})),
+    )
 
 
 def post_message(client, queue="orders", body=None):
-    result = client.simulate_post(f"/v2/queues/{queue}/messages", headers=WITH_CLIENT,
-                                  json={"messages": [{"ttl": 300, "body": body or {}}]})
+    result = client.simulate_post(
+        f"/v2/queues/{queue}/messages",
+        headers=WITH_CLIENT,
+        json={"messages": [{"ttl": 300, "body": body or {}}]},
+    )
     assert result.status_code == 201, result.text
 
 
@@ -89,8 +94,10 @@ def confirmed(client, subscription_id, queue="orders"):
 
 # -- the webhook flow ------------------------------------------------------------
 
+
 def test_a_webhook_confirms_with_the_signed_put_and_only_then_receives(
-        client, anonymous, dispatcher, service, receiver, project):
+    client, anonymous, dispatcher, service, receiver, project
+):
     created = subscribe(client, receiver.url + "/hook").json
     subscription_id = created["subscription_id"]
     assert created["secret"].startswith("whsec_")
@@ -104,10 +111,15 @@ def test_a_webhook_confirms_with_the_signed_put_and_only_then_receives(
     assert payload["X-Project-ID"] == project
     assert payload["SubscribeURL"] == PUBLIC + payload["URL-Paths"]
     signing.verify_signed_request(
-        KEY, signature=payload["URL-Signature"], expires=payload["URL-Expires"],
-        methods=payload["URL-Methods"], paths=payload["URL-Paths"], project=project,
+        KEY,
+        signature=payload["URL-Signature"],
+        expires=payload["URL-Expires"],
+        methods=payload["URL-Methods"],
+        paths=payload["URL-Paths"],
+        project=project,
         request_method="PUT",
-        request_path=f"/v2/queues/orders/subscriptions/{subscription_id}/confirm")
+        request_path=f"/v2/queues/orders/subscriptions/{subscription_id}/confirm",
+    )
 
     # No project header of its own, no token: the signed headers are all it takes.
     result = put_confirm(anonymous, payload, payload["SubscribeBody"])
@@ -121,7 +133,8 @@ def test_a_webhook_confirms_with_the_signed_put_and_only_then_receives(
 
 
 def test_posting_the_same_subscriber_again_resends_until_confirmed_then_409(
-        client, anonymous, dispatcher, storage):
+    client, anonymous, dispatcher, storage
+):
     first = subscribe(client, "http://127.0.0.1:9/again").json
     again = subscribe(client, "http://127.0.0.1:9/again").json
     assert again == {"subscription_id": first["subscription_id"]}  # no secret again
@@ -133,7 +146,8 @@ def test_posting_the_same_subscriber_again_resends_until_confirmed_then_409(
 
 
 def test_unsubscribing_sends_an_unsubscribe_confirmation_and_stops_delivery(
-        client, anonymous, dispatcher, service, receiver):
+    client, anonymous, dispatcher, service, receiver
+):
     subscription_id = subscribe(client, receiver.url + "/bye").json["subscription_id"]
     dispatcher.run(service)
     payload = receiver.received("/bye")[0].json()
@@ -154,8 +168,7 @@ def test_unsubscribing_sends_an_unsubscribe_confirmation_and_stops_delivery(
     assert confirmed(client, subscription_id) is True
 
 
-def test_a_confirmation_is_retried_like_any_delivery(client, dispatcher, service,
-                                                     receiver):
+def test_a_confirmation_is_retried_like_any_delivery(client, dispatcher, service, receiver):
     receiver.script("/flaky", [503, 200])
     subscribe(client, receiver.url + "/flaky")
     dispatcher.run(service)
@@ -164,30 +177,37 @@ def test_a_confirmation_is_retried_like_any_delivery(client, dispatcher, service
 
 
 def test_pointing_a_confirmed_subscription_elsewhere_needs_a_new_confirmation(
-        client, anonymous, dispatcher, storage):
+    client, anonymous, dispatcher, storage
+):
     subscription_id = subscribe(client, "http://127.0.0.1:9/a").json["subscription_id"]
     assert put_confirm(anonymous, queued_confirmations(dispatcher, storage)[0]).status_code == 204
-    result = client.simulate_patch(f"/v2/queues/orders/subscriptions/{subscription_id}",
-                                   json={"subscriber": "http://127.0.0.1:9/b"})
+    result = client.simulate_patch(
+        f"/v2/queues/orders/subscriptions/{subscription_id}",
+        json={"subscriber": "http://127.0.0.1:9/b"},
+    )
     assert result.status_code == 204, result.text
     assert confirmed(client, subscription_id) is False
     assert len(queued_confirmations(dispatcher, storage)) == 2
     # changing anything else keeps the confirmation state as it is
-    assert client.simulate_patch(f"/v2/queues/orders/subscriptions/{subscription_id}",
-                                 json={"ttl": 7200}).status_code == 204
+    assert (
+        client.simulate_patch(
+            f"/v2/queues/orders/subscriptions/{subscription_id}", json={"ttl": 7200}
+        ).status_code
+        == 204
+    )
     assert len(queued_confirmations(dispatcher, storage)) == 2
 
 
 def test_an_email_subscription_must_have_one_recipient(client):
     result = subscribe(client, "mailto:a@example.com?cc=b@example.com", status=400)
     assert result.json["field"] == "subscriber"
-    subscribe(client, "mailto:a@example.com", options={"bcc": ["c@example.com"]},
-              status=400)
+    subscribe(client, "mailto:a@example.com", options={"bcc": ["c@example.com"]}, status=400)
     subscribe(client, "mailto:a@example.com")
 
 
 def test_without_require_confirmation_subscriptions_start_confirmed(
-        confirm_conf, client, dispatcher, storage):
+    confirm_conf, client, dispatcher, storage
+):
     confirm_conf.set_override("require_confirmation", False, group="notification")
     subscription_id = subscribe(client, "http://127.0.0.1:9/x").json["subscription_id"]
     assert confirmed(client, subscription_id) is True
@@ -195,26 +215,31 @@ def test_without_require_confirmation_subscriptions_start_confirmed(
 
 
 def test_a_topic_subscription_of_another_project_confirms_with_the_owners_url(
-        app, dispatcher, storage):
+    app, dispatcher, storage
+):
     owner = testing.TestClient(app, headers={"X-Project-ID": "owner"})
     assert owner.simulate_put("/v2/topics/alerts", json={}).status_code == 201
-    guest = testing.TestClient(app, headers={"X-Project-ID": "guest",
-                                             "X-Topic-Owner": "owner"})
-    result = guest.simulate_post("/v2/topics/alerts/subscriptions",
-                                 json={"subscriber": "http://127.0.0.1:9/t"})
+    guest = testing.TestClient(app, headers={"X-Project-ID": "guest", "X-Topic-Owner": "owner"})
+    result = guest.simulate_post(
+        "/v2/topics/alerts/subscriptions", json={"subscriber": "http://127.0.0.1:9/t"}
+    )
     assert result.status_code == 201, result.text
     [payload] = queued_confirmations(dispatcher, storage)
     assert payload["X-Project-ID"] == "owner" and payload["topic_name"] == "alerts"
     # An owner header added to a signed request is ignored: it is the signed
     # project's topic or nothing.
-    assert put_confirm(testing.TestClient(app), payload,
-                       headers={"X-Topic-Owner": "guest"}).status_code == 204
-    view = guest.simulate_get(
-        f"/v2/topics/alerts/subscriptions/{result.json['subscription_id']}")
+    assert (
+        put_confirm(
+            testing.TestClient(app), payload, headers={"X-Topic-Owner": "guest"}
+        ).status_code
+        == 204
+    )
+    view = guest.simulate_get(f"/v2/topics/alerts/subscriptions/{result.json['subscription_id']}")
     assert view.json["confirmed"] is True
 
 
 # -- refusals: 400/401/403/404, never 500 ---------------------------------------------
+
 
 @pytest.fixture
 def pending(client, dispatcher, storage):
@@ -224,29 +249,41 @@ def pending(client, dispatcher, storage):
 
 def forged(payload, **changes):
     """The payload's headers re-signed with other fields (a valid signature)."""
-    fields = {"paths": payload["URL-Paths"], "methods": payload["URL-Methods"],
-              "project": payload["X-Project-ID"], "expires": payload["URL-Expires"]}
+    fields = {
+        "paths": payload["URL-Paths"],
+        "methods": payload["URL-Methods"],
+        "project": payload["X-Project-ID"],
+        "expires": payload["URL-Expires"],
+    }
     fields.update(changes)
     key = fields.pop("key", KEY)
-    return {"URL-Signature": signing.sign_url(key, fields["paths"], fields["methods"],
-                                              fields["project"], fields["expires"]),
-            "URL-Paths": fields["paths"], "URL-Methods": fields["methods"],
-            "X-Project-ID": fields["project"], "URL-Expires": fields["expires"]}
+    return {
+        "URL-Signature": signing.sign_url(
+            key, fields["paths"], fields["methods"], fields["project"], fields["expires"]
+        ),
+        "URL-Paths": fields["paths"],
+        "URL-Methods": fields["methods"],
+        "X-Project-ID": fields["project"],
+        "URL-Expires": fields["expires"],
+    }
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(lambda p: {"URL-Signature": "0" * 64}, id="tampered-signature"),
-    pytest.param(lambda p: {"URL-Signature": p["URL-Signature"][:-1]}, id="truncated"),
-    pytest.param(lambda p: {"URL-Expires": "2999-01-01T00:00:00"}, id="extended"),
-    pytest.param(lambda p: {"X-Project-ID": "someone-else"}, id="wrong-project"),
-    pytest.param(lambda p: {"URL-Methods": "PUT,DELETE"}, id="more-methods"),
-    pytest.param(lambda p: forged(p, expires="2001-01-01T00:00:00"), id="expired"),
-    pytest.param(lambda p: forged(p, key="another-key"), id="other-key"),
-    pytest.param(lambda p: {"URL-Expires": "tomorrow"}, id="garbage-expires"),
-    pytest.param(lambda p: {"URL-Paths": ""}, id="no-paths"),
-    pytest.param(lambda p: {"URL-Signature": ""}, id="empty-signature"),
-    pytest.param(lambda p: {"X-Project-ID": "None"}, id="project-None"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda p: {"URL-Signature": "0" * 64}, id="tampered-signature"),
+        pytest.param(lambda p: {"URL-Signature": p["URL-Signature"][:-1]}, id="truncated"),
+        pytest.param(lambda p: {"URL-Expires": "2999-01-01T00:00:00"}, id="extended"),
+        pytest.param(lambda p: {"X-Project-ID": "someone-else"}, id="wrong-project"),
+        pytest.param(lambda p: {"URL-Methods": "PUT,DELETE"}, id="more-methods"),
+        pytest.param(lambda p: forged(p, expires="2001-01-01T00:00:00"), id="expired"),
+        pytest.param(lambda p: forged(p, key="another-key"), id="other-key"),
+        pytest.param(lambda p: {"URL-Expires": "tomorrow"}, id="garbage-expires"),
+        pytest.param(lambda p: {"URL-Paths": ""}, id="no-paths"),
+        pytest.param(lambda p: {"URL-Signature": ""}, id="empty-signature"),
+        pytest.param(lambda p: {"X-Project-ID": "None"}, id="project-None"),
+    ],
+)
 def test_a_changed_header_is_refused_with_401(anonymous, pending, change):
     result = put_confirm(anonymous, pending, headers=change(pending))
     assert result.status_code == 401, result.text
@@ -255,19 +292,23 @@ def test_a_changed_header_is_refused_with_401(anonymous, pending, change):
 
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE", "PATCH"])
 def test_the_confirm_url_allows_no_other_method(anonymous, pending, method):
-    result = anonymous.simulate_request(method, pending["URL-Paths"],
-                                        headers=headers_of(pending), json={})
+    result = anonymous.simulate_request(
+        method, pending["URL-Paths"], headers=headers_of(pending), json={}
+    )
     assert result.status_code == 401
 
 
-@pytest.mark.parametrize("path", [
-    lambda p: p["URL-Paths"].rsplit("/", 1)[0],                 # the subscription
-    lambda p: p["URL-Paths"].replace("/orders/", "/other/"),    # another queue
-    lambda p: p["URL-Paths"] + "/extra",
-    lambda p: p["URL-Paths"] + "/",
-    lambda p: "/v2/queues/orders/messages",
-    lambda p: p["URL-Paths"].replace("/confirm", "/../confirm"),
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        lambda p: p["URL-Paths"].rsplit("/", 1)[0],  # the subscription
+        lambda p: p["URL-Paths"].replace("/orders/", "/other/"),  # another queue
+        lambda p: p["URL-Paths"] + "/extra",
+        lambda p: p["URL-Paths"] + "/",
+        lambda p: "/v2/queues/orders/messages",
+        lambda p: p["URL-Paths"].replace("/confirm", "/../confirm"),
+    ],
+)
 def test_the_confirm_url_allows_no_other_path(anonymous, pending, path):
     result = put_confirm(anonymous, pending, path=path(pending))
     assert result.status_code == 401, result.text
@@ -279,11 +320,16 @@ def test_confirming_needs_a_signed_request_even_from_the_owner(client, pending):
     assert "signed headers" in result.json["description"]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({}, "confirmed"), ({"confirmed": "yes"}, "confirmed"),
-    ({"confirmed": True, "extra": 1}, "extra"),
-    ({"confirmed": True, "extra_spec": [1]}, "extra_spec"), ([True], "body"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({}, "confirmed"),
+        ({"confirmed": "yes"}, "confirmed"),
+        ({"confirmed": True, "extra": 1}, "extra"),
+        ({"confirmed": True, "extra_spec": [1]}, "extra_spec"),
+        ([True], "body"),
+    ],
+)
 def test_a_bad_confirm_body_is_a_400(anonymous, pending, body, field):
     result = put_confirm(anonymous, pending, body)
     assert result.status_code == 400
@@ -305,8 +351,7 @@ def test_a_signature_is_refused_when_signing_is_off(confirm_conf, storage, pendi
     assert "secret_key" in result.json["description"]
 
 
-def test_requiring_confirmation_without_a_key_refuses_to_build_the_app(confirm_conf,
-                                                                       storage):
+def test_requiring_confirmation_without_a_key_refuses_to_build_the_app(confirm_conf, storage):
     confirm_conf.set_override("secret_key", None, group="signed_url")
     with pytest.raises(ConfirmationConfigError, match="secret_key"):
         create_app(confirm_conf, storage=storage, dispatcher=MemoryDispatcher())
@@ -314,33 +359,41 @@ def test_requiring_confirmation_without_a_key_refuses_to_build_the_app(confirm_c
 
 # -- extra_spec and the mac driver ---------------------------------------------------
 
+
 def test_the_mac_driver_checks_the_code_in_extra_spec(confirm_conf, storage, project):
     confirm_conf.set_override("confirmation_driver", "mac", group="notification")
     confirm_conf.set_override("secret_key", "mac-key", group="confirmation_mac")
     dispatcher = MemoryDispatcher()
     app = create_app(confirm_conf, storage=storage, dispatcher=dispatcher)
-    subscription_id = subscribe(testing.TestClient(app, headers={
-        "X-Project-ID": project}), "http://127.0.0.1:9/mac").json["subscription_id"]
+    subscription_id = subscribe(
+        testing.TestClient(app, headers={"X-Project-ID": project}), "http://127.0.0.1:9/mac"
+    ).json["subscription_id"]
     [payload] = queued_confirmations(dispatcher, storage)
     anonymous = testing.TestClient(app)
     missing = put_confirm(anonymous, payload)
     assert missing.status_code == 400
     assert missing.json["field"] == "extra_spec.message_authentication_code"
-    wrong = put_confirm(anonymous, payload, {
-        "confirmed": True, "extra_spec": {"message_authentication_code": "0" * 64}})
+    wrong = put_confirm(
+        anonymous,
+        payload,
+        {"confirmed": True, "extra_spec": {"message_authentication_code": "0" * 64}},
+    )
     assert wrong.status_code == 403
     code = confirm_drivers.message_authentication_code("mac-key", subscription_id)
-    right = put_confirm(anonymous, payload, {
-        "confirmed": True, "extra_spec": {"message_authentication_code": code}})
+    right = put_confirm(
+        anonymous, payload, {"confirmed": True, "extra_spec": {"message_authentication_code": code}}
+    )
     assert right.status_code == 204, right.text
 
 
 # -- share ---------------------------------------------------------------------------------
 
+
 def test_share_returns_a_url_that_verifies_and_works(client, anonymous, project):
-    result = client.simulate_post("/v2/queues/shared/share", json={
-        "methods": ["GET", "POST"], "paths": ["messages"],
-        "expires": "2099-01-01T00:00:00Z"})
+    result = client.simulate_post(
+        "/v2/queues/shared/share",
+        json={"methods": ["GET", "POST"], "paths": ["messages"], "expires": "2099-01-01T00:00:00Z"},
+    )
     assert result.status_code == 201, result.text
     share = result.json
     assert share["paths"] == ["/v2/queues/shared/messages"]
@@ -348,18 +401,30 @@ def test_share_returns_a_url_that_verifies_and_works(client, anonymous, project)
     assert share["expires"] == "2099-01-01T00:00:00"
     for method in ("GET", "POST"):
         signing.verify_signed_request(
-            KEY, signature=share["signature"], expires=share["expires"],
-            methods=",".join(share["methods"]), paths=",".join(share["paths"]),
-            project=project, request_method=method,
-            request_path="/v2/queues/shared/messages")
-    signed = {"URL-Signature": share["signature"], "URL-Expires": share["expires"],
-              "URL-Methods": "GET,POST", "URL-Paths": share["paths"][0],
-              "X-Project-ID": project, **WITH_CLIENT}
-    posted = anonymous.simulate_post("/v2/queues/shared/messages", headers=signed,
-                                     json={"messages": [{"body": 1, "ttl": 60}]})
+            KEY,
+            signature=share["signature"],
+            expires=share["expires"],
+            methods=",".join(share["methods"]),
+            paths=",".join(share["paths"]),
+            project=project,
+            request_method=method,
+            request_path="/v2/queues/shared/messages",
+        )
+    signed = {
+        "URL-Signature": share["signature"],
+        "URL-Expires": share["expires"],
+        "URL-Methods": "GET,POST",
+        "URL-Paths": share["paths"][0],
+        "X-Project-ID": project,
+        **WITH_CLIENT,
+    }
+    posted = anonymous.simulate_post(
+        "/v2/queues/shared/messages", headers=signed, json={"messages": [{"body": 1, "ttl": 60}]}
+    )
     assert posted.status_code == 201, posted.text
-    elsewhere = anonymous.simulate_post("/v2/queues/other/messages", headers=signed,
-                                        json={"messages": [{"body": 1, "ttl": 60}]})
+    elsewhere = anonymous.simulate_post(
+        "/v2/queues/other/messages", headers=signed, json={"messages": [{"body": 1, "ttl": 60}]}
+    )
     assert elsewhere.status_code == 401
     sharing = anonymous.simulate_post("/v2/queues/shared/share", headers=signed, json={})
     assert sharing.status_code == 401
@@ -370,18 +435,26 @@ def test_share_defaults_to_get_on_messages_for_a_day(client):
     assert share["methods"] == ["GET"]
     assert share["paths"] == ["/v2/queues/shared/messages"]
     expires = datetime.datetime.fromisoformat(share["expires"])
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     assert abs((expires - now).total_seconds() - 86400) < 60
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"paths": ["claims"]}, "paths"), ({"paths": ["../messages"]}, "paths"),
-    ({"paths": "messages"}, "paths"), ({"methods": ["BREW"]}, "methods"),
-    ({"methods": [{}]}, "methods"), ({"methods": "GET"}, "methods"),
-    ({"paths": [{}]}, "paths"), ({"expires": {}}, "expires"),
-    ({"expires": "2001-01-01T00:00:00"}, "expires"), ({"expires": 5}, "expires"),
-    ({"ttl": 5}, "ttl"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"paths": ["claims"]}, "paths"),
+        ({"paths": ["../messages"]}, "paths"),
+        ({"paths": "messages"}, "paths"),
+        ({"methods": ["BREW"]}, "methods"),
+        ({"methods": [{}]}, "methods"),
+        ({"methods": "GET"}, "methods"),
+        ({"paths": [{}]}, "paths"),
+        ({"expires": {}}, "expires"),
+        ({"expires": "2001-01-01T00:00:00"}, "expires"),
+        ({"expires": 5}, "expires"),
+        ({"ttl": 5}, "ttl"),
+    ],
+)
 def test_a_bad_share_request_is_a_400(client, body, field):
     result = client.simulate_post("/v2/queues/shared/share", json=body)
     assert result.status_code == 400, result.text
@@ -393,21 +466,23 @@ def test_share_without_a_key_says_signing_is_off(confirm_conf, storage, project)
     confirm_conf.set_override("secret_key", None, group="signed_url")
     app = create_app(confirm_conf, storage=storage, dispatcher=MemoryDispatcher())
     result = testing.TestClient(app, headers={"X-Project-ID": project}).simulate_post(
-        "/v2/queues/shared/share")
+        "/v2/queues/shared/share"
+    )
     assert result.status_code == 501
 
 
 def test_only_the_owner_shares_a_topic(app):
     owner = testing.TestClient(app, headers={"X-Project-ID": "owner"})
     owner.simulate_put("/v2/topics/news", json={})
-    guest = testing.TestClient(app, headers={"X-Project-ID": "guest",
-                                             "X-Topic-Owner": "owner"})
+    guest = testing.TestClient(app, headers={"X-Project-ID": "guest", "X-Topic-Owner": "owner"})
     assert guest.simulate_post("/v2/topics/news/share").status_code == 403
     assert owner.simulate_post("/v2/topics/news/share").json["paths"] == [
-        "/v2/topics/news/messages"]
+        "/v2/topics/news/messages"
+    ]
 
 
 # -- the page, CORS, and keystone ------------------------------------------------------
+
 
 def test_the_api_serves_the_confirmation_page_with_a_strict_policy(anonymous):
     result = anonymous.simulate_get("/v2/confirmation")
@@ -421,9 +496,14 @@ def test_the_api_serves_the_confirmation_page_with_a_strict_policy(anonymous):
 
 
 def test_a_page_on_another_origin_may_call_the_confirm_route(anonymous, pending):
-    result = anonymous.simulate_options(pending["URL-Paths"], headers={
-        "Origin": "https://portal.example", "Access-Control-Request-Method": "PUT",
-        "Access-Control-Request-Headers": "url-signature,content-type"})
+    result = anonymous.simulate_options(
+        pending["URL-Paths"],
+        headers={
+            "Origin": "https://portal.example",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "url-signature,content-type",
+        },
+    )
     assert result.status_code == 204
     assert result.headers["Access-Control-Allow-Origin"] == "*"
     assert "URL-Signature" in result.headers["Access-Control-Allow-Headers"]
@@ -438,22 +518,25 @@ def test_with_keystone_a_signed_request_needs_no_token(confirm_conf, storage):
 
     for group, opts in auth_token.list_opts():
         confirm_conf.register_opts(opts, group=group)
-    confirm_conf.set_override("www_authenticate_uri", "http://127.0.0.1:9/identity",
-                              group="keystone_authtoken")
+    confirm_conf.set_override(
+        "www_authenticate_uri", "http://127.0.0.1:9/identity", group="keystone_authtoken"
+    )
     confirm_conf.set_override("auth_strategy", "keystone")
     dispatcher = MemoryDispatcher()
     app = create_app(confirm_conf, storage=storage, dispatcher=dispatcher)
     # falcon's test client needs a plain function to tell WSGI from ASGI
     client = testing.TestClient(lambda environ, start: app(environ, start))
-    assert client.simulate_get("/v2/queues", headers={
-        "X-Project-ID": "p1"}).status_code == 401           # keystonemiddleware
+    assert (
+        client.simulate_get("/v2/queues", headers={"X-Project-ID": "p1"}).status_code == 401
+    )  # keystonemiddleware
     assert client.simulate_get("/v2/confirmation").status_code == 200
     # A subscription made behind keystone (as the middleware would pass it on).
     inner = testing.TestClient(app.app, headers={"X-Project-ID": "p1"})
     subscription_id = subscribe(inner, "http://127.0.0.1:9/ks").json["subscription_id"]
     [payload] = queued_confirmations(dispatcher, storage)
-    result = put_confirm(client, payload, headers={"X-Roles": "admin",
-                                                   "X-Identity-Status": "Confirmed"})
+    result = put_confirm(
+        client, payload, headers={"X-Roles": "admin", "X-Identity-Status": "Confirmed"}
+    )
     assert result.status_code == 204, result.text
     assert confirmed(inner, subscription_id) is True
 
@@ -462,8 +545,11 @@ def test_with_keystone_a_signed_request_needs_no_token(confirm_conf, storage):
 def test_a_role_refuses_to_start_requiring_confirmation_without_a_key(tmp_path, role):
     config = tmp_path / "notifier.conf"
     config.write_text("[notification]\nrequire_confirmation = true\n")
-    done = subprocess.run([sys.executable, "-m", "notifier.cli", role,
-                           "--config-file", str(config)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "notifier.cli", role, "--config-file", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "configuration error" in done.stderr and "secret_key" in done.stderr

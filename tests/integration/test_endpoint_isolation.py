@@ -18,8 +18,9 @@ CAP = 8
 
 @pytest.fixture
 def state(redis_client):
-    return EndpointState(redis_client, lease_seconds=20, probe_seconds=20,
-                         attempt_seconds=10, proven_seconds=60)
+    return EndpointState(
+        redis_client, lease_seconds=20, probe_seconds=20, attempt_seconds=10, proven_seconds=60
+    )
 
 
 def admit(state, wanted=1):
@@ -59,8 +60,9 @@ def test_waiting_for_an_unproven_endpoint_grows_with_its_attempt_in_flight(state
 
 
 def test_a_lease_older_than_an_attempt_does_not_block_an_unproven_endpoint(redis_client):
-    state = EndpointState(redis_client, lease_seconds=20, probe_seconds=20,
-                          attempt_seconds=0.3, proven_seconds=60)
+    state = EndpointState(
+        redis_client, lease_seconds=20, probe_seconds=20, attempt_seconds=0.3, proven_seconds=60
+    )
     assert admit(state)[0] == 1  # its task dies without giving the lease back
     assert admit(state)[0] == 0
     time.sleep(0.4)  # longer than one attempt can take
@@ -69,8 +71,7 @@ def test_a_lease_older_than_an_attempt_does_not_block_an_unproven_endpoint(redis
 
 def test_one_task_holds_one_lease_per_endpoint_whatever_its_subscriptions(state):
     groups = [(ENDPOINT, 2, CAP, "s1", 0), (ENDPOINT, 3, CAP, "s2", 0)]
-    assert [(count, len(tokens)) for count, _, _, tokens in state.admit(groups)] == [
-        (2, 1), (3, 0)]
+    assert [(count, len(tokens)) for count, _, _, tokens in state.admit(groups)] == [(2, 1), (3, 0)]
     assert admit(state)[0] == 0  # unproven: that one task is all it gets
 
 
@@ -86,17 +87,23 @@ def test_a_permanent_failure_proves_the_endpoint_and_leaves_its_breaker_alone(st
     assert admit(state)[2] is True
 
 
-def test_a_hanging_endpoint_does_not_hold_up_the_others_in_the_same_task(
-        conf, storage, receiver):
+def test_a_hanging_endpoint_does_not_hold_up_the_others_in_the_same_task(conf, storage, receiver):
     """The read timeout is 2 s in the tests; the slow receiver takes 5 s."""
     dispatcher = MemoryDispatcher()
     service = DeliveryService(conf, storage, dispatcher)
     source = Source("p", "queues", "mixed")
     with Receiver() as slow:
         slow.delay("/hang", 5)
-        later = {"_retry_policy": {"retries_with_no_delay": 0, "minimum_delay_retries": 0,
-                                   "backoff_retries": 0, "maximum_delay_retries": 3,
-                                   "minimum_delay": 60, "maximum_delay": 60}}
+        later = {
+            "_retry_policy": {
+                "retries_with_no_delay": 0,
+                "minimum_delay_retries": 0,
+                "backoff_retries": 0,
+                "maximum_delay_retries": 3,
+                "minimum_delay": 60,
+                "maximum_delay": 60,
+            }
+        }
         for url in (receiver.url + "/a", slow.url + "/hang", receiver.url + "/b"):
             storage.create_subscription(source, url, 3600, later, confirmed=True)
         ids = storage.post_messages(source, [{"body": n, "ttl": 300} for n in range(3)])

@@ -23,8 +23,11 @@ import schemathesis
 from falcon import testing
 from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_spec
-from schemathesis.checks import (not_a_server_error, response_schema_conformance,
-                                 status_code_conformance)
+from schemathesis.checks import (
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from notifier import signing
 from notifier.api import openapi
@@ -66,9 +69,12 @@ def app(conf, storage, celery_app):
 
 
 def documented_operations(document):
-    return {(method.upper(), path)
-            for path, item in document["paths"].items()
-            for method in item if method in HTTP_METHODS}
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
 
 
 def routed_operations(wsgi_app):
@@ -82,6 +88,7 @@ def routed_operations(wsgi_app):
 
 
 # --- the document ------------------------------------------------------------
+
 
 def test_the_document_is_valid_openapi_3_1():
     document = openapi.document()
@@ -138,14 +145,12 @@ def _resolve(document, ref_or_object):
 def test_every_project_scoped_operation_requires_x_project_id():
     document = openapi.document()
     for path, method, operation, parameters in _operations(document):
-        names = {_resolve(document, p)["name"]: _resolve(document, p)
-                 for p in parameters}
+        names = {_resolve(document, p)["name"]: _resolve(document, p) for p in parameters}
         if path.startswith(("/v2/queues", "/v2/topics")) and method != "options":
             assert names["X-Project-ID"]["required"], (method, path)
             assert "400" in operation["responses"], (method, path)
             assert "503" in operation["responses"], (method, path)
-        if "/messages" in path and method in ("post", "get") \
-                and not path.endswith("/attempts"):
+        if "/messages" in path and method in ("post", "get") and not path.endswith("/attempts"):
             assert names["Client-ID"]["required"], (method, path)
             assert names["Client-ID"]["schema"]["format"] == "uuid"
 
@@ -159,8 +164,11 @@ def test_every_error_response_is_the_json_error_body():
         for status, response in operation["responses"].items():
             response = _resolve(document, response)
             if int(status) >= 400 and response.get("content"):
-                assert response["content"]["application/json"]["schema"] == error, \
-                    (method, path, status)
+                assert response["content"]["application/json"]["schema"] == error, (
+                    method,
+                    path,
+                    status,
+                )
             elif int(status) >= 400:
                 assert method == "head", (method, path, status)
 
@@ -173,6 +181,7 @@ def test_the_patch_operations_take_the_json_patch_media_type():
 
 
 # --- the fuzz run ---------------------------------------------------------------
+
 
 @schemathesis.serializer(PATCH_TYPE)
 def _json_patch(ctx, value):
@@ -189,12 +198,18 @@ class _CurrentApp:
 
 
 CURRENT_APP = _CurrentApp()
-FUZZ_CONFIG = schemathesis.Config.from_dict({
-    "seed": SEED,
-    "cache": {"enabled": False},
-    "generation": {"mode": "all", "max-examples": MAX_EXAMPLES,
-                   "deterministic": True, "database": "none"},
-})
+FUZZ_CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": SEED,
+        "cache": {"enabled": False},
+        "generation": {
+            "mode": "all",
+            "max-examples": MAX_EXAMPLES,
+            "deterministic": True,
+            "database": "none",
+        },
+    }
+)
 SCHEMA = schemathesis.openapi.from_dict(openapi.document(), config=FUZZ_CONFIG)
 SCHEMA.app = CURRENT_APP
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
@@ -247,8 +262,12 @@ def filter_case(context, case):
 
 #: Subscribers the API accepts (names resolve nowhere: see the stub above), so
 #: the fuzz run also creates subscriptions and sees them listed and read back.
-SUBSCRIBERS = ["mailto:ops@example.com", "https://hooks.example.com/notify",
-               "http://hooks.example.net:8080/in?x=1", "mailto:a@example.org,b@example.org"]
+SUBSCRIBERS = [
+    "mailto:ops@example.com",
+    "https://hooks.example.com/notify",
+    "http://hooks.example.net:8080/in?x=1",
+    "mailto:a@example.org,b@example.org",
+]
 
 
 @SCHEMA.hook
@@ -256,20 +275,28 @@ def flatmap_body(context, body):
     """Give two thirds of the generated subscription bodies a valid
     subscriber, half of those without options (random options are mostly
     refused: addresses, filter policies, secrets)."""
-    if not (isinstance(body, dict) and isinstance(body.get("subscriber"), str)
-            and context.operation.path.endswith("/subscriptions")):
+    if not (
+        isinstance(body, dict)
+        and isinstance(body.get("subscriber"), str)
+        and context.operation.path.endswith("/subscriptions")
+    ):
         return st.just(body)
     bare = {k: v for k, v in body.items() if k != "options"}
     return st.one_of(
         st.just(body),
         st.sampled_from(SUBSCRIBERS).map(lambda s: {**body, "subscriber": s}),
-        st.sampled_from(SUBSCRIBERS).map(lambda s: {**bare, "subscriber": s}))
+        st.sampled_from(SUBSCRIBERS).map(lambda s: {**bare, "subscriber": s}),
+    )
 
 
 @pytest.mark.slow
 @SCHEMA.parametrize()
-@hypothesis.settings(deadline=None, database=None, derandomize=True,
-                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
 def test_the_api_conforms_to_its_document(case, fuzz_app):
     case.call_and_validate(checks=CHECKS)
 
@@ -292,13 +319,20 @@ class APIStateMachine(SCHEMA.as_state_machine()):
 @pytest.mark.slow
 def test_linked_sequences_conform_to_the_document(fuzz_app, redis_client):
     APIStateMachine.redis = redis_client
-    APIStateMachine.run(settings=hypothesis.settings(
-        max_examples=STATEFUL_EXAMPLES, stateful_step_count=8, deadline=None,
-        database=None, derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck)))
+    APIStateMachine.run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=8,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
 
 
 # --- every operation's success, validated against the document -------------------
+
 
 class Tour:
     """Calls operations through schemathesis with chosen data and validates
@@ -308,18 +342,35 @@ class Tour:
         self.project = project
         self.seen = set()
 
-    def __call__(self, method, path, status, *, headers=None, body=None, query=None,
-                 media_type=None, project=True, **path_parameters):
+    def __call__(
+        self,
+        method,
+        path,
+        status,
+        *,
+        headers=None,
+        body=None,
+        query=None,
+        media_type=None,
+        project=True,
+        **path_parameters,
+    ):
         operation = SCHEMA[path][method]
         all_headers = {"X-Project-ID": self.project} if project else {}
         all_headers.update(headers or {})
-        kwargs = {} if body is None else {"body": body,
-                                          "media_type": media_type or "application/json"}
-        case = operation.Case(path_parameters=path_parameters or None,
-                              headers=all_headers, query=query, **kwargs)
+        kwargs = (
+            {} if body is None else {"body": body, "media_type": media_type or "application/json"}
+        )
+        case = operation.Case(
+            path_parameters=path_parameters or None, headers=all_headers, query=query, **kwargs
+        )
         response = case.call()
-        assert response.status_code == status, (method, path, response.status_code,
-                                                response.text[:500])
+        assert response.status_code == status, (
+            method,
+            path,
+            response.status_code,
+            response.text[:500],
+        )
         case.validate_response(response, checks=CHECKS)
         self.seen.add((method, path))
         return response
@@ -337,8 +388,12 @@ def tour(conf, storage, receiver, project):
     CURRENT_APP.app = None
 
 
-NO_RETRIES = {"retries_with_no_delay": 0, "minimum_delay_retries": 0,
-              "backoff_retries": 0, "maximum_delay_retries": 0}
+NO_RETRIES = {
+    "retries_with_no_delay": 0,
+    "minimum_delay_retries": 0,
+    "backoff_retries": 0,
+    "maximum_delay_retries": 0,
+}
 
 
 def _tour_source(tour, kind, receiver, conf):
@@ -346,77 +401,149 @@ def _tour_source(tour, kind, receiver, conf):
     base = f"/v2/{kind}"
     item, name = base + "/{name}", f"tour-{kind}"
     client = {"Client-ID": str(uuid.uuid4())}
-    tour("PUT", item, 201, name=name,
-         body={"_retry_policy": NO_RETRIES, "_default_message_ttl": 600})
+    tour(
+        "PUT", item, 201, name=name, body={"_retry_policy": NO_RETRIES, "_default_message_ttl": 600}
+    )
     tour("PUT", item, 204, name=name, body={"_retry_policy": NO_RETRIES, "colour": "red"})
     tour("GET", base, 200, query={"detailed": True, "limit": 5})
     tour("GET", item, 200, name=name)
-    tour("PATCH", item, 200, name=name, media_type=PATCH_TYPE,
-         body=[{"op": "add", "path": "/metadata/team", "value": "ops"},
-               {"op": "remove", "path": "/metadata/colour"}])
+    tour(
+        "PATCH",
+        item,
+        200,
+        name=name,
+        media_type=PATCH_TYPE,
+        body=[
+            {"op": "add", "path": "/metadata/team", "value": "ops"},
+            {"op": "remove", "path": "/metadata/colour"},
+        ],
+    )
 
     subs = item + "/subscriptions"
     sub = subs + "/{subscription_id}"
     receiver.script("/tour", [500])
-    created = tour("POST", subs, 201, name=name, body={
-        "subscriber": receiver.url + "/tour", "ttl": 3600,
-        "options": {"_retry_policy": NO_RETRIES, "post_headers": {"X-Tour": "1"}}})
+    created = tour(
+        "POST",
+        subs,
+        201,
+        name=name,
+        body={
+            "subscriber": receiver.url + "/tour",
+            "ttl": 3600,
+            "options": {"_retry_policy": NO_RETRIES, "post_headers": {"X-Tour": "1"}},
+        },
+    )
     webhook = created.json()["subscription_id"]
     assert created.json()["secret"].startswith("whsec_")
-    mail = tour("POST", subs, 201, name=name, body={
-        "subscriber": "mailto:ops@example.com",
-        "options": {"filter_policies": ["never"], "subject": "tour"}}).json()
+    mail = tour(
+        "POST",
+        subs,
+        201,
+        name=name,
+        body={
+            "subscriber": "mailto:ops@example.com",
+            "options": {"filter_policies": ["never"], "subject": "tour"},
+        },
+    ).json()
     tour("POST", subs, 409, name=name, body={"subscriber": "mailto:ops@example.com"})
     tour("GET", subs, 200, name=name, query={"limit": 1})
     tour("GET", sub, 200, name=name, subscription_id=webhook)
-    tour("PATCH", sub, 204, name=name, subscription_id=mail["subscription_id"],
-         body={"ttl": 7200})
+    tour("PATCH", sub, 204, name=name, subscription_id=mail["subscription_id"], body={"ttl": 7200})
 
-    posted = tour("POST", item + "/messages", 201, name=name, headers=client, body={
-        "messages": [{"body": {"event": "tour"}, "ttl": 300, "filter_policies": ["a"],
-                      "attributes": {"kind": {"DataType": "String",
-                                              "StringValue": "tour"}}}]})
+    posted = tour(
+        "POST",
+        item + "/messages",
+        201,
+        name=name,
+        headers=client,
+        body={
+            "messages": [
+                {
+                    "body": {"event": "tour"},
+                    "ttl": 300,
+                    "filter_policies": ["a"],
+                    "attributes": {"kind": {"DataType": "String", "StringValue": "tour"}},
+                }
+            ]
+        },
+    )
     message_id = posted.json()["resources"][0].rsplit("/", 1)[1]
-    tour("GET", item + "/messages/{message_id}", 200, name=name,
-         message_id=message_id, headers=client)
+    tour(
+        "GET",
+        item + "/messages/{message_id}",
+        200,
+        name=name,
+        message_id=message_id,
+        headers=client,
+    )
     tour.deliver()  # one failed attempt, dead-lettered at once
-    attempts = tour("GET", item + "/messages/{message_id}/attempts", 200, name=name,
-                    message_id=message_id).json()["attempts"]
+    attempts = tour(
+        "GET", item + "/messages/{message_id}/attempts", 200, name=name, message_id=message_id
+    ).json()["attempts"]
     assert [a["outcome"] for a in attempts] == ["dead_lettered"], attempts
-    tour("GET", sub + "/attempts", 200, name=name, subscription_id=webhook,
-         query={"limit": 10})
-    letters = tour("GET", sub + "/dead-letters", 200, name=name, subscription_id=webhook,
-                   query={"since": 0}).json()["dead_letters"]
+    tour("GET", sub + "/attempts", 200, name=name, subscription_id=webhook, query={"limit": 10})
+    letters = tour(
+        "GET", sub + "/dead-letters", 200, name=name, subscription_id=webhook, query={"since": 0}
+    ).json()["dead_letters"]
     assert len(letters) == 1 and letters[0]["history"], letters
-    tour("POST", sub + "/replay", 202, name=name, subscription_id=webhook,
-         body={"message_id": message_id})
+    tour(
+        "POST",
+        sub + "/replay",
+        202,
+        name=name,
+        subscription_id=webhook,
+        body={"message_id": message_id},
+    )
     tour("POST", sub + "/enable", 200, name=name, subscription_id=webhook)
     tour("POST", sub + "/secret/rotate", 201, name=name, subscription_id=webhook)
-    tour("POST", item + "/share", 201, name=name,
-         body={"methods": ["GET", "POST"], "paths": ["messages", "subscriptions"],
-               "expires": "2100-01-01T00:00:00Z"})
+    tour(
+        "POST",
+        item + "/share",
+        201,
+        name=name,
+        body={
+            "methods": ["GET", "POST"],
+            "paths": ["messages", "subscriptions"],
+            "expires": "2100-01-01T00:00:00Z",
+        },
+    )
 
     confirm = sub.format(name=name, subscription_id=webhook) + "/confirm"
     expires = "2100-01-01T00:00:00"
-    signature = signing.sign_url(conf.signed_url.secret_key, [confirm], ["PUT"],
-                                 tour.project, expires)
-    tour("OPTIONS", sub + "/confirm", 204, project=False, name=name,
-         subscription_id=webhook)
-    tour("PUT", sub + "/confirm", 204, name=name, subscription_id=webhook,
-         headers={"URL-Signature": signature, "URL-Expires": expires,
-                  "URL-Methods": "PUT", "URL-Paths": confirm},
-         body={"confirmed": True})
+    signature = signing.sign_url(
+        conf.signed_url.secret_key, [confirm], ["PUT"], tour.project, expires
+    )
+    tour("OPTIONS", sub + "/confirm", 204, project=False, name=name, subscription_id=webhook)
+    tour(
+        "PUT",
+        sub + "/confirm",
+        204,
+        name=name,
+        subscription_id=webhook,
+        headers={
+            "URL-Signature": signature,
+            "URL-Expires": expires,
+            "URL-Methods": "PUT",
+            "URL-Paths": confirm,
+        },
+        body={"confirmed": True},
+    )
     tour("DELETE", sub, 204, name=name, subscription_id=mail["subscription_id"])
     tour("DELETE", item, 204, name=name)
 
 
 @pytest.mark.slow
 def test_every_operation_answers_as_documented(tour, receiver, conf):
-    for method, path, status in [("GET", "/v2", 200), ("GET", "/v2/ping", 204),
-                                 ("HEAD", "/v2/ping", 204), ("GET", "/v2/health", 200),
-                                 ("HEAD", "/v2/health", 200),
-                                 ("GET", "/v2/openapi.json", 200),
-                                 ("GET", "/v2/confirmation", 200), ("GET", "/metrics", 200)]:
+    for method, path, status in [
+        ("GET", "/v2", 200),
+        ("GET", "/v2/ping", 204),
+        ("HEAD", "/v2/ping", 204),
+        ("GET", "/v2/health", 200),
+        ("HEAD", "/v2/health", 200),
+        ("GET", "/v2/openapi.json", 200),
+        ("GET", "/v2/confirmation", 200),
+        ("GET", "/metrics", 200),
+    ]:
         tour(method, path, status, project=False)
     _tour_source(tour, "queues", receiver, conf)
     _tour_source(tour, "topics", receiver, conf)

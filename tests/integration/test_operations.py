@@ -17,17 +17,16 @@ from notifier.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 
 
-def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storage,
-                                                                    receiver):
+def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storage, receiver):
     dispatcher = MemoryDispatcher()
     service = DeliveryService(conf, storage, dispatcher)
     source = Source("p", "queues", "m")
     storage.create_subscription(source, receiver.url + "/m", 3600, {}, confirmed=True)
     dispatcher.send_fanout(source, storage.post_messages(source, [{"body": 1, "ttl": 60}]))
     dispatcher.run(service)
-    storage.schedule_retries([(time.time() + 3600, {"message_id": "x",
-                                                    "subscription_id": "y",
-                                                    "attempt": 1})])
+    storage.schedule_retries(
+        [(time.time() + 3600, {"message_id": "x", "subscription_id": "y", "attempt": 1})]
+    )
 
     client = falcon.testing.TestClient(create_app(conf, storage, dispatcher))
     text = client.simulate_get("/metrics").text
@@ -39,8 +38,9 @@ def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storag
 
 
 def test_json_logs_carry_ids_as_fields():
-    record = logging.LogRecord("notifier.service", logging.INFO, __file__, 1,
-                               "delivery %s", ("failed",), None)
+    record = logging.LogRecord(
+        "notifier.service", logging.INFO, __file__, 1, "delivery %s", ("failed",), None
+    )
     record.message_id, record.subscription_id = "m1", "s1"
     document = json.loads(JsonFormatter().format(record))
     assert document["message"] == "delivery failed"

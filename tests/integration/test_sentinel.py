@@ -32,7 +32,8 @@ def start_redis(password=None, replica_of=None):
     if replica_of:
         client.replicaof("127.0.0.1", replica_of)
         linked = wait_until(
-            lambda: client.info("replication").get("master_link_status") == "up", 10)
+            lambda: client.info("replication").get("master_link_status") == "up", 10
+        )
         assert linked, "replica did not sync with its master"
     server.client = client
     server.password = password
@@ -41,8 +42,7 @@ def start_redis(password=None, replica_of=None):
 
 def in_db(server):
     """A client of ``server``'s database DB, the one redis_url names."""
-    return redis.Redis(port=server.port, db=DB, password=server.password,
-                       decode_responses=True)
+    return redis.Redis(port=server.port, db=DB, password=server.password, decode_responses=True)
 
 
 def sentinel_conf(sentinel, master_password=None, sentinel_password=None):
@@ -66,8 +66,9 @@ def through_sentinel(request):
     sentinel_password = "sentinel-secret" if request.param else None
     master = start_redis(master_password)
     try:
-        with RedisSentinel(master.port, auth_pass=master_password,
-                           password=sentinel_password) as sentinel:
+        with RedisSentinel(
+            master.port, auth_pass=master_password, password=sentinel_password
+        ) as sentinel:
             conf = sentinel_conf(sentinel, master_password, sentinel_password)
             yield conf, master
     finally:
@@ -85,8 +86,7 @@ def test_storage_writes_and_reads_the_master_the_sentinel_names(through_sentinel
     storage.redis.close()
 
 
-def test_celery_publishes_to_and_consumes_from_the_master_through_sentinel(
-        through_sentinel):
+def test_celery_publishes_to_and_consumes_from_the_master_through_sentinel(through_sentinel):
     conf, master = through_sentinel
     app = create_celery(conf)
     assert CeleryDispatcher(app).ping()
@@ -110,8 +110,9 @@ def test_storage_and_celery_follow_the_master_when_it_dies_and_sentinel_fails_ov
         # Started after the replica synced, so its first look at the master
         # already lists the replica.
         with RedisSentinel(master.port) as sentinel:
-            assert wait_until(lambda: _healthy_replicas(sentinel), 10, 0.05), \
+            assert wait_until(lambda: _healthy_replicas(sentinel), 10, 0.05), (
                 "the sentinel never saw the replica"
+            )
             conf = sentinel_conf(sentinel)
             storage, app = Storage.from_conf(conf), create_celery(conf)
             storage.put_source(SOURCE, {"before": True})
@@ -120,11 +121,15 @@ def test_storage_and_celery_follow_the_master_when_it_dies_and_sentinel_fails_ov
 
             master.stop(kill=True)
 
-            assert wait_until(lambda: sentinel.master_port_now() == replica.port,
-                              15, 0.05), "the sentinel did not promote the replica"
+            assert wait_until(lambda: sentinel.master_port_now() == replica.port, 15, 0.05), (
+                "the sentinel did not promote the replica"
+            )
             # Calls fail until the sentinel names the new master, then reach it.
-            assert wait_until(lambda: _try(lambda: storage.put_source(
-                SOURCE, {"after": True}) is not None), 10, 0.05)
+            assert wait_until(
+                lambda: _try(lambda: storage.put_source(SOURCE, {"after": True}) is not None),
+                10,
+                0.05,
+            )
             app.send_task(DELIVER_TASK, args=[["after"]])
 
             assert storage.get_source_metadata(SOURCE) == {"after": True}
@@ -137,8 +142,11 @@ def test_storage_and_celery_follow_the_master_when_it_dies_and_sentinel_fails_ov
 
 
 def _healthy_replicas(sentinel):
-    return [r for r in sentinel.client().sentinel_slaves(MASTER_NAME)
-            if r["flags"] == "slave" and r["master-link-status"] == "ok"]
+    return [
+        r
+        for r in sentinel.client().sentinel_slaves(MASTER_NAME)
+        if r["flags"] == "slave" and r["master-link-status"] == "ok"
+    ]
 
 
 def _try(call):

@@ -14,8 +14,11 @@ from workers.app import CeleryDispatcher, create_celery
 
 @pytest.fixture
 def worker_conf(tmp_path, redis_server, redis_client):
-    return write_config(str(tmp_path / "worker.conf"), redis_server.url,
-                        extra="visibility_timeout_seconds = 6\nconcurrency = 2\n")
+    return write_config(
+        str(tmp_path / "worker.conf"),
+        redis_server.url,
+        extra="visibility_timeout_seconds = 6\nconcurrency = 2\n",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +54,8 @@ def delivered_pairs(receiver):
 
 
 def test_a_worker_delivers_every_message_to_every_subscriber(
-        worker_conf, storage, dispatcher, receiver, tmp_path):
+    worker_conf, storage, dispatcher, receiver, tmp_path
+):
     source = Source("p1", "queues", "burst")
     subscribe_all(storage, source, [receiver.url + "/a", receiver.url + "/b"])
     ids = post_burst(storage, dispatcher, source, 100)
@@ -64,8 +68,7 @@ def test_a_worker_delivers_every_message_to_every_subscriber(
     assert sorted(pairs) == sorted((p, i) for p in ("/a", "/b") for i in ids)
 
 
-def test_a_killed_pool_child_loses_nothing(worker_conf, storage, dispatcher,
-                                           receiver, tmp_path):
+def test_a_killed_pool_child_loses_nothing(worker_conf, storage, dispatcher, receiver, tmp_path):
     source = Source("p1", "queues", "child")
     subscribe_all(storage, source, [receiver.url + "/slow"])
     receiver.delay("/slow", 0.05)
@@ -89,7 +92,8 @@ def test_a_killed_pool_child_loses_nothing(worker_conf, storage, dispatcher,
 
 
 def test_a_whole_worker_killed_mid_burst_loses_nothing_once_restarted(
-        worker_conf, storage, dispatcher, receiver, tmp_path):
+    worker_conf, storage, dispatcher, receiver, tmp_path
+):
     source = Source("p1", "queues", "whole")
     subscribe_all(storage, source, [receiver.url + "/slow"])
     receiver.delay("/slow", 0.05)
@@ -111,11 +115,12 @@ def test_a_whole_worker_killed_mid_burst_loses_nothing_once_restarted(
 
 
 def test_a_fanout_written_in_the_storage_transaction_is_run_by_a_worker(
-        worker_conf, conf, storage, redis_client, receiver, tmp_path):
+    worker_conf, conf, storage, redis_client, receiver, tmp_path
+):
     inline = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
     source = Source("p1", "queues", "inline")
     subscribe_all(storage, source, [receiver.url + "/a"])
-    ids = ["%032x" % n for n in range(3)]
+    ids = [f"{n:032x}" for n in range(3)]
     task = inline.prepare_fanout(source, ids)
     storage.post_messages(source, [{"body": n, "ttl": 600} for n in range(3)], ids, task)
     inline.send_prepared(task)  # a no-op: the transaction enqueued it
@@ -133,6 +138,7 @@ def test_the_inline_broker_message_has_the_shape_kombu_publishes(conf, redis_cli
     import json
 
     from workers.app import FANOUT_QUEUE, FANOUT_TASK, broker_message
+
     app = create_celery(conf)
     args = [["p", "queues", "q"], ["abc"], None]
     app.send_task(FANOUT_TASK, args=args)
@@ -141,26 +147,35 @@ def test_the_inline_broker_message_has_the_shape_kombu_publishes(conf, redis_cli
 
     def shape(message):
         volatile = {"id", "root_id", "correlation_id", "delivery_tag", "origin", "reply_to"}
-        return {k: (shape(v) if isinstance(v, dict) else "*" if k in volatile else v)
-                for k, v in message.items()}
+        return {
+            k: (shape(v) if isinstance(v, dict) else "*" if k in volatile else v)
+            for k, v in message.items()
+        }
 
     assert shape(ours) == shape(theirs)
     assert ours["headers"]["id"] == ours["properties"]["correlation_id"]
 
 
 def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once(
-        worker_conf, conf, storage, redis_client, receiver, tmp_path):
+    worker_conf, conf, storage, redis_client, receiver, tmp_path
+):
     from concurrent.futures import ThreadPoolExecutor
 
     from notifier.ingest import MessageWriter
-    writer = MessageWriter(storage, CeleryDispatcher(create_celery(conf), storage,
-                                                     shares_storage_redis=True))
+
+    writer = MessageWriter(
+        storage, CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    )
     source = Source("p1", "queues", "grouped")
     subscribe_all(storage, source, [receiver.url + "/a"])
     with ThreadPoolExecutor(8) as pool:
-        ids = [i for batch in pool.map(
-            lambda n: writer.post(source, [{"body": n, "ttl": 600}]), range(200))
-            for i in batch]
+        ids = [
+            i
+            for batch in pool.map(
+                lambda n: writer.post(source, [{"body": n, "ttl": 600}]), range(200)
+            )
+            for i in batch
+        ]
     fanouts = redis_client.llen("notifier.fanout")
     assert 1 <= fanouts <= 200
 
@@ -171,17 +186,19 @@ def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once
     assert sorted(m for _, m in delivered_pairs(receiver)) == sorted(ids)
 
 
-def test_a_fanout_is_enqueued_only_where_there_is_something_to_match(
-        conf, storage, redis_client):
+def test_a_fanout_is_enqueued_only_where_there_is_something_to_match(conf, storage, redis_client):
     inline = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
 
     def post(source):
-        ids = ["%032x" % n for n in range(2)]
+        ids = [f"{n:032x}" for n in range(2)]
         task = inline.prepare_fanout(source, ids)
         [enqueued] = storage.store_posts([(source, [{"body": 1, "ttl": 60}] * 2, ids, task)])
         assert storage.get_messages(ids).keys() == set(ids)  # stored either way
-        return enqueued, redis_client.llen("notifier.fanout"), redis_client.zcard(
-            "notifier:tasks:pending")
+        return (
+            enqueued,
+            redis_client.llen("notifier.fanout"),
+            redis_client.zcard("notifier:tasks:pending"),
+        )
 
     quiet = Source("p1", "queues", "nobody-listens")
     assert post(quiet) == (False, 0, 0)

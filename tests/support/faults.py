@@ -42,8 +42,9 @@ class FaultFleet:
     def __init__(self, tmp_path, redis_url, extra_conf=""):
         self.port = free_port()
         self.dir = tmp_path
-        self.config = write_config(str(tmp_path / "notifier.conf"), redis_url,
-                                   port=self.port, extra=extra_conf)
+        self.config = write_config(
+            str(tmp_path / "notifier.conf"), redis_url, port=self.port, extra=extra_conf
+        )
         self.roles = []
         self.scripts = []  # processes of start_dying_* (Popen)
         self._counts = collections.Counter()
@@ -110,6 +111,7 @@ def log_times(text, needle):
 
 def wait_worker_ready(role, log_path, timeout=30):
     """Wait for a Celery worker to log that it consumes (``ready.``)."""
+
     def ready():
         if role.process.poll() is not None:
             raise RuntimeError(f"worker exited with {role.process.returncode}")
@@ -163,8 +165,7 @@ def receiver_on_port(port):
     receiver.server.server_close()
     receiver.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     receiver.server.daemon_threads = True
-    receiver.thread = threading.Thread(target=receiver.server.serve_forever,
-                                       daemon=True)
+    receiver.thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     return quiet(receiver)
 
 
@@ -226,9 +227,13 @@ main(["worker", "--config-file", config])
 
 def _start_script(fleet, label, script, *args):
     log = open(fleet.log_path(label), "ab")
-    process = subprocess.Popen([sys.executable, "-c", script, *map(str, args),
-                                fleet.config], cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args), fleet.config],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     fleet.scripts.append(process)
     return process
@@ -244,6 +249,7 @@ def start_dying_worker(fleet, nth):
 
 # -- the API as a client sees it ------------------------------------------------
 
+
 class Api:
     def __init__(self, base_url, project=None):
         self.base = base_url
@@ -255,20 +261,20 @@ class Api:
 
     def request(self, method, path, **kwargs):
         kwargs.setdefault("timeout", HTTP_TIMEOUT)
-        return self.session.request(method, self.base + path, headers=self.headers(),
-                                    **kwargs)
+        return self.session.request(method, self.base + path, headers=self.headers(), **kwargs)
 
     def subscribe(self, queue, subscriber, **options):
-        response = self.request("POST", f"/queues/{queue}/subscriptions",
-                                json={"subscriber": subscriber, "ttl": 3600,
-                                      "options": options})
+        response = self.request(
+            "POST",
+            f"/queues/{queue}/subscriptions",
+            json={"subscriber": subscriber, "ttl": 3600, "options": options},
+        )
         assert response.status_code == 201, response.text
         return response.json()["subscription_id"]
 
     def post(self, queue, messages):
         """POST messages; return the response (the caller judges it)."""
-        return self.request("POST", f"/queues/{queue}/messages",
-                            json={"messages": messages})
+        return self.request("POST", f"/queues/{queue}/messages", json={"messages": messages})
 
     def post_ok(self, queue, messages):
         response = self.post(queue, messages)
@@ -277,8 +283,10 @@ class Api:
 
     def attempts(self, queue, subscription_id, limit=1000):
         response = self.request(
-            "GET", f"/queues/{queue}/subscriptions/{subscription_id}/attempts",
-            params={"limit": limit})
+            "GET",
+            f"/queues/{queue}/subscriptions/{subscription_id}/attempts",
+            params={"limit": limit},
+        )
         assert response.status_code == 200, response.text
         return response.json()["attempts"]
 
@@ -291,6 +299,7 @@ def ids_of(response):
 
 
 # -- what arrived ---------------------------------------------------------------
+
 
 def header(request, name):
     for key, value in request.headers.items():
@@ -353,8 +362,11 @@ class Tally:
         missing = self.expected - set(copies)
         assert not missing, f"{len(missing)} of {len(self.expected)} deliveries lost"
         every = self.posts(delivered_only=False)
-        strangers = [key for key, found in self.strangers().items()
-                     if not (tolerate and all(map(tolerate, found)))]
+        strangers = [
+            key
+            for key, found in self.strangers().items()
+            if not (tolerate and all(map(tolerate, found)))
+        ]
         assert not strangers, f"unexpected deliveries: {sorted(strangers)[:5]}"
         for (path, message_id), requests_seen in every.items():
             wanted = f"msg_{message_id}_{self.subscriptions[path]}"
@@ -363,8 +375,9 @@ class Tally:
             assert {r.json()["message_id"] for r in requests_seen} == {message_id}
         duplicates = sum(len(v) - 1 for v in copies.values())
         if max_duplicates is not None:
-            assert duplicates <= max_duplicates, \
+            assert duplicates <= max_duplicates, (
                 f"{duplicates} duplicates, more than the bound {max_duplicates}"
+            )
         return duplicates
 
 
@@ -389,4 +402,3 @@ def unacked_message_ids(redis_client):
         elif name == "notifier.deliver":
             found.update(d["message_id"] for d in args[0])
     return found
-

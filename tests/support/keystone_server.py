@@ -78,20 +78,39 @@ class KeystoneServer:
         for name in ("fernet-keys", "receipt-keys", "credential-keys"):
             _write_keys(os.path.join(self.directory, name))
         self._manage("db_sync")
-        self._manage("bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
-                     "--bootstrap-public-url", self.url,
-                     "--bootstrap-region-id", "RegionOne")
+        self._manage(
+            "bootstrap",
+            "--bootstrap-password",
+            ADMIN_PASSWORD,
+            "--bootstrap-public-url",
+            self.url,
+            "--bootstrap-region-id",
+            "RegionOne",
+        )
         log = open(os.path.join(self.directory, "keystone.log"), "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.keystone_server", self.config,
-             str(self.port), self.record],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tests.support.keystone_server",
+                self.config,
+                str(self.port),
+                self.record,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait_ready(timeout)
         return self
 
     def _manage(self, *args):
-        subprocess.run([sys.executable, "-c", MANAGE, "--config-file", self.config,
-                        *args], check=True, capture_output=True, cwd=self.directory)
+        subprocess.run(
+            [sys.executable, "-c", MANAGE, "--config-file", self.config, *args],
+            check=True,
+            capture_output=True,
+            cwd=self.directory,
+        )
 
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
@@ -120,9 +139,17 @@ class KeystoneServer:
     def token(self, user, project, password=None):
         """Return (token, body) of a password token of ``user`` on ``project``."""
         password = password or (ADMIN_PASSWORD if user == "admin" else PASSWORDS[user])
-        body = {"auth": {"identity": {"methods": ["password"], "password": {
-            "user": {"name": user, "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": user, "domain": {"id": "default"}, "password": password}
+                    },
+                },
+                "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+            }
+        }
         response = requests.post(self.url + "/auth/tokens", json=body, timeout=10)
         response.raise_for_status()
         return response.headers["X-Subject-Token"], response.json()["token"]
@@ -134,38 +161,53 @@ class KeystoneServer:
 
     def call(self, method, path, token=None, **kwargs):
         token = token or self.admin_token()
-        response = requests.request(method, self.url + path, timeout=10,
-                                    headers={"X-Auth-Token": token}, **kwargs)
+        response = requests.request(
+            method, self.url + path, timeout=10, headers={"X-Auth-Token": token}, **kwargs
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
     def _create(self, token, collection, **fields):
         singular = collection[:-1]
-        return self.call("POST", f"/{collection}", token,
-                         json={singular: fields})[singular]["id"]
+        return self.call("POST", f"/{collection}", token, json={singular: fields})[singular]["id"]
 
     def populate(self, mistral_url, unreachable_mistral_url=None):
         """Create the projects, users, roles and catalog the tests use."""
         admin = self.admin_token()
         # bootstrap made the roles admin > manager > member > reader and service
-        ids = {"member": self._role_id(admin, "member"),
-               "service_role": self._role_id(admin, "service")}
+        ids = {
+            "member": self._role_id(admin, "member"),
+            "service_role": self._role_id(admin, "service"),
+        }
         for project in ("demo", "service"):
-            ids[project] = self._create(admin, "projects", name=project,
-                                        domain_id="default")
-        for user, project, role in (("alice", "demo", "member"),
-                                    ("notifier", "service", "service_role")):
-            ids[user] = self._create(admin, "users", name=user, domain_id="default",
-                                     password=PASSWORDS[user])
-            self.call("PUT", f"/projects/{ids[project]}/users/{ids[user]}/roles/"
-                             f"{ids[role]}", admin)
+            ids[project] = self._create(admin, "projects", name=project, domain_id="default")
+        for user, project, role in (
+            ("alice", "demo", "member"),
+            ("notifier", "service", "service_role"),
+        ):
+            ids[user] = self._create(
+                admin, "users", name=user, domain_id="default", password=PASSWORDS[user]
+            )
+            self.call("PUT", f"/projects/{ids[project]}/users/{ids[user]}/roles/{ids[role]}", admin)
         service = self._create(admin, "services", type="workflowv2", name="mistral")
-        self._create(admin, "endpoints", service_id=service, interface="public",
-                     url=mistral_url, region_id="RegionOne")
+        self._create(
+            admin,
+            "endpoints",
+            service_id=service,
+            interface="public",
+            url=mistral_url,
+            region_id="RegionOne",
+        )
         if unreachable_mistral_url:
             self.call("POST", "/regions", admin, json={"region": {"id": "RegionTwo"}})
-            self._create(admin, "endpoints", service_id=service, interface="public",
-                         url=unreachable_mistral_url, region_id="RegionTwo")
+            self._create(
+                admin,
+                "endpoints",
+                service_id=service,
+                interface="public",
+                url=unreachable_mistral_url,
+                region_id="RegionTwo",
+            )
         self.ids = ids
         return ids
 
@@ -176,13 +218,19 @@ class KeystoneServer:
         """Return Keystone's document of a token, or None if it is not valid."""
         if not token:
             return None
-        response = requests.get(self.url + "/auth/tokens", timeout=10, headers={
-            "X-Auth-Token": self.admin_token(), "X-Subject-Token": token})
+        response = requests.get(
+            self.url + "/auth/tokens",
+            timeout=10,
+            headers={"X-Auth-Token": self.admin_token(), "X-Subject-Token": token},
+        )
         return response.json()["token"] if response.status_code == 200 else None
 
     def revoke(self, token):
-        requests.delete(self.url + "/auth/tokens", timeout=10, headers={
-            "X-Auth-Token": self.admin_token(), "X-Subject-Token": token})
+        requests.delete(
+            self.url + "/auth/tokens",
+            timeout=10,
+            headers={"X-Auth-Token": self.admin_token(), "X-Subject-Token": token},
+        )
 
     def seen(self):
         """Return the requests Keystone received, oldest first."""
@@ -242,8 +290,9 @@ def serve(config_file, port, record_path):
             pass
 
     app = recording(initialize_public_application(), record_path)
-    make_server("127.0.0.1", int(port), app, server_class=Server,
-                handler_class=QuietHandler).serve_forever()
+    make_server(
+        "127.0.0.1", int(port), app, server_class=Server, handler_class=QuietHandler
+    ).serve_forever()
 
 
 if __name__ == "__main__":

@@ -76,20 +76,27 @@ class MistralStandIn:
         with self._lock:
             if token_info is None:
                 self.rejected.append(raw)
-                return 401, {"faultstring": "The request you have made requires "
-                                            "authentication."}
-            status = (self._statuses.pop(0) if len(self._statuses) > 1
-                      else self._statuses[0] if self._statuses else 201)
+                return 401, {"faultstring": "The request you have made requires authentication."}
+            status = (
+                self._statuses.pop(0)
+                if len(self._statuses) > 1
+                else self._statuses[0]
+                if self._statuses
+                else 201
+            )
             if status != 201:
                 return status, {"faultstring": f"scripted {status}"}
             body = json.loads(raw)
             self.executions.append(Execution(body, token_info))
             self._lock.notify_all()
-        return 201, {"id": str(uuid.uuid4()), "state": "RUNNING",
-                     "workflow_id": body.get("workflow_id"),
-                     "workflow_name": body.get("workflow_name"),
-                     "input": body.get("input", "{}"),
-                     "params": body.get("params", "{}")}
+        return 201, {
+            "id": str(uuid.uuid4()),
+            "state": "RUNNING",
+            "workflow_id": body.get("workflow_id"),
+            "workflow_name": body.get("workflow_name"),
+            "input": body.get("input", "{}"),
+            "params": body.get("params", "{}"),
+        }
 
     def wait_for(self, count, timeout=30):
         with self._lock:

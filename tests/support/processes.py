@@ -13,13 +13,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def write_config(path, redis_url, port=8888, extra=""):
     with open(path, "w") as handle:
-        handle.write(f"[DEFAULT]\nredis_url = {redis_url}\n"
-                     f"[api]\nbind_host = 127.0.0.1\nbind_port = {port}\nworkers = 1\n"
-                     f"[notification]\nwebhook_connect_timeout_seconds = 2\n"
-                     f"webhook_read_timeout_seconds = 2\n"
-                     f"[webhook]\nallowed_networks = 127.0.0.1/32\n"
-                     f"[metrics]\nworker_port = 0\n"
-                     f"[worker]\nunacked_restore_interval_seconds = 1\n{extra}")
+        handle.write(
+            f"[DEFAULT]\nredis_url = {redis_url}\n"
+            f"[api]\nbind_host = 127.0.0.1\nbind_port = {port}\nworkers = 1\n"
+            f"[notification]\nwebhook_connect_timeout_seconds = 2\n"
+            f"webhook_read_timeout_seconds = 2\n"
+            f"[webhook]\nallowed_networks = 127.0.0.1/32\n"
+            f"[metrics]\nworker_port = 0\n"
+            f"[worker]\nunacked_restore_interval_seconds = 1\n{extra}"
+        )
     return path
 
 
@@ -27,16 +29,23 @@ class Role:
     """One `notifier <role>` child process."""
 
     def __init__(self, role, config_file, *extra_args, log_path=None):
-        self.args = [sys.executable, "-m", "notifier.cli", role,
-                     "--config-file", config_file, *extra_args]
+        self.args = [
+            sys.executable,
+            "-m",
+            "notifier.cli",
+            role,
+            "--config-file",
+            config_file,
+            *extra_args,
+        ]
         self.log_path = log_path
         self.process = None
 
     def start(self):
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=log,
-                                        stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self
 
     def signal(self, signum):

@@ -32,17 +32,22 @@ class RedisSentinel:
         return f"127.0.0.1:{self.port}"
 
     def client(self):
-        return redis.Redis(port=self.port, password=self.password,
-                           decode_responses=True, socket_timeout=2)
+        return redis.Redis(
+            port=self.port, password=self.password, decode_responses=True, socket_timeout=2
+        )
 
     def start(self, timeout=10):
         config = Path(self._tmp.name) / "sentinel.conf"
-        lines = [f"port {self.port}", "bind 127.0.0.1", "protected-mode no",
-                 f"dir {self._tmp.name}",
-                 f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master_port} 1",
-                 f"sentinel down-after-milliseconds {MASTER_NAME} 1000",
-                 f"sentinel failover-timeout {MASTER_NAME} 5000",
-                 f"sentinel parallel-syncs {MASTER_NAME} 1"]
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            "protected-mode no",
+            f"dir {self._tmp.name}",
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master_port} 1",
+            f"sentinel down-after-milliseconds {MASTER_NAME} 1000",
+            f"sentinel failover-timeout {MASTER_NAME} 5000",
+            f"sentinel parallel-syncs {MASTER_NAME} 1",
+        ]
         if self.auth_pass:
             lines.append(f"sentinel auth-pass {MASTER_NAME} {self.auth_pass}")
         if self.password:
@@ -50,7 +55,9 @@ class RedisSentinel:
         config.write_text("\n".join(lines) + "\n")
         self.process = subprocess.Popen(
             [find_redis_server(), str(config), "--sentinel", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = self.client()
         if not wait_until(lambda: self._master_known(client), timeout, 0.05):
             self.close()

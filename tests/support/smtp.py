@@ -20,19 +20,41 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from notifier.redis_server import free_port
 
-REPLIES = {250: "250 2.0.0 Ok: queued", 421: "421 4.3.2 Service shutting down",
-           451: "451 4.3.0 Try again later", 452: "452 4.2.2 Mailbox full",
-           550: "550 5.7.1 Message rejected", 554: "554 5.6.0 Transaction failed"}
+REPLIES = {
+    250: "250 2.0.0 Ok: queued",
+    421: "421 4.3.2 Service shutting down",
+    451: "451 4.3.0 Try again later",
+    452: "452 4.2.2 Mailbox full",
+    550: "550 5.7.1 Message rejected",
+    554: "554 5.6.0 Transaction failed",
+}
 
 
 def make_self_signed_cert(directory):
     """Write a self-signed cert for localhost/127.0.0.1; return (cert, key) paths."""
     cert, key = Path(directory) / "smtp-cert.pem", Path(directory) / "smtp-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "2",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -73,13 +95,21 @@ class RecordingHandler:
     async def handle_DATA(self, server, session, envelope):
         with self.arrived:
             self.data_commands += 1
-            code = self._script.pop(0) if len(self._script) > 1 else (
-                self._script[0] if self._script else 250)
+            code = (
+                self._script.pop(0)
+                if len(self._script) > 1
+                else (self._script[0] if self._script else 250)
+            )
             if code == 250:
-                self.received.append(ReceivedMail(
-                    envelope.mail_from, list(envelope.rcpt_tos),
-                    list(envelope.mail_options), envelope.original_content,
-                    tuple(session.peer)))
+                self.received.append(
+                    ReceivedMail(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        list(envelope.mail_options),
+                        envelope.original_content,
+                        tuple(session.peer),
+                    )
+                )
             self.arrived.notify_all()
         return REPLIES.get(code, f"{code} scripted reply")
 
@@ -103,10 +133,12 @@ class SMTPServer:
             kwargs[key] = context
             kwargs["require_starttls"] = self.security == "starttls"
         if self.auth:
-            kwargs.update(authenticator=self._authenticate, auth_required=True,
-                          auth_require_tls=self.security != "plain")
-        self.controller = Controller(self.handler, hostname="127.0.0.1",
-                                     port=self.port, **kwargs)
+            kwargs.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_require_tls=self.security != "plain",
+            )
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self.controller.start()
         return self
 
@@ -127,8 +159,10 @@ class SMTPServer:
         self.stop()
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
-        ok = (isinstance(auth_data, LoginPassword)
-              and (auth_data.login.decode(), auth_data.password.decode()) == self.auth)
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and (auth_data.login.decode(), auth_data.password.decode()) == self.auth
+        )
         self.logins.append((mechanism, ok))
         return AuthResult(success=ok, handled=False)  # aiosmtpd replies 535
 
@@ -165,8 +199,7 @@ class SMTPServer:
     def options(self):
         """The [notification] options that point notifier at this server."""
         security = {"plain": "none"}.get(self.security, self.security)
-        options = {"smtp_host": "127.0.0.1", "smtp_port": self.port,
-                   "smtp_security": security}
+        options = {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_security": security}
         if self.cert:
             options["smtp_ca_file"] = self.cert[0]
         if self.auth:

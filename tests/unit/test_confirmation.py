@@ -14,31 +14,55 @@ from notifier.errors import AuthError, ForbiddenError, ValidationError
 KEY = "confirmation-key"
 PROJECT = "51be2c72393e457ebf0a22a668e10a64"
 SUB_ID = "5760c9fb3990b42e8b7c20bd"
-NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc).timestamp()
+NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC).timestamp()
 API = "https://notifier.example/"
 PAGE = "https://notifier.example/v2/confirmation"
 QUEUE = (PROJECT, "queues", "test_queue")
 TOPIC = (PROJECT, "topics", "alerts")
-ZAQAR_FIELDS = {"Message_Type", "Message", "URL-Signature", "URL-Methods", "URL-Paths",
-                "X-Project-ID", "URL-Expires", "SubscribeBody", "UnsubscribeBody",
-                "queue_name"}
+ZAQAR_FIELDS = {
+    "Message_Type",
+    "Message",
+    "URL-Signature",
+    "URL-Methods",
+    "URL-Paths",
+    "X-Project-ID",
+    "URL-Expires",
+    "SubscribeBody",
+    "UnsubscribeBody",
+    "queue_name",
+}
 
 
 def payload(message_type=confirmation.SUBSCRIPTION, source=QUEUE, **changes):
-    args = dict(key=KEY, source=source, subscription_id=SUB_ID, api_url=API,
-                page=PAGE, now=NOW, ttl_seconds=3600)
+    args = dict(
+        key=KEY,
+        source=source,
+        subscription_id=SUB_ID,
+        api_url=API,
+        page=PAGE,
+        now=NOW,
+        ttl_seconds=3600,
+    )
     args.update(changes)
     return confirmation.confirmation_payload(message_type, **args)
 
 
 def verify(body, method="PUT", path=None, key=KEY, now=None, **changes):
-    fields = {"signature": body["URL-Signature"], "expires": body["URL-Expires"],
-              "methods": body["URL-Methods"], "paths": body["URL-Paths"],
-              "project": body["X-Project-ID"]}
+    fields = {
+        "signature": body["URL-Signature"],
+        "expires": body["URL-Expires"],
+        "methods": body["URL-Methods"],
+        "paths": body["URL-Paths"],
+        "project": body["X-Project-ID"],
+    }
     fields.update(changes)
     signing.verify_signed_request(
-        key, **fields, request_method=method, request_path=path or body["URL-Paths"],
-        now=now or datetime.datetime(2030, 1, 1, 12, 30))
+        key,
+        **fields,
+        request_method=method,
+        request_path=path or body["URL-Paths"],
+        now=now or datetime.datetime(2030, 1, 1, 12, 30),
+    )
 
 
 def link_params(body):
@@ -46,6 +70,7 @@ def link_params(body):
 
 
 # -------------------------------------------------------------------- payloads
+
 
 def test_a_subscription_confirmation_has_zaqars_fields_and_a_ready_url():
     body = payload()
@@ -56,8 +81,7 @@ def test_a_subscription_confirmation_has_zaqars_fields_and_a_ready_url():
     assert (body["URL-Methods"], body["URL-Paths"]) == ("PUT", path)
     assert body["X-Project-ID"] == PROJECT
     assert body["URL-Expires"] == "2030-01-01T13:00:00"
-    assert body["SubscribeURL"] == body["WSGISubscribeURL"] == \
-        "https://notifier.example" + path
+    assert body["SubscribeURL"] == body["WSGISubscribeURL"] == "https://notifier.example" + path
     assert body["SubscribeBody"] == {"confirmed": True}
     assert body["UnsubscribeBody"] == {"confirmed": False}
     assert body["queue_name"] == "test_queue" and "topic_name" not in body
@@ -66,22 +90,28 @@ def test_a_subscription_confirmation_has_zaqars_fields_and_a_ready_url():
 
 
 def test_the_signature_is_zaqars_so_zaqar_vectors_reproduce():
-    expires = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
-    fields = confirmation.signed_fields("test_key", QUEUE, SUB_ID, NOW,
-                                        int(expires - NOW))
-    assert fields["URL-Signature"] == ("b7027536241d066e4744b23834880960"
-                                       "842e4535040fae5db404e6d526c04595")
+    expires = datetime.datetime(2100, 1, 1, tzinfo=datetime.UTC).timestamp()
+    fields = confirmation.signed_fields("test_key", QUEUE, SUB_ID, NOW, int(expires - NOW))
+    assert fields["URL-Signature"] == (
+        "b7027536241d066e4744b23834880960842e4535040fae5db404e6d526c04595"
+    )
     assert fields["URL-Expires"] == "2100-01-01T00:00:00"
 
 
-@pytest.mark.parametrize("change", [
-    {"method": "GET"}, {"method": "POST"},
-    {"path": "/v2/queues/test_queue/subscriptions/other/confirm"},
-    {"path": f"/v2/queues/test_queue/subscriptions/{SUB_ID}"},
-    {"key": "another-key"}, {"project": "other-project"},
-    {"expires": "2031-01-01T13:00:00"}, {"signature": "0" * 64},
-    {"now": datetime.datetime(2030, 1, 1, 13, 0, 1)},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"method": "GET"},
+        {"method": "POST"},
+        {"path": "/v2/queues/test_queue/subscriptions/other/confirm"},
+        {"path": f"/v2/queues/test_queue/subscriptions/{SUB_ID}"},
+        {"key": "another-key"},
+        {"project": "other-project"},
+        {"expires": "2031-01-01T13:00:00"},
+        {"signature": "0" * 64},
+        {"now": datetime.datetime(2030, 1, 1, 13, 0, 1)},
+    ],
+)
 def test_the_url_authorises_nothing_else(change):
     with pytest.raises(AuthError):
         verify(payload(), **change)
@@ -90,9 +120,11 @@ def test_the_url_authorises_nothing_else(change):
 def test_an_unsubscribe_confirmation_says_how_to_resubscribe():
     body = payload(confirmation.UNSUBSCRIBE)
     assert body["Message_Type"] == "UnsubscribeConfirmation"
-    assert body["Message"] == ("You have unsubscribed successfully to the queue: "
-                               "test_queue, you can resubscribe it by using "
-                               "confirmed=True.")
+    assert body["Message"] == (
+        "You have unsubscribed successfully to the queue: "
+        "test_queue, you can resubscribe it by using "
+        "confirmed=True."
+    )
     verify(body)  # the same URL confirms again
 
 
@@ -111,16 +143,19 @@ def test_the_confirmation_link_carries_zaqars_page_parameters():
     link = body["confirmation_link"]
     assert link.startswith(PAGE + "?")
     assert link_params(body) == {
-        "Signature": body["URL-Signature"], "Methods": "PUT",
-        "Paths": body["URL-Paths"], "Project": PROJECT,
-        "Expires": body["URL-Expires"], "Url": body["SubscribeURL"],
-        "Queue": "test_queue"}
+        "Signature": body["URL-Signature"],
+        "Methods": "PUT",
+        "Paths": body["URL-Paths"],
+        "Project": PROJECT,
+        "Expires": body["URL-Expires"],
+        "Url": body["SubscribeURL"],
+        "Queue": "test_queue",
+    }
 
 
 def test_a_page_url_with_a_query_gets_more_parameters_with_ampersand():
     body = payload(page="https://portal.example/confirm?lang=en")
-    assert body["confirmation_link"].startswith(
-        "https://portal.example/confirm?lang=en&Signature=")
+    assert body["confirmation_link"].startswith("https://portal.example/confirm?lang=en&Signature=")
 
 
 def test_only_the_two_confirmation_types_are_built():
@@ -131,21 +166,34 @@ def test_only_the_two_confirmation_types_are_built():
 def test_headers_of_a_payload_are_the_five_signed_headers():
     body = payload()
     assert confirmation.headers_of(body) == {
-        name: body[name] for name in ("URL-Signature", "URL-Expires", "URL-Methods",
-                                      "URL-Paths", "X-Project-ID")}
+        name: body[name]
+        for name in ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths", "X-Project-ID")
+    }
 
 
 # --------------------------------------------------------------- configuration
 
-def fake_conf(require=False, key=None, public_url=None, external=None,
-              host="127.0.0.1", port=8888, driver="noop", mac_key=None):
+
+def fake_conf(
+    require=False,
+    key=None,
+    public_url=None,
+    external=None,
+    host="127.0.0.1",
+    port=8888,
+    driver="noop",
+    mac_key=None,
+):
     return SimpleNamespace(
-        notification=SimpleNamespace(require_confirmation=require,
-                                     external_confirmation_url=external,
-                                     confirmation_driver=driver),
+        notification=SimpleNamespace(
+            require_confirmation=require,
+            external_confirmation_url=external,
+            confirmation_driver=driver,
+        ),
         signed_url=SimpleNamespace(secret_key=key),
         api=SimpleNamespace(public_url=public_url, bind_host=host, bind_port=port),
-        confirmation_mac=SimpleNamespace(secret_key=mac_key))
+        confirmation_mac=SimpleNamespace(secret_key=mac_key),
+    )
 
 
 def test_requiring_confirmation_without_a_secret_key_is_a_configuration_error():
@@ -156,12 +204,13 @@ def test_requiring_confirmation_without_a_secret_key_is_a_configuration_error():
 
 
 def test_links_use_public_url_or_the_bind_address():
-    assert confirmation.base_url(fake_conf(public_url="https://n.example/")) == \
-        "https://n.example"
+    assert confirmation.base_url(fake_conf(public_url="https://n.example/")) == "https://n.example"
     assert confirmation.base_url(fake_conf(host="::1", port=9000)) == "http://[::1]:9000"
     assert confirmation.page_url(fake_conf()) == "http://127.0.0.1:8888/v2/confirmation"
-    assert confirmation.page_url(fake_conf(external="https://p.example/c.html")) == \
-        "https://p.example/c.html"
+    assert (
+        confirmation.page_url(fake_conf(external="https://p.example/c.html"))
+        == "https://p.example/c.html"
+    )
 
 
 def test_webhook_and_email_subscribers_confirm_trust_subscribers_do_not():
@@ -176,6 +225,7 @@ def test_webhook_and_email_subscribers_confirm_trust_subscribers_do_not():
 
 
 # --------------------------------------------------------------------- drivers
+
 
 def subscription():
     return {"id": SUB_ID, "source": list(QUEUE), "subscriber": "http://x.example/"}
@@ -197,15 +247,18 @@ def test_the_mac_driver_needs_the_right_code_to_confirm():
     driver = confirm_drivers.load_driver(fake_conf(driver="mac", mac_key="mac-key"))
     code = confirm_drivers.message_authentication_code("mac-key", SUB_ID)
     driver.confirm(subscription(), True, {"message_authentication_code": code})
-    driver.confirm(subscription(), True,
-                   {"message_authentication_code": f" {code.upper()} "})
+    driver.confirm(subscription(), True, {"message_authentication_code": f" {code.upper()} "})
     with pytest.raises(ForbiddenError):
         driver.confirm(subscription(), True, {"message_authentication_code": "0" * 64})
     other = confirm_drivers.message_authentication_code("mac-key", "another-id")
     with pytest.raises(ForbiddenError):
         driver.confirm(subscription(), True, {"message_authentication_code": other})
-    for extra_spec in (None, {}, {"message_authentication_code": 5},
-                       {"message_authentication_code": ""}):
+    for extra_spec in (
+        None,
+        {},
+        {"message_authentication_code": 5},
+        {"message_authentication_code": ""},
+    ):
         with pytest.raises(ValidationError) as caught:
             driver.confirm(subscription(), True, extra_spec)
         assert caught.value.field == "extra_spec.message_authentication_code"
@@ -216,10 +269,13 @@ def test_the_mac_driver_lets_anyone_with_the_url_unsubscribe():
     assert driver.confirm(subscription(), False, None) is None
 
 
-@pytest.mark.parametrize("conf,match", [
-    (fake_conf(driver="mac"), "secret_key"),
-    (fake_conf(driver="nonesuch"), "nonesuch"),
-])
+@pytest.mark.parametrize(
+    "conf,match",
+    [
+        (fake_conf(driver="mac"), "secret_key"),
+        (fake_conf(driver="nonesuch"), "nonesuch"),
+    ],
+)
 def test_a_driver_that_cannot_start_is_a_configuration_error(conf, match):
     with pytest.raises(confirmation.ConfirmationConfigError, match=match):
         confirm_drivers.load_driver(conf)
@@ -228,7 +284,6 @@ def test_a_driver_that_cannot_start_is_a_configuration_error(conf, match):
 def test_the_shipped_drivers_are_entry_points():
     from importlib import metadata
 
-    found = {e.name: e.load() for e in metadata.entry_points(
-        group=confirm_drivers.GROUP)}
+    found = {e.name: e.load() for e in metadata.entry_points(group=confirm_drivers.GROUP)}
     assert found["noop"] is confirm_drivers.NoopDriver
     assert found["mac"] is confirm_drivers.MacDriver

@@ -34,11 +34,11 @@ CONFIG_IN_CONTAINER = "/etc/notifier/notifier.conf"
 NOTIFIER_SERVICES = {"api": "api", "worker": "worker", "scheduler": "scheduler"}
 SCALABLE_SERVICES = ["worker", "scheduler"]
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
-DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy",
-                         "service_completed_successfully"}
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
 # -- helpers ---------------------------------------------------------------
+
 
 def load_compose():
     with COMPOSE_FILE.open() as handle:
@@ -108,8 +108,9 @@ def container_ports(svc):
 def duration_seconds(text):
     units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(text))
-    assert parts and "".join(n + u for n, u in parts) == str(text), \
+    assert parts and "".join(n + u for n, u in parts) == str(text), (
         f"not a compose duration: {text!r}"
+    )
     return sum(float(number) * units[unit] for number, unit in parts)
 
 
@@ -177,7 +178,7 @@ def _glob_regex(pattern):
             out, i = out + "[^/]", i + 1
         elif char == "[":
             end = pattern.index("]", i)
-            out, i = out + pattern[i:end + 1], end + 1
+            out, i = out + pattern[i : end + 1], end + 1
         else:
             out, i = out + re.escape(char), i + 1
     return re.compile(out)
@@ -209,8 +210,7 @@ def copy_covers(source, path):
     source = posixpath.normpath(source).lstrip("/") or "."
     if source == ".":
         return True
-    return (path == source or path.startswith(source + "/")
-            or fnmatch.fnmatchcase(path, source))
+    return path == source or path.startswith(source + "/") or fnmatch.fnmatchcase(path, source)
 
 
 def pyproject_needs():
@@ -228,13 +228,11 @@ def pyproject_needs():
     if isinstance(license_, dict) and "file" in license_:
         needed.append(license_["file"])
     needed += project.get("license-files", [])
-    find = (project_toml.get("tool", {}).get("setuptools", {})
-            .get("packages", {}).get("find", {}))
+    find = project_toml.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
     includes = find.get("include", ["*"])
     for init in sorted(ROOT.glob("*/__init__.py")):
         name = init.parent.name
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in includes) \
-                and name != "tests":
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in includes) and name != "tests":
             needed.append(name)
     return needed
 
@@ -251,13 +249,13 @@ def registered_options():
 
 # -- docker-compose.yml ----------------------------------------------------
 
+
 def test_compose_file_has_no_obsolete_version_key():
     assert "version" not in load_compose()
 
 
 def test_compose_file_defines_redis_api_worker_scheduler_and_mailpit():
-    assert {"redis", "api", "worker", "scheduler", "mailpit"} <= set(
-        load_compose()["services"])
+    assert {"redis", "api", "worker", "scheduler", "mailpit"} <= set(load_compose()["services"])
 
 
 @pytest.mark.parametrize("name,role", sorted(NOTIFIER_SERVICES.items()))
@@ -270,8 +268,7 @@ def test_each_notifier_service_command_parses_as_its_own_role(name, role):
 
 
 @pytest.mark.parametrize("name,role", sorted(NOTIFIER_SERVICES.items()))
-def test_each_notifier_service_healthcheck_runs_notifier_healthcheck_for_its_role(
-        name, role):
+def test_each_notifier_service_healthcheck_runs_notifier_healthcheck_for_its_role(name, role):
     argv = healthcheck_argv(service(name)["healthcheck"])
     assert argv[0] == "notifier"
     args = build_parser().parse_args(argv[1:])
@@ -284,21 +281,22 @@ def test_each_notifier_service_mounts_the_config_file_its_commands_name(name):
     svc = service(name)
     mounted = dict((target, source) for source, target in mounts(svc))
     named = config_files(as_argv(svc["command"])) + config_files(
-        healthcheck_argv(svc["healthcheck"]))
+        healthcheck_argv(svc["healthcheck"])
+    )
     assert named
     for path in named:
         assert path in mounted, f"{name} names {path} but does not mount it"
         source = mounted[path]
-        assert (ROOT / source).resolve() == DOCKER_CONF.resolve(), \
+        assert (ROOT / source).resolve() == DOCKER_CONF.resolve(), (
             f"{name} mounts {source} at {path}, not etc/docker/notifier.conf"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(NOTIFIER_SERVICES))
 def test_each_notifier_service_runs_the_image_built_from_this_directory(name):
     build = service(name)["build"]
     context = build if isinstance(build, str) else build.get("context", ".")
-    dockerfile = "Dockerfile" if isinstance(build, str) else build.get(
-        "dockerfile", "Dockerfile")
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
     assert (ROOT / context).resolve() == ROOT
     assert (ROOT / context / dockerfile).resolve() == DOCKERFILE
 
@@ -330,8 +328,9 @@ def test_every_dependency_is_a_defined_service_with_a_valid_condition():
             assert dependency != name
             assert spec["condition"] in DEPENDS_ON_CONDITIONS, (name, spec)
             if spec["condition"] == "service_healthy":
-                assert "healthcheck" in services[dependency], \
+                assert "healthcheck" in services[dependency], (
                     f"{name} waits for {dependency} to be healthy, which has no healthcheck"
+                )
 
 
 def test_redis_keeps_an_append_only_file_fsynced_every_second_and_never_evicts():
@@ -350,18 +349,19 @@ def test_redis_has_a_ping_healthcheck():
 
 def test_redis_keeps_its_data_in_a_named_volume():
     named_volumes = load_compose().get("volumes") or {}
-    sources = [source for source, target in mounts(service("redis"))
-               if target == "/data"]
-    assert sources and sources[0] in named_volumes, \
+    sources = [source for source, target in mounts(service("redis")) if target == "/data"]
+    assert sources and sources[0] in named_volumes, (
         "mount a named volume (declared under top-level volumes:) at /data"
+    )
 
 
 @pytest.mark.parametrize("name", SCALABLE_SERVICES)
 def test_worker_and_scheduler_have_no_container_name_or_host_port_so_they_scale(name):
     svc = service(name)
     assert "container_name" not in svc
-    assert all(host is None for host, _ in container_ports(svc)), \
+    assert all(host is None for host, _ in container_ports(svc)), (
         f"{name} publishes a fixed host port: --scale {name}=2 would fail"
+    )
 
 
 def test_worker_stop_grace_period_leaves_time_for_a_warm_shutdown():
@@ -382,18 +382,25 @@ def test_mailpit_catches_smtp_on_1025_and_serves_its_web_ui_on_8025():
 
 # -- etc/docker/notifier.conf ------------------------------------------------
 
+
 def test_compose_configuration_names_only_options_notifier_registers():
     conf_module.load_conf(["--config-file", str(DOCKER_CONF)])  # must load
-    parser = configparser.ConfigParser(default_section="\0no-default",
-                                       interpolation=None, strict=False)
+    parser = configparser.ConfigParser(
+        default_section="\0no-default", interpolation=None, strict=False
+    )
     parser.optionxform = str
     parser.read(DOCKER_CONF)
     registered = registered_options()
-    unknown = [f"[{section}] {key}" for section in parser.sections()
-               for key in parser[section]
-               if key not in registered.get(section, set())]
-    assert not unknown, (f"{DOCKER_CONF.relative_to(ROOT)} sets options notifier "
-                         f"does not register (oslo.config ignores them): {unknown}")
+    unknown = [
+        f"[{section}] {key}"
+        for section in parser.sections()
+        for key in parser[section]
+        if key not in registered.get(section, set())
+    ]
+    assert not unknown, (
+        f"{DOCKER_CONF.relative_to(ROOT)} sets options notifier "
+        f"does not register (oslo.config ignores them): {unknown}"
+    )
 
 
 def test_compose_configuration_values_are_valid_for_their_option_types():
@@ -420,6 +427,7 @@ def test_compose_configuration_sets_heartbeat_files_so_health_checks_can_pass():
 
 # -- Dockerfile and .dockerignore --------------------------------------------
 
+
 def test_dockerfile_builds_from_python_3_11_slim():
     keyword, rest = dockerfile_instructions()[0]
     assert keyword == "FROM"
@@ -427,11 +435,11 @@ def test_dockerfile_builds_from_python_3_11_slim():
 
 
 def test_dockerfile_entrypoint_is_notifier():
-    entrypoints = [rest for keyword, rest in dockerfile_instructions()
-                   if keyword == "ENTRYPOINT"]
+    entrypoints = [rest for keyword, rest in dockerfile_instructions() if keyword == "ENTRYPOINT"]
     assert entrypoints and exec_form(entrypoints[-1]) == ["notifier"]
-    assert entrypoints[-1].lstrip().startswith("["), \
+    assert entrypoints[-1].lstrip().startswith("["), (
         "use the exec form so notifier gets signals directly"
+    )
 
 
 def test_dockerfile_default_command_serves_the_api_with_the_configuration_it_copies():
@@ -444,14 +452,16 @@ def test_dockerfile_default_command_serves_the_api_with_the_configuration_it_cop
 
 
 def test_dockerfile_runs_as_a_non_root_user():
-    users = [rest.split(":")[0] for keyword, rest in dockerfile_instructions()
-             if keyword == "USER"]
+    users = [rest.split(":")[0] for keyword, rest in dockerfile_instructions() if keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
 
 
 def test_dockerfile_installs_the_project_without_dev_extras():
-    installs = [rest for keyword, rest in dockerfile_instructions()
-                if keyword == "RUN" and re.search(r"\bpip install\b", rest)]
+    installs = [
+        rest
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "RUN" and re.search(r"\bpip install\b", rest)
+    ]
     assert installs
     for command in installs:
         assert re.search(r"\bpip install (\S+ )*\.(\s|$|&|;)", command), command
@@ -460,11 +470,16 @@ def test_dockerfile_installs_the_project_without_dev_extras():
 
 def test_dockerfile_copies_everything_pyproject_needs_before_installing():
     install = first_instruction_index(
-        lambda keyword, rest: keyword == "RUN" and "pip install" in rest)
-    sources = [source for sources, _, index in dockerfile_copies()
-               if index < install for source in sources]
-    missing = [path for path in pyproject_needs()
-               if not any(copy_covers(source, path) for source in sources)]
+        lambda keyword, rest: keyword == "RUN" and "pip install" in rest
+    )
+    sources = [
+        source for sources, _, index in dockerfile_copies() if index < install for source in sources
+    ]
+    missing = [
+        path
+        for path in pyproject_needs()
+        if not any(copy_covers(source, path) for source in sources)
+    ]
     assert not missing, f"the Dockerfile installs without copying {missing}"
 
 
@@ -482,19 +497,33 @@ def test_every_file_the_dockerfile_copies_exists_and_is_in_the_build_context():
                 assert (ROOT / source).exists(), f"COPY {source}: no such path"
                 matches = [posixpath.normpath(source)]
             for path in matches:
-                assert not dockerignore_excludes(path), \
+                assert not dockerignore_excludes(path), (
                     f"COPY {source}: .dockerignore leaves {path} out of the context"
+                )
 
 
 def test_build_context_includes_the_package_sources_and_the_readme():
-    for path in ["pyproject.toml", "README.md", "notifier/cli.py", "notifier/conf.py",
-                 "workers/app.py", "templates/confirm.txt.j2"]:
+    for path in [
+        "pyproject.toml",
+        "README.md",
+        "notifier/cli.py",
+        "notifier/conf.py",
+        "workers/app.py",
+        "templates/confirm.txt.j2",
+    ]:
         assert not dockerignore_excludes(path), path
 
 
 def test_build_context_leaves_out_vcs_virtualenv_tests_caches_and_dumps():
-    for path in [".git/HEAD", ".venv/bin/python", "tests/unit/test_deploy_files.py",
-                 "notifier/__pycache__/cli.cpython-311.pyc", "var/dump.rdb",
-                 "appendonlydir/appendonly.aof.1.incr.aof", ".env",
-                 "notifier.egg-info/PKG-INFO", ".hypothesis/examples"]:
+    for path in [
+        ".git/HEAD",
+        ".venv/bin/python",
+        "tests/unit/test_deploy_files.py",
+        "notifier/__pycache__/cli.cpython-311.pyc",
+        "var/dump.rdb",
+        "appendonlydir/appendonly.aof.1.incr.aof",
+        ".env",
+        "notifier.egg-info/PKG-INFO",
+        ".hypothesis/examples",
+    ]:
         assert dockerignore_excludes(path), path

@@ -10,36 +10,45 @@ from notifier import emails
 from notifier.errors import ValidationError
 
 SUBSCRIPTION = {"id": "s1", "source": ["proj", "queues", "orders"]}
-PAYLOAD = {"body": {"event": "<script>alert(1)</script>", "n": 1}, "ttl": 300,
-           "message_id": "m1", "timestamp": "2026-01-01T00:00:00.000Z",
-           "queue_name": "orders"}
+PAYLOAD = {
+    "body": {"event": "<script>alert(1)</script>", "n": 1},
+    "ttl": 300,
+    "message_id": "m1",
+    "timestamp": "2026-01-01T00:00:00.000Z",
+    "queue_name": "orders",
+}
 
 
 def target(subscriber, **options):
     return emails.email_target(subscriber, options)
 
 
-@pytest.mark.parametrize("subscriber,to", [
-    ("mailto:a@example.com", ("a@example.com",)),
-    ("MAILTO:a@example.com", ("a@example.com",)),
-    ("mailto:a@example.com,b@example.com", ("a@example.com", "b@example.com")),
-    ("mailto:a@example.com, b@example.com", ("a@example.com", "b@example.com")),
-    ("mailto:?to=a@example.com&to=b@example.com", ("a@example.com", "b@example.com")),
-    ("mailto:a@example.com?to=a@example.com", ("a@example.com",)),
-    ("mailto:a+tag@example.com", ("a+tag@example.com",)),
-    ("mailto:a%2Btag@example.com", ("a+tag@example.com",)),
-    ("mailto:first.last@sub.example.co.uk", ("first.last@sub.example.co.uk",)),
-    ("mailto:ops@localhost", ("ops@localhost",)),
-    ("mailto:a@b%C3%BCcher.example", ("a@xn--bcher-kva.example",)),
-    ("mailto:j%C3%B6rg@example.com", ("jörg@example.com",)),
-])
+@pytest.mark.parametrize(
+    "subscriber,to",
+    [
+        ("mailto:a@example.com", ("a@example.com",)),
+        ("MAILTO:a@example.com", ("a@example.com",)),
+        ("mailto:a@example.com,b@example.com", ("a@example.com", "b@example.com")),
+        ("mailto:a@example.com, b@example.com", ("a@example.com", "b@example.com")),
+        ("mailto:?to=a@example.com&to=b@example.com", ("a@example.com", "b@example.com")),
+        ("mailto:a@example.com?to=a@example.com", ("a@example.com",)),
+        ("mailto:a+tag@example.com", ("a+tag@example.com",)),
+        ("mailto:a%2Btag@example.com", ("a+tag@example.com",)),
+        ("mailto:first.last@sub.example.co.uk", ("first.last@sub.example.co.uk",)),
+        ("mailto:ops@localhost", ("ops@localhost",)),
+        ("mailto:a@b%C3%BCcher.example", ("a@xn--bcher-kva.example",)),
+        ("mailto:j%C3%B6rg@example.com", ("jörg@example.com",)),
+    ],
+)
 def test_recipients_come_from_the_path_and_to_fields_percent_decoded(subscriber, to):
     assert target(subscriber).to == to
 
 
 def test_query_fields_are_decoded_case_insensitively_and_body_is_the_intro():
-    result = target("mailto:a@example.com?SUBJECT=Gr%C3%BC%C3%9Fe%20%2B%201"
-                    "&Cc=c@example.com,d@example.com&bcc=e@example.com&body=Hi%0Athere")
+    result = target(
+        "mailto:a@example.com?SUBJECT=Gr%C3%BC%C3%9Fe%20%2B%201"
+        "&Cc=c@example.com,d@example.com&bcc=e@example.com&body=Hi%0Athere"
+    )
     assert result.subject == "Grüße + 1"
     assert result.cc == ("c@example.com", "d@example.com")
     assert result.bcc == ("e@example.com",)
@@ -47,9 +56,12 @@ def test_query_fields_are_decoded_case_insensitively_and_body_is_the_intro():
 
 
 def test_options_add_cc_and_bcc_and_the_uri_subject_wins_as_in_zaqar():
-    result = target("mailto:a@example.com?subject=From%20URI&cc=c@example.com",
-                    subject="From options", cc=["d@example.com", "c@example.com"],
-                    bcc="e@example.com,f@example.com")
+    result = target(
+        "mailto:a@example.com?subject=From%20URI&cc=c@example.com",
+        subject="From options",
+        cc=["d@example.com", "c@example.com"],
+        bcc="e@example.com,f@example.com",
+    )
     assert result.subject == "From URI"
     assert result.cc == ("c@example.com", "d@example.com")
     assert result.bcc == ("e@example.com", "f@example.com")
@@ -61,83 +73,104 @@ def test_empty_cc_forms_zaqar_clients_send_are_accepted(value):
     assert target("mailto:a@example.com", cc=value, bcc=value).cc == ()
 
 
-@pytest.mark.parametrize("subscriber", [
-    "mailto:",
-    "mailto:?subject=nobody",
-    "mailto:not-an-address",
-    "mailto:a@",
-    "mailto:@example.com",
-    "mailto:a@example.com%0D%0ABcc:x@evil.example",
-    "mailto:a@example.com?subject=Hi%0D%0ABcc:%20x@evil.example",
-    "mailto:a@example.com?subject=Hi%0ABcc:%20x@evil.example",
-    "mailto:a@example.com?subject=Hi%00",
-    "mailto:a@example.com?subject=Hi%E2%80%A8Bcc:%20x@evil.example",
-    "mailto:a@example.com?cc=c@example.com%0ABcc:x@evil.example",
-    "mailto:a@example.com?body=%07bell",
-    "mailto:a@example.com?x-mailer=evil",
-    "mailto:a@example.com?subject=a&subject=b",
-    "mailto:a@example.com#fragment",
-    "mailto:-oQ/tmp/x@example.com",
-    "mailto:a b@example.com",
-    'mailto:"quoted"@example.com',
-    "mailto:a..b@example.com",
-    "mailto:a@exa_mple.com",
-    "mailto:a@-bad.example",
-    "mailto:a@example..com",
-    "mailto:a@example.com.",
-    "mailto:%FF@example.com",
-    "mailto:a%C2%A0b@example.com",
-    "mailto:" + "x" * 65 + "@example.com",
-    "mailto:" + ",".join(f"u{n}@example.com" for n in range(51)),
-])
+@pytest.mark.parametrize(
+    "subscriber",
+    [
+        "mailto:",
+        "mailto:?subject=nobody",
+        "mailto:not-an-address",
+        "mailto:a@",
+        "mailto:@example.com",
+        "mailto:a@example.com%0D%0ABcc:x@evil.example",
+        "mailto:a@example.com?subject=Hi%0D%0ABcc:%20x@evil.example",
+        "mailto:a@example.com?subject=Hi%0ABcc:%20x@evil.example",
+        "mailto:a@example.com?subject=Hi%00",
+        "mailto:a@example.com?subject=Hi%E2%80%A8Bcc:%20x@evil.example",
+        "mailto:a@example.com?cc=c@example.com%0ABcc:x@evil.example",
+        "mailto:a@example.com?body=%07bell",
+        "mailto:a@example.com?x-mailer=evil",
+        "mailto:a@example.com?subject=a&subject=b",
+        "mailto:a@example.com#fragment",
+        "mailto:-oQ/tmp/x@example.com",
+        "mailto:a b@example.com",
+        'mailto:"quoted"@example.com',
+        "mailto:a..b@example.com",
+        "mailto:a@exa_mple.com",
+        "mailto:a@-bad.example",
+        "mailto:a@example..com",
+        "mailto:a@example.com.",
+        "mailto:%FF@example.com",
+        "mailto:a%C2%A0b@example.com",
+        "mailto:" + "x" * 65 + "@example.com",
+        "mailto:" + ",".join(f"u{n}@example.com" for n in range(51)),
+    ],
+)
 def test_bad_or_injecting_subscribers_are_refused_naming_the_subscriber(subscriber):
     with pytest.raises(ValidationError) as error:
         target(subscriber)
     assert error.value.field == "subscriber"
 
 
-@pytest.mark.parametrize("options,field", [
-    ({"subject": "Hi\r\nBcc: x@evil.example"}, "options.subject"),
-    ({"subject": "Hi\nthere"}, "options.subject"),
-    ({"subject": "tab\tinside"}, "options.subject"),
-    ({"subject": "nul\x00"}, "options.subject"),
-    ({"subject": "line\u2028separator"}, "options.subject"),
-    ({"subject": "lone \ud800 surrogate"}, "options.subject"),
-    ({"subject": 42}, "options.subject"),
-    ({"subject": "x" * 501}, "options.subject"),
-    ({"cc": "c@example.com\r\nBcc: x@evil.example"}, "options.cc"),
-    ({"cc": {"c@example.com": 1}}, "options.cc"),
-    ({"cc": ["c@example.com", 7]}, "options.cc"),
-    ({"bcc": ["not an address"]}, "options.bcc"),
-    ({"from": "Evil\r\nBcc: x@evil.example <a@example.com>"}, "options.from"),
-    ({"from": "not an address"}, "options.from"),
-    ({"from": ["a@example.com"]}, "options.from"),
-])
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"subject": "Hi\r\nBcc: x@evil.example"}, "options.subject"),
+        ({"subject": "Hi\nthere"}, "options.subject"),
+        ({"subject": "tab\tinside"}, "options.subject"),
+        ({"subject": "nul\x00"}, "options.subject"),
+        ({"subject": "line\u2028separator"}, "options.subject"),
+        ({"subject": "lone \ud800 surrogate"}, "options.subject"),
+        ({"subject": 42}, "options.subject"),
+        ({"subject": "x" * 501}, "options.subject"),
+        ({"cc": "c@example.com\r\nBcc: x@evil.example"}, "options.cc"),
+        ({"cc": {"c@example.com": 1}}, "options.cc"),
+        ({"cc": ["c@example.com", 7]}, "options.cc"),
+        ({"bcc": ["not an address"]}, "options.bcc"),
+        ({"from": "Evil\r\nBcc: x@evil.example <a@example.com>"}, "options.from"),
+        ({"from": "not an address"}, "options.from"),
+        ({"from": ["a@example.com"]}, "options.from"),
+    ],
+)
 def test_bad_or_injecting_options_are_refused_naming_the_option(options, field):
     with pytest.raises(ValidationError) as error:
         emails.email_target("mailto:a@example.com", options)
     assert error.value.field == field
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("a@example.com", ("", "a@example.com")),
-    ("Shop Alerts <alerts@shop.example>", ("Shop Alerts", "alerts@shop.example")),
-    ('"Shop, Inc." <alerts@shop.example>', ("Shop, Inc.", "alerts@shop.example")),
-    ("Jörg <j@bücher.example>", ("Jörg", "j@xn--bcher-kva.example")),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("a@example.com", ("", "a@example.com")),
+        ("Shop Alerts <alerts@shop.example>", ("Shop Alerts", "alerts@shop.example")),
+        ('"Shop, Inc." <alerts@shop.example>', ("Shop, Inc.", "alerts@shop.example")),
+        ("Jörg <j@bücher.example>", ("Jörg", "j@xn--bcher-kva.example")),
+    ],
+)
 def test_a_mailbox_is_an_address_with_an_optional_display_name(value, expected):
     assert emails.check_mailbox(value, "options.from") == expected
 
 
-@pytest.mark.parametrize("code,verdict", [
-    (421, "transient"), (450, "transient"), (451, "transient"), (454, "transient"),
-    (500, "permanent"), (535, "permanent"), (550, "permanent"), (554, "permanent"),
-    (None, "transient"), (-1, "transient")])
+@pytest.mark.parametrize(
+    "code,verdict",
+    [
+        (421, "transient"),
+        (450, "transient"),
+        (451, "transient"),
+        (454, "transient"),
+        (500, "permanent"),
+        (535, "permanent"),
+        (550, "permanent"),
+        (554, "permanent"),
+        (None, "transient"),
+        (-1, "transient"),
+    ],
+)
 def test_smtp_codes_are_classified_4xx_transient_5xx_permanent(code, verdict):
     assert emails.classify_smtp_code(code) == verdict
 
 
 # -- templates -------------------------------------------------------------------
+
 
 def rendered_notification(subscriber="mailto:a@example.com?body=Hello", payload=PAYLOAD):
     result = target(subscriber)
@@ -169,8 +202,7 @@ def test_a_body_with_a_lone_surrogate_is_rendered_escaped_not_crashing():
 def test_a_template_dir_overrides_file_by_file_and_must_exist(tmp_path):
     (tmp_path / "notification.txt").write_text("custom {{ source_name }}\n")
     templates = emails.EmailTemplates(str(tmp_path))
-    context = emails.notification_context(PAYLOAD, SUBSCRIPTION,
-                                          target("mailto:a@example.com"))
+    context = emails.notification_context(PAYLOAD, SUBSCRIPTION, target("mailto:a@example.com"))
     result = templates.render("notification", context)
     assert result.text == "custom orders\n"
     assert result.subject == "New message on queue orders"  # packaged
@@ -180,20 +212,29 @@ def test_a_template_dir_overrides_file_by_file_and_must_exist(tmp_path):
 
 def test_an_unknown_variable_in_a_template_is_an_error_not_a_blank(tmp_path):
     (tmp_path / "notification.txt").write_text("{{ no_such_thing }}")
-    context = emails.notification_context(PAYLOAD, SUBSCRIPTION,
-                                          target("mailto:a@example.com"))
+    context = emails.notification_context(PAYLOAD, SUBSCRIPTION, target("mailto:a@example.com"))
     with pytest.raises(jinja2.UndefinedError):
         emails.EmailTemplates(str(tmp_path)).render("notification", context)
 
 
-@pytest.mark.parametrize("kind,subject", [
-    ("subscription", "Confirm your subscription to topic alerts"),
-    ("unsubscribe", "You have unsubscribed from topic alerts")])
+@pytest.mark.parametrize(
+    "kind,subject",
+    [
+        ("subscription", "Confirm your subscription to topic alerts"),
+        ("unsubscribe", "You have unsubscribed from topic alerts"),
+    ],
+)
 def test_confirmation_emails_carry_the_source_project_and_an_escaped_link(kind, subject):
     link = "https://n.example/confirm?a=1&b=<2>"
-    result = emails.render_confirmation_email(kind, {
-        "source_kind": "topic", "source_name": "alerts", "project": "proj",
-        "confirmation_link": link})
+    result = emails.render_confirmation_email(
+        kind,
+        {
+            "source_kind": "topic",
+            "source_name": "alerts",
+            "project": "proj",
+            "confirmation_link": link,
+        },
+    )
     assert result.subject == subject
     assert link in result.text and "proj" in result.text
     assert 'href="https://n.example/confirm?a=1&amp;b=&lt;2&gt;"' in result.html
@@ -201,9 +242,14 @@ def test_confirmation_emails_carry_the_source_project_and_an_escaped_link(kind, 
 
 def test_a_zaqar_template_dict_makes_a_plain_text_confirmation():
     result = emails.render_confirmation_email(
-        "subscription", {"source_name": "q", "project": "p", "confirmation_link": "L"},
-        zaqar_template={"topic": "Confirm", "body": "{0} of {1}: {2}",
-                        "sender": "Zaqar <no-reply@openstack.org>"})
+        "subscription",
+        {"source_name": "q", "project": "p", "confirmation_link": "L"},
+        zaqar_template={
+            "topic": "Confirm",
+            "body": "{0} of {1}: {2}",
+            "sender": "Zaqar <no-reply@openstack.org>",
+        },
+    )
     assert (result.subject, result.text, result.html) == ("Confirm", "q of p: L", None)
     assert result.sender == "Zaqar <no-reply@openstack.org>"
     with pytest.raises(ValueError):
@@ -212,11 +258,16 @@ def test_a_zaqar_template_dict_makes_a_plain_text_confirmation():
 
 # -- building --------------------------------------------------------------------
 
-def build(subscriber="mailto:a@example.com?cc=c@example.com",
-          options=None, smtp_from="Notifier <notifier@example.net>"):
+
+def build(
+    subscriber="mailto:a@example.com?cc=c@example.com",
+    options=None,
+    smtp_from="Notifier <notifier@example.net>",
+):
     result = emails.email_target(subscriber, options or {"bcc": ["b@example.com"]})
-    return emails.build_email(result, rendered_notification(subscriber), smtp_from,
-                              "msg_m1_s1", 1767225600)
+    return emails.build_email(
+        result, rendered_notification(subscriber), smtp_from, "msg_m1_s1", 1767225600
+    )
 
 
 def parsed(data):
@@ -234,8 +285,7 @@ def test_the_built_email_has_headers_recipients_and_no_bcc_header():
     assert message["Message-ID"] == "<msg_m1_s1@example.net>"
     assert message["Date"] == "Thu, 01 Jan 2026 00:00:00 +0000"
     assert message["Auto-Submitted"] == "auto-generated"
-    assert [p.get_content_type() for p in message.iter_parts()] == [
-        "text/plain", "text/html"]
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
 
 
 def test_for_sendmail_t_the_bcc_header_is_included_with_local_line_endings():
@@ -254,8 +304,10 @@ def test_a_from_option_gets_smtp_from_as_sender_and_as_envelope():
 
 
 def test_non_ascii_subject_and_body_are_encoded_for_a_7bit_relay():
-    mail = build("mailto:a@example.com?subject=Gr%C3%BC%C3%9Fe%20%E2%9C%93",
-                 options={"from": "Jörg <j@example.com>"})
+    mail = build(
+        "mailto:a@example.com?subject=Gr%C3%BC%C3%9Fe%20%E2%9C%93",
+        options={"from": "Jörg <j@example.com>"},
+    )
     data = mail.as_bytes()
     assert not mail.smtputf8 and data.isascii()
     message = parsed(data)

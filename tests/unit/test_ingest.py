@@ -84,8 +84,9 @@ def test_posts_arriving_during_a_write_share_the_next_one():
     # order in line of the posts that waited is the threads' race)
     first, *later = dispatcher.tasks
     assert first == ("fanout", (list(QUEUE), results[0], None))
-    assert sorted((tuple(args[0]), sorted(args[1])) for _, args in later) == sorted([
-        (tuple(QUEUE), sorted(results[1] + results[3])), (tuple(OTHER), results[2])])
+    assert sorted((tuple(args[0]), sorted(args[1])) for _, args in later) == sorted(
+        [(tuple(QUEUE), sorted(results[1] + results[3])), (tuple(OTHER), results[2])]
+    )
 
 
 def test_a_failed_write_fails_every_post_of_its_group_and_keeps_nothing():
@@ -113,7 +114,8 @@ def test_groups_are_capped_in_bytes_too_but_a_large_post_still_goes():
     storage = GatedStorage()
     storage.release.set()
     MessageWriter(storage, MemoryDispatcher(), max_group_bytes=10).post(
-        QUEUE, [{"body": 1, "ttl": 60}], 1000)
+        QUEUE, [{"body": 1, "ttl": 60}], 1000
+    )
     assert len(storage.writes) == 1
 
 

@@ -8,22 +8,48 @@ from notifier import errors, netpolicy, validation
 from notifier.conf import load_conf
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "127.255.255.254", "2130706433", "0x7f000001", "0177.0.0.1", "127.1",
-    "169.254.169.254", "0.0.0.0", "10.0.0.1", "172.16.0.1", "192.168.1.1",
-    "100.64.0.1", "198.18.0.1", "192.0.2.1", "198.51.100.1", "203.0.113.1",
-    "224.0.0.1", "240.0.0.1", "255.255.255.255",
-    "::1", "::", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "fe80::1", "fc00::1",
-    "fd12:3456::1", "2002:7f00:1::1", "64:ff9b::a9fe:a9fe", "ff02::1", "2001:db8::1",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.255.255.254",
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "198.18.0.1",
+        "192.0.2.1",
+        "198.51.100.1",
+        "203.0.113.1",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "2002:7f00:1::1",
+        "64:ff9b::a9fe:a9fe",
+        "ff02::1",
+        "2001:db8::1",
+    ],
+)
 def test_non_public_addresses_are_refused_by_default(host):
     address = netpolicy.host_literal(host)
     assert address is not None
     assert netpolicy.refusal_reason(address) is not None
 
 
-@pytest.mark.parametrize("host", ["8.8.8.8", "93.184.216.34", "2606:4700::1111",
-                                  "::ffff:8.8.8.8"])
+@pytest.mark.parametrize("host", ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"])
 def test_public_addresses_are_allowed(host):
     assert netpolicy.is_allowed(netpolicy.host_literal(host))
 
@@ -51,11 +77,20 @@ def conf():
     return load_conf([])
 
 
-@pytest.mark.parametrize("subscriber", [
-    "http://127.0.0.1:8080/hook", "http://169.254.169.254/latest/meta-data/",
-    "http://[::1]/", "http://0.0.0.0/", "http://2130706433/", "http://[::ffff:127.0.0.1]/",
-    "https://10.1.2.3/", "http://[fd00::1]:9000/", "http://localhost:9/",
-])
+@pytest.mark.parametrize(
+    "subscriber",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://0.0.0.0/",
+        "http://2130706433/",
+        "http://[::ffff:127.0.0.1]/",
+        "https://10.1.2.3/",
+        "http://[fd00::1]:9000/",
+        "http://localhost:9/",
+    ],
+)
 def test_a_subscription_to_a_forbidden_address_is_a_400(conf, subscriber):
     with pytest.raises(errors.ValidationError) as caught:
         validation.subscription({"subscriber": subscriber}, conf)

@@ -11,26 +11,38 @@ from notifier.payloads import (
     render_webhook_body,
 )
 
-MESSAGE = {"id": "m1", "body": {"event": "created", "n": 1}, "ttl": 300,
-           "created": 1700000000.5, "source": ["p", "queues", "orders"],
-           "attributes": {"a": {"DataType": "String", "StringValue": "x"}}}
+MESSAGE = {
+    "id": "m1",
+    "body": {"event": "created", "n": 1},
+    "ttl": 300,
+    "created": 1700000000.5,
+    "source": ["p", "queues", "orders"],
+    "attributes": {"a": {"DataType": "String", "StringValue": "x"}},
+}
 
 
-@pytest.mark.parametrize("epoch, expected", [
-    (0, "1970-01-01T00:00:00.000Z"),
-    (1700000000.5, "2023-11-14T22:13:20.500Z"),
-    (1700000000.1239, "2023-11-14T22:13:20.123Z"),
-    (951782400, "2000-02-29T00:00:00.000Z"),
-])
+@pytest.mark.parametrize(
+    "epoch, expected",
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1700000000.5, "2023-11-14T22:13:20.500Z"),
+        (1700000000.1239, "2023-11-14T22:13:20.123Z"),
+        (951782400, "2000-02-29T00:00:00.000Z"),
+    ],
+)
 def test_isoformat_writes_utc_with_milliseconds_and_a_z(epoch, expected):
     assert isoformat(epoch) == expected
 
 
 def test_a_queue_notification_carries_zaqars_fields_and_the_message_identity():
     assert notification_payload(MESSAGE, "queues", "orders") == {
-        "body": {"event": "created", "n": 1}, "ttl": 300,
-        "Message_Type": "Notification", "queue_name": "orders",
-        "message_id": "m1", "timestamp": "2023-11-14T22:13:20.500Z"}
+        "body": {"event": "created", "n": 1},
+        "ttl": 300,
+        "Message_Type": "Notification",
+        "queue_name": "orders",
+        "message_id": "m1",
+        "timestamp": "2023-11-14T22:13:20.500Z",
+    }
 
 
 def test_a_topic_notification_also_names_the_topic():
@@ -48,8 +60,14 @@ def test_a_delivery_id_is_stable_and_names_message_and_subscription():
     assert delivery_id("m1", "s2") != delivery_id("m2", "s1")
 
 
-PAYLOAD = {"body": {"text": "héllo ☃"}, "ttl": 60, "Message_Type": "Notification",
-           "queue_name": "q", "message_id": "m1", "timestamp": "1970-01-01T00:00:00.000Z"}
+PAYLOAD = {
+    "body": {"text": "héllo ☃"},
+    "ttl": 60,
+    "Message_Type": "Notification",
+    "queue_name": "q",
+    "message_id": "m1",
+    "timestamp": "1970-01-01T00:00:00.000Z",
+}
 
 
 @pytest.mark.parametrize("template", [None, ""])
@@ -60,16 +78,18 @@ def test_without_post_data_the_body_is_the_payload_as_utf8_json(template):
     assert "héllo ☃".encode() in body  # not \u-escaped
 
 
-@pytest.mark.parametrize("template, expected", [
-    ('{"data": "$zaqar_message$"}', {"data": PAYLOAD}),
-    ('["$zaqar_message$", "$zaqar_message$"]', [PAYLOAD, PAYLOAD]),
-    ('{"a": {"b": "$zaqar_message$"}, "c": 1}', {"a": {"b": PAYLOAD}, "c": 1}),
-    ('"$zaqar_message$"', PAYLOAD),
-    ('{"static": true}', {"static": True}),
-    ('{"unquoted": "x$zaqar_message$x"}', {"unquoted": "x$zaqar_message$x"}),
-])
-def test_post_data_has_each_quoted_placeholder_replaced_by_the_payload(template,
-                                                                        expected):
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ('{"data": "$zaqar_message$"}', {"data": PAYLOAD}),
+        ('["$zaqar_message$", "$zaqar_message$"]', [PAYLOAD, PAYLOAD]),
+        ('{"a": {"b": "$zaqar_message$"}, "c": 1}', {"a": {"b": PAYLOAD}, "c": 1}),
+        ('"$zaqar_message$"', PAYLOAD),
+        ('{"static": true}', {"static": True}),
+        ('{"unquoted": "x$zaqar_message$x"}', {"unquoted": "x$zaqar_message$x"}),
+    ],
+)
+def test_post_data_has_each_quoted_placeholder_replaced_by_the_payload(template, expected):
     assert json.loads(render_webhook_body(PAYLOAD, template)) == expected
 
 

@@ -21,29 +21,20 @@ from notifier.retry import (
 )
 
 DEFAULT_BACKOFF = {
-    "linear": [5.0, 7.778, 10.556, 13.333, 16.111,
-               18.889, 21.667, 24.444, 27.222, 30.0],
-    "arithmetic": [5.0, 5.556, 6.667, 8.333, 10.556,
-                   13.333, 16.667, 20.556, 25.0, 30.0],
-    "geometric": [5.0, 6.101, 7.445, 9.086, 11.087,
-                  13.529, 16.51, 20.146, 24.584, 30.0],
-    "exponential": [5.0, 5.005, 5.02, 5.059, 5.165,
-                    5.455, 6.242, 8.381, 14.195, 30.0],
+    "linear": [5.0, 7.778, 10.556, 13.333, 16.111, 18.889, 21.667, 24.444, 27.222, 30.0],
+    "arithmetic": [5.0, 5.556, 6.667, 8.333, 10.556, 13.333, 16.667, 20.556, 25.0, 30.0],
+    "geometric": [5.0, 6.101, 7.445, 9.086, 11.087, 13.529, 16.51, 20.146, 24.584, 30.0],
+    "exponential": [5.0, 5.005, 5.02, 5.059, 5.165, 5.455, 6.242, 8.381, 14.195, 30.0],
 }
 
 AWS_PICTURE_BACKOFF = {
-    "linear": [5.0, 33.333, 61.667, 90.0, 118.333,
-               146.667, 175.0, 203.333, 231.667, 260.0],
-    "arithmetic": [5.0, 10.667, 22.0, 39.0, 61.667,
-                   90.0, 124.0, 163.667, 209.0, 260.0],
-    "geometric": [5.0, 7.756, 12.031, 18.663, 28.949,
-                  44.906, 69.658, 108.054, 167.612, 260.0],
-    "exponential": [5.0, 5.054, 5.201, 5.601, 6.687,
-                    9.64, 17.666, 39.483, 98.789, 260.0],
+    "linear": [5.0, 33.333, 61.667, 90.0, 118.333, 146.667, 175.0, 203.333, 231.667, 260.0],
+    "arithmetic": [5.0, 10.667, 22.0, 39.0, 61.667, 90.0, 124.0, 163.667, 209.0, 260.0],
+    "geometric": [5.0, 7.756, 12.031, 18.663, 28.949, 44.906, 69.658, 108.054, 167.612, 260.0],
+    "exponential": [5.0, 5.054, 5.201, 5.601, 6.687, 9.64, 17.666, 39.483, 98.789, 260.0],
 }
 
-TYPICAL_RANGES = [(5, 30, 10), (5, 260, 10), (1, 60, 5), (0, 300, 10),
-                  (10, 3600, 20), (30, 600, 3)]
+TYPICAL_RANGES = [(5, 30, 10), (5, 260, 10), (1, 60, 5), (0, 300, 10), (10, 3600, 20), (30, 600, 3)]
 
 
 def is_non_decreasing(values):
@@ -52,20 +43,24 @@ def is_non_decreasing(values):
 
 # --- schedules ---------------------------------------------------------------
 
+
 def test_the_default_policy_matches_the_spec_defaults():
     assert RetryPolicy().to_dict() == {
-        "retries_with_no_delay": 3, "minimum_delay_retries": 3,
-        "minimum_delay": 5, "maximum_delay": 30, "maximum_delay_retries": 3,
+        "retries_with_no_delay": 3,
+        "minimum_delay_retries": 3,
+        "minimum_delay": 5,
+        "maximum_delay": 30,
+        "maximum_delay_retries": 3,
         "retry_backoff_function": "linear",
-        "ignore_subscription_override": False, "backoff_retries": 10,
+        "ignore_subscription_override": False,
+        "backoff_retries": 10,
     }
 
 
 @pytest.mark.parametrize("function", BACKOFF_FUNCTIONS)
 def test_a_default_policy_schedules_all_four_phases_in_order(function):
     policy = RetryPolicy(retry_backoff_function=function)
-    assert policy.delays() == ([0.0] * 3 + [5.0] * 3
-                               + DEFAULT_BACKOFF[function] + [30.0] * 3)
+    assert policy.delays() == ([0.0] * 3 + [5.0] * 3 + DEFAULT_BACKOFF[function] + [30.0] * 3)
     assert policy.total_retries == 19
 
 
@@ -76,8 +71,7 @@ def test_the_aws_picture_range_gives_the_documented_curve(function):
 
 @pytest.mark.parametrize("function", BACKOFF_FUNCTIONS)
 @pytest.mark.parametrize("low, high, count", TYPICAL_RANGES)
-def test_each_curve_runs_from_minimum_to_maximum_without_decreasing(
-        function, low, high, count):
+def test_each_curve_runs_from_minimum_to_maximum_without_decreasing(function, low, high, count):
     delays = backoff_delays(function, low, high, count)
     assert len(delays) == count
     assert delays[0] == low and delays[-1] == high
@@ -121,13 +115,15 @@ def test_exponential_stays_below_geometric_for_the_aws_picture_range():
 
 
 @pytest.mark.parametrize("function", BACKOFF_FUNCTIONS)
-@pytest.mark.parametrize("count, expected", [
-    (0, []),
-    (1, [30.0]),
-    (2, [5.0, 30.0]),
-])
-def test_a_short_backoff_phase_is_empty_or_ends_at_the_maximum(
-        function, count, expected):
+@pytest.mark.parametrize(
+    "count, expected",
+    [
+        (0, []),
+        (1, [30.0]),
+        (2, [5.0, 30.0]),
+    ],
+)
+def test_a_short_backoff_phase_is_empty_or_ends_at_the_maximum(function, count, expected):
     assert backoff_delays(function, 5, 30, count) == expected
 
 
@@ -158,8 +154,10 @@ def test_an_unknown_backoff_function_is_a_value_error():
 
 
 @pytest.mark.parametrize("function", BACKOFF_FUNCTIONS)
-@pytest.mark.parametrize("phase", ["retries_with_no_delay", "minimum_delay_retries",
-                                   "backoff_retries", "maximum_delay_retries"])
+@pytest.mark.parametrize(
+    "phase",
+    ["retries_with_no_delay", "minimum_delay_retries", "backoff_retries", "maximum_delay_retries"],
+)
 def test_a_phase_with_zero_retries_drops_out_of_the_schedule(function, phase):
     policy = RetryPolicy(retry_backoff_function=function, **{phase: 0})
     phases = {
@@ -174,16 +172,28 @@ def test_a_phase_with_zero_retries_drops_out_of_the_schedule(function, phase):
 
 
 def test_a_policy_with_no_retries_at_all_is_exhausted_at_once():
-    policy = RetryPolicy(retries_with_no_delay=0, minimum_delay_retries=0,
-                         backoff_retries=0, maximum_delay_retries=0)
+    policy = RetryPolicy(
+        retries_with_no_delay=0, minimum_delay_retries=0, backoff_retries=0, maximum_delay_retries=0
+    )
     assert policy.delays() == []
     assert policy.next_delay(1) is None
 
 
-@pytest.mark.parametrize("retry_number, expected", [
-    (1, 0.0), (3, 0.0), (4, 5.0), (6, 5.0), (7, 5.0), (8, 7.778),
-    (16, 30.0), (19, 30.0), (20, None), (100, None),
-])
+@pytest.mark.parametrize(
+    "retry_number, expected",
+    [
+        (1, 0.0),
+        (3, 0.0),
+        (4, 5.0),
+        (6, 5.0),
+        (7, 5.0),
+        (8, 7.778),
+        (16, 30.0),
+        (19, 30.0),
+        (20, None),
+        (100, None),
+    ],
+)
 def test_next_delay_walks_the_default_schedule(retry_number, expected):
     assert RetryPolicy().next_delay(retry_number) == expected
 
@@ -194,20 +204,25 @@ def test_next_delay_rejects_retry_numbers_below_one(retry_number):
         RetryPolicy().next_delay(retry_number)
 
 
-@pytest.mark.parametrize("retry_number, retry_after, expected", [
-    (1, None, 0.0),
-    (1, 12, 12.0),
-    (8, 3.0, 7.778),
-    (8, 9.5, 9.5),
-    (19, 120, 120.0),
-    (20, 120, None),
-])
+@pytest.mark.parametrize(
+    "retry_number, retry_after, expected",
+    [
+        (1, None, 0.0),
+        (1, 12, 12.0),
+        (8, 3.0, 7.778),
+        (8, 9.5, 9.5),
+        (19, 120, 120.0),
+        (20, 120, None),
+    ],
+)
 def test_retry_after_raises_the_policy_delay_but_never_adds_retries(
-        retry_number, retry_after, expected):
+    retry_number, retry_after, expected
+):
     assert RetryPolicy().delay_after_failure(retry_number, retry_after) == expected
 
 
 # --- from_dict and validation --------------------------------------------------
+
 
 def test_an_empty_dict_gives_the_defaults():
     assert RetryPolicy.from_dict({}) == RetryPolicy()
@@ -229,13 +244,27 @@ def test_a_policy_is_frozen():
         RetryPolicy().minimum_delay = 1
 
 
-@pytest.mark.parametrize("key", ["retries_with_no_delay", "minimum_delay_retries",
-                                 "maximum_delay_retries", "backoff_retries",
-                                 "minimum_delay", "maximum_delay"])
-@pytest.mark.parametrize("value, rule", [
-    (True, "integer"), (1.0, "integer"), ("3", "integer"), (None, "integer"),
-    (-1, "between 0 and"),
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "retries_with_no_delay",
+        "minimum_delay_retries",
+        "maximum_delay_retries",
+        "backoff_retries",
+        "minimum_delay",
+        "maximum_delay",
+    ],
+)
+@pytest.mark.parametrize(
+    "value, rule",
+    [
+        (True, "integer"),
+        (1.0, "integer"),
+        ("3", "integer"),
+        (None, "integer"),
+        (-1, "between 0 and"),
+    ],
+)
 def test_a_bad_integer_option_names_its_field(key, value, rule):
     with pytest.raises(ValidationError, match=rule) as raised:
         RetryPolicy.from_dict({key: value})
@@ -243,13 +272,16 @@ def test_a_bad_integer_option_names_its_field(key, value, rule):
     assert key in raised.value.description
 
 
-@pytest.mark.parametrize("key, upper", [
-    ("retries_with_no_delay", MAX_RETRIES_PER_PHASE),
-    ("minimum_delay_retries", MAX_RETRIES_PER_PHASE),
-    ("maximum_delay_retries", MAX_RETRIES_PER_PHASE),
-    ("backoff_retries", MAX_RETRIES_PER_PHASE),
-    ("maximum_delay", MAX_DELAY_SECONDS),
-])
+@pytest.mark.parametrize(
+    "key, upper",
+    [
+        ("retries_with_no_delay", MAX_RETRIES_PER_PHASE),
+        ("minimum_delay_retries", MAX_RETRIES_PER_PHASE),
+        ("maximum_delay_retries", MAX_RETRIES_PER_PHASE),
+        ("backoff_retries", MAX_RETRIES_PER_PHASE),
+        ("maximum_delay", MAX_DELAY_SECONDS),
+    ],
+)
 def test_an_option_above_its_limit_is_rejected_and_the_limit_accepted(key, upper):
     assert getattr(RetryPolicy.from_dict({key: upper}), key) == upper
     with pytest.raises(ValidationError, match=f"between 0 and {upper}") as raised:
@@ -310,20 +342,24 @@ SUBSCRIPTION_IGNORING = {"minimum_delay": 2, "ignore_subscription_override": Tru
 DEFAULTS = RetryPolicy(minimum_delay=3)
 
 
-@pytest.mark.parametrize("queue, subscription, expected_minimum", [
-    (None, None, 3),
-    ({}, {}, 3),
-    (QUEUE, None, 1),
-    (QUEUE, {}, 1),
-    (None, SUBSCRIPTION, 2),
-    ({}, SUBSCRIPTION, 2),
-    (QUEUE, SUBSCRIPTION, 2),
-    (QUEUE_IGNORING, SUBSCRIPTION, 1),
-    (QUEUE_IGNORING, None, 1),
-    (QUEUE, SUBSCRIPTION_IGNORING, 2),
-])
+@pytest.mark.parametrize(
+    "queue, subscription, expected_minimum",
+    [
+        (None, None, 3),
+        ({}, {}, 3),
+        (QUEUE, None, 1),
+        (QUEUE, {}, 1),
+        (None, SUBSCRIPTION, 2),
+        ({}, SUBSCRIPTION, 2),
+        (QUEUE, SUBSCRIPTION, 2),
+        (QUEUE_IGNORING, SUBSCRIPTION, 1),
+        (QUEUE_IGNORING, None, 1),
+        (QUEUE, SUBSCRIPTION_IGNORING, 2),
+    ],
+)
 def test_resolve_policy_prefers_the_subscription_unless_the_queue_ignores_it(
-        queue, subscription, expected_minimum):
+    queue, subscription, expected_minimum
+):
     policy = resolve_policy(queue, subscription, DEFAULTS)
     assert policy.minimum_delay == expected_minimum
 
@@ -344,17 +380,40 @@ def test_resolve_policy_validates_the_policies_it_reads():
 
 # --- classify_http_status -----------------------------------------------------------
 
-@pytest.mark.parametrize("status, expected", [
-    (200, "success"), (201, "success"), (204, "success"), (299, "success"),
-    (100, "transient"), (199, "transient"), (0, "transient"), (600, "transient"),
-    (999, "transient"),
-    (301, "transient"), (302, "transient"), (304, "transient"), (307, "transient"),
-    (308, "transient"),
-    (408, "transient"), (429, "transient"),
-    (400, "permanent"), (401, "permanent"), (403, "permanent"), (404, "permanent"),
-    (410, "permanent"), (413, "permanent"), (422, "permanent"), (499, "permanent"),
-    (500, "transient"), (502, "transient"), (503, "transient"), (599, "transient"),
-])
+
+@pytest.mark.parametrize(
+    "status, expected",
+    [
+        (200, "success"),
+        (201, "success"),
+        (204, "success"),
+        (299, "success"),
+        (100, "transient"),
+        (199, "transient"),
+        (0, "transient"),
+        (600, "transient"),
+        (999, "transient"),
+        (301, "transient"),
+        (302, "transient"),
+        (304, "transient"),
+        (307, "transient"),
+        (308, "transient"),
+        (408, "transient"),
+        (429, "transient"),
+        (400, "permanent"),
+        (401, "permanent"),
+        (403, "permanent"),
+        (404, "permanent"),
+        (410, "permanent"),
+        (413, "permanent"),
+        (422, "permanent"),
+        (499, "permanent"),
+        (500, "transient"),
+        (502, "transient"),
+        (503, "transient"),
+        (599, "transient"),
+    ],
+)
 def test_classify_http_status_follows_the_table(status, expected):
     assert classify_http_status(status) == expected
 
@@ -370,31 +429,47 @@ def test_classify_http_status_rejects_non_integers(status):
 NOW = calendar.timegm((2015, 10, 21, 7, 28, 0))
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("120", 120.0),
-    (" 7 ", 7.0),
-    ("0", 0.0),
-    (45, 45.0),
-    ("+5", 5.0),
-    ("-5", 0.0),
-    ("-0", 0.0),
-    ("3601", 3600.0),
-    ("9" * 5000, 3600.0),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
-    ("Wed, 21 Oct 2015 07:30:00 GMT", 120.0),
-    ("Wednesday, 21-Oct-15 07:29:00 GMT", 60.0),
-    ("Wed Oct 21 07:29:00 2015", 60.0),
-    ("Wed, 21 Oct 2015 07:20:00 GMT", 0.0),
-    ("Wed, 21 Oct 2015 09:28:00 +0100", 3600.0),
-    ("Thu, 22 Oct 2015 07:28:00 GMT", 3600.0),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        (45, 45.0),
+        ("+5", 5.0),
+        ("-5", 0.0),
+        ("-0", 0.0),
+        ("3601", 3600.0),
+        ("9" * 5000, 3600.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 07:30:00 GMT", 120.0),
+        ("Wednesday, 21-Oct-15 07:29:00 GMT", 60.0),
+        ("Wed Oct 21 07:29:00 2015", 60.0),
+        ("Wed, 21 Oct 2015 07:20:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 09:28:00 +0100", 3600.0),
+        ("Thu, 22 Oct 2015 07:28:00 GMT", 3600.0),
+    ],
+)
 def test_parse_retry_after_reads_seconds_and_dates_and_clamps_them(value, expected):
     assert parse_retry_after(value, NOW, 3600) == expected
 
 
-@pytest.mark.parametrize("value", [
-    None, "", "   ", "soon", "1.5", "12s", "0x10", "Wed, 99 Foo 2015", [], 1.5, True,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "   ",
+        "soon",
+        "1.5",
+        "12s",
+        "0x10",
+        "Wed, 99 Foo 2015",
+        [],
+        1.5,
+        True,
+    ],
+)
 def test_parse_retry_after_returns_none_for_garbage(value):
     assert parse_retry_after(value, NOW, 3600) is None
 
@@ -418,11 +493,14 @@ delays = st.integers(min_value=0, max_value=MAX_DELAY_SECONDS)
 def policies(draw):
     low, high = sorted((draw(delays), draw(delays)))
     return RetryPolicy(
-        retries_with_no_delay=draw(counts), minimum_delay_retries=draw(counts),
-        minimum_delay=low, maximum_delay=high,
+        retries_with_no_delay=draw(counts),
+        minimum_delay_retries=draw(counts),
+        minimum_delay=low,
+        maximum_delay=high,
         maximum_delay_retries=draw(counts),
         retry_backoff_function=draw(st.sampled_from(BACKOFF_FUNCTIONS)),
-        backoff_retries=draw(counts))
+        backoff_retries=draw(counts),
+    )
 
 
 @given(policies())
@@ -437,7 +515,7 @@ def test_every_schedule_never_decreases_and_its_backoff_phase_spans_min_to_max(p
     schedule = policy.delays()
     assert is_non_decreasing(schedule)
     start = policy.retries_with_no_delay + policy.minimum_delay_retries
-    backoff = schedule[start:start + policy.backoff_retries]
+    backoff = schedule[start : start + policy.backoff_retries]
     assert all(policy.minimum_delay <= d <= policy.maximum_delay for d in backoff)
     if len(backoff) >= 2:
         assert (backoff[0], backoff[-1]) == (policy.minimum_delay, policy.maximum_delay)
@@ -450,7 +528,9 @@ def test_next_delay_agrees_with_the_schedule(policy, retry_number):
     assert policy.next_delay(retry_number) == expected
 
 
-@given(st.integers(min_value=-10**6, max_value=10**6),
-       st.integers(min_value=0, max_value=MAX_DELAY_SECONDS))
+@given(
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.integers(min_value=0, max_value=MAX_DELAY_SECONDS),
+)
 def test_parse_retry_after_always_lands_within_zero_and_the_cap(seconds, cap):
     assert 0 <= parse_retry_after(str(seconds), NOW, cap) <= cap

@@ -1,9 +1,9 @@
 """etc/notifier.conf.sample lists every option notifier registers, as
 oslo-config-generator writes it from the ``oslo.config.opts`` entry point."""
 
-import re
 import configparser
 import difflib
+import re
 import subprocess
 import sys
 import tomllib
@@ -20,9 +20,20 @@ REGENERATE = ".venv/bin/oslo-config-generator --config-file etc/notifier-config-
 def generate(output):
     """Run oslo-config-generator with the committed generator config."""
     subprocess.run(
-        [sys.executable, "-c", "from oslo_config.generator import main; main()",
-         "--config-file", str(GENERATOR_CONF), "--output-file", str(output)],
-        cwd=ROOT, check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from oslo_config.generator import main; main()",
+            "--config-file",
+            str(GENERATOR_CONF),
+            "--output-file",
+            str(output),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return output.read_text()
 
 
@@ -45,14 +56,20 @@ def test_sample_config_is_what_the_generator_writes_today(tmp_path):
     assert SAMPLE.exists(), f"etc/notifier.conf.sample is missing; create it with:\n  {REGENERATE}"
     committed = SAMPLE.read_text()
     if committed != expected:
-        diff = "".join(difflib.unified_diff(
-            committed.splitlines(keepends=True), expected.splitlines(keepends=True),
-            "etc/notifier.conf.sample (committed)", "generated from notifier/conf.py"))
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                expected.splitlines(keepends=True),
+                "etc/notifier.conf.sample (committed)",
+                "generated from notifier/conf.py",
+            )
+        )
         raise AssertionError(
             "etc/notifier.conf.sample is out of date with notifier/conf.py; "
             f"regenerate it from the project root with:\n  {REGENERATE}\n"
             "(if an option is missing from the output, `pip install -e .` again "
-            "so the oslo.config.opts entry point is current)\n\n" + diff)
+            "so the oslo.config.opts entry point is current)\n\n" + diff
+        )
 
 
 def test_sample_config_mentions_every_registered_option():
@@ -60,5 +77,6 @@ def test_sample_config_mentions_every_registered_option():
     for group, opts in conf_module.list_opts():
         assert f"[{group or 'DEFAULT'}]" in text
         for opt in opts:
-            assert re.search(rf"^#{re.escape(opt.dest)} =", text, re.MULTILINE), \
+            assert re.search(rf"^#{re.escape(opt.dest)} =", text, re.MULTILINE), (
                 f"{group}.{opt.dest} missing from the sample"
+            )

@@ -28,41 +28,48 @@ def rejects(call, field):
 
 # --- parse_json -------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, expected", [
-    (b'{"a": [1, 2.5, null, true]}', {"a": [1, 2.5, None, True]}),
-    (b"[]", []),
-    (b'"text"', "text"),
-    (b"0", 0),
-    ('{"é": "ü"}'.encode(), {"é": "ü"}),
-    (b'"\\u00e9"', "é"),
-    (b" \n{}\t", {}),
-    (nested_lists(32).encode(), json.loads(nested_lists(32))),
-])
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b'{"a": [1, 2.5, null, true]}', {"a": [1, 2.5, None, True]}),
+        (b"[]", []),
+        (b'"text"', "text"),
+        (b"0", 0),
+        ('{"é": "ü"}'.encode(), {"é": "ü"}),
+        (b'"\\u00e9"', "é"),
+        (b" \n{}\t", {}),
+        (nested_lists(32).encode(), json.loads(nested_lists(32))),
+    ],
+)
 def test_parse_json_returns_the_document_of_strict_json(raw, expected):
     assert validation.parse_json(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [
-    pytest.param(b"", id="empty"),
-    pytest.param(b"   ", id="only whitespace"),
-    pytest.param(b"{", id="truncated"),
-    pytest.param(b"{'a': 1}", id="single quotes"),
-    pytest.param(b'{"a": 1,}', id="trailing comma"),
-    pytest.param(b"[1] [2]", id="two documents"),
-    pytest.param(b"NaN", id="NaN"),
-    pytest.param(b'{"a": Infinity}', id="Infinity"),
-    pytest.param(b"[-Infinity]", id="-Infinity"),
-    pytest.param(b'"\xff"', id="invalid UTF-8"),
-    pytest.param(b'"\xed\xa0\x80"', id="UTF-8 encoded surrogate"),
-    pytest.param("[1]".encode("utf-16"), id="UTF-16"),
-    pytest.param(nested_lists(33).encode(), id="33 nested lists"),
-    pytest.param(nested_lists(1000).encode(), id="1000 nested lists"),
-    pytest.param(nested_lists(100000).encode(), id="100000 nested lists"),
-    pytest.param(('{"a":' * 40 + "1" + "}" * 40).encode(), id="40 nested objects"),
-    pytest.param(b"1" * 5000, id="integer over 4300 digits"),
-    pytest.param(b"1e999", id="float overflow"),
-    pytest.param(b'"\\ud800"', id="lone surrogate"),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"   ", id="only whitespace"),
+        pytest.param(b"{", id="truncated"),
+        pytest.param(b"{'a': 1}", id="single quotes"),
+        pytest.param(b'{"a": 1,}', id="trailing comma"),
+        pytest.param(b"[1] [2]", id="two documents"),
+        pytest.param(b"NaN", id="NaN"),
+        pytest.param(b'{"a": Infinity}', id="Infinity"),
+        pytest.param(b"[-Infinity]", id="-Infinity"),
+        pytest.param(b'"\xff"', id="invalid UTF-8"),
+        pytest.param(b'"\xed\xa0\x80"', id="UTF-8 encoded surrogate"),
+        pytest.param("[1]".encode("utf-16"), id="UTF-16"),
+        pytest.param(nested_lists(33).encode(), id="33 nested lists"),
+        pytest.param(nested_lists(1000).encode(), id="1000 nested lists"),
+        pytest.param(nested_lists(100000).encode(), id="100000 nested lists"),
+        pytest.param(('{"a":' * 40 + "1" + "}" * 40).encode(), id="40 nested objects"),
+        pytest.param(b"1" * 5000, id="integer over 4300 digits"),
+        pytest.param(b"1e999", id="float overflow"),
+        pytest.param(b'"\\ud800"', id="lone surrogate"),
+    ],
+)
 def test_parse_json_rejects_anything_but_strict_json(raw):
     rejects(lambda: validation.parse_json(raw), "body")
 
@@ -73,13 +80,13 @@ def test_parse_json_names_the_field_it_was_given():
 
 # --- names, headers, numbers ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["q", "Q-1_x", "a" * 64, "0"])
 def test_a_source_name_of_letters_digits_underscores_and_hyphens_is_accepted(name):
     assert validation.source_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", None, "a" * 65, "a.b", "a b", "a/b", "é",
-                                  "a\n", "a:b"])
+@pytest.mark.parametrize("name", ["", None, "a" * 65, "a.b", "a b", "a/b", "é", "a\n", "a:b"])
 def test_a_bad_source_name_is_rejected_naming_its_kind(name):
     rejects(lambda: validation.source_name(name), "queue_name")
     rejects(lambda: validation.source_name(name, "topic"), "topic_name")
@@ -90,14 +97,14 @@ def test_a_printable_ascii_project_id_is_accepted(value):
     assert validation.project_id(value) == value
 
 
-@pytest.mark.parametrize("value", [None, "", "a:b", "a b", "é", "x" * 257, "a\tb",
-                                   "p\n"])
+@pytest.mark.parametrize("value", [None, "", "a:b", "a b", "é", "x" * 257, "a\tb", "p\n"])
 def test_a_missing_or_malformed_project_id_is_rejected(value):
     rejects(lambda: validation.project_id(value), "X-Project-ID")
 
 
-@pytest.mark.parametrize("value", ["3f1c1a6e-4b8f-4bd0-9d0c-0a7a4f9e2b11",
-                                   "3F1C1A6E4B8F4BD09D0C0A7A4F9E2B11"])
+@pytest.mark.parametrize(
+    "value", ["3f1c1a6e-4b8f-4bd0-9d0c-0a7a4f9e2b11", "3F1C1A6E4B8F4BD09D0C0A7A4F9E2B11"]
+)
 def test_a_uuid_client_id_is_accepted(value):
     assert validation.client_id(value) == value
 
@@ -107,10 +114,18 @@ def test_a_missing_or_malformed_client_id_is_rejected(value):
     rejects(lambda: validation.client_id(value), "Client-ID")
 
 
-@pytest.mark.parametrize("value, minimum, maximum", [
-    (True, None, None), (1.0, None, None), ("1", None, None), (None, None, None),
-    (59, 60, None), (101, None, 100), (-1, 0, 10),
-])
+@pytest.mark.parametrize(
+    "value, minimum, maximum",
+    [
+        (True, None, None),
+        (1.0, None, None),
+        ("1", None, None),
+        (None, None, None),
+        (59, 60, None),
+        (101, None, 100),
+        (-1, 0, 10),
+    ],
+)
 def test_integer_rejects_non_integers_and_out_of_range_values(value, minimum, maximum):
     rejects(lambda: validation.integer(value, "n", minimum, maximum), "n")
 
@@ -132,6 +147,7 @@ def test_limit_param_rejects_non_numbers_and_values_out_of_range(raw):
 
 # --- messages --------------------------------------------------------------------------
 
+
 def test_messages_takes_the_list_from_a_messages_object_or_a_bare_list(conf):
     expected = [{"body": {"a": 1}, "ttl": 300}]
     assert validation.messages({"messages": [{"body": {"a": 1}}]}, conf, 300) == expected
@@ -144,13 +160,15 @@ def test_a_message_without_ttl_gets_the_default_ttl(conf):
 
 
 def test_a_message_keeps_its_tags_and_attributes(conf):
-    attributes = {"kind": {"DataType": "String", "StringValue": "order"},
-                  "n": {"DataType": "Number", "StringValue": "5"},
-                  "tags": {"DataType": "String.Array", "StringValue": '["a"]'}}
-    message = validation.message({"body": 1, "ttl": 60, "filter_policies": ["a"],
-                                  "attributes": attributes}, 0, conf, 3600)
-    assert message == {"body": 1, "ttl": 60, "filter_policies": ["a"],
-                       "attributes": attributes}
+    attributes = {
+        "kind": {"DataType": "String", "StringValue": "order"},
+        "n": {"DataType": "Number", "StringValue": "5"},
+        "tags": {"DataType": "String.Array", "StringValue": '["a"]'},
+    }
+    message = validation.message(
+        {"body": 1, "ttl": 60, "filter_policies": ["a"], "attributes": attributes}, 0, conf, 3600
+    )
+    assert message == {"body": 1, "ttl": 60, "filter_policies": ["a"], "attributes": attributes}
 
 
 def test_the_ttl_bounds_are_inclusive(conf):
@@ -163,150 +181,211 @@ def test_as_many_messages_as_max_messages_per_post_are_accepted(conf):
     assert len(validation.messages([{"body": i} for i in range(limit)], conf, 60)) == limit
 
 
-@pytest.mark.parametrize("document, field", [
-    ({}, "messages"),
-    ({"messages": None}, "messages"),
-    ({"messages": []}, "messages"),
-    ([], "messages"),
-    ("messages", "messages"),
-    (None, "messages"),
-    ([{"body": i} for i in range(21)], "messages"),
-    ([{"body": 1}, "two"], "messages[1]"),
-    ([{"body": 1}, {"ttl": 60}], "messages[1].body"),
-    ([{"body": 1, "id": "x"}], "messages[0]"),
-    ([{"body": 1, "ttl": "60"}], "messages[0].ttl"),
-    ([{"body": 1, "ttl": None}], "messages[0].ttl"),
-    ([{"body": 1, "ttl": False}], "messages[0].ttl"),
-    ([{"body": 1, "ttl": 60.0}], "messages[0].ttl"),
-    ([{"body": 1, "ttl": -1}], "messages[0].ttl"),
-    ([{"body": 1, "ttl": 59}], "messages[0].ttl"),
-    ([{"body": 1, "ttl": 1209601}], "messages[0].ttl"),
-    ([{"body": 1, "filter_policies": "a"}], "messages[0].filter_policies"),
-    ([{"body": 1, "filter_policies": [""]}], "messages[0].filter_policies"),
-    ([{"body": 1, "filter_policies": [1]}], "messages[0].filter_policies"),
-    ([{"body": 1, "filter_policies": ["a"] * 101}], "messages[0].filter_policies"),
-    ([{"body": 1, "attributes": []}], "messages[0].attributes"),
-    ([{"body": 1, "attributes": {"a": "x"}}], "messages[0].attributes.a"),
-    ([{"body": 1, "attributes": {"a": {"StringValue": "x"}}}],
-     "messages[0].attributes.a.DataType"),
-    ([{"body": 1, "attributes": {"a": {"DataType": "Date", "StringValue": "x"}}}],
-     "messages[0].attributes.a.DataType"),
-    ([{"body": 1, "attributes": {"a": {"DataType": "Number", "StringValue": 5}}}],
-     "messages[0].attributes.a.StringValue"),
-    ([{"body": 1, "attributes": {f"a{i}": {"DataType": "String", "StringValue": "x"}
-                                 for i in range(11)}}], "messages[0].attributes"),
-])
+@pytest.mark.parametrize(
+    "document, field",
+    [
+        ({}, "messages"),
+        ({"messages": None}, "messages"),
+        ({"messages": []}, "messages"),
+        ([], "messages"),
+        ("messages", "messages"),
+        (None, "messages"),
+        ([{"body": i} for i in range(21)], "messages"),
+        ([{"body": 1}, "two"], "messages[1]"),
+        ([{"body": 1}, {"ttl": 60}], "messages[1].body"),
+        ([{"body": 1, "id": "x"}], "messages[0]"),
+        ([{"body": 1, "ttl": "60"}], "messages[0].ttl"),
+        ([{"body": 1, "ttl": None}], "messages[0].ttl"),
+        ([{"body": 1, "ttl": False}], "messages[0].ttl"),
+        ([{"body": 1, "ttl": 60.0}], "messages[0].ttl"),
+        ([{"body": 1, "ttl": -1}], "messages[0].ttl"),
+        ([{"body": 1, "ttl": 59}], "messages[0].ttl"),
+        ([{"body": 1, "ttl": 1209601}], "messages[0].ttl"),
+        ([{"body": 1, "filter_policies": "a"}], "messages[0].filter_policies"),
+        ([{"body": 1, "filter_policies": [""]}], "messages[0].filter_policies"),
+        ([{"body": 1, "filter_policies": [1]}], "messages[0].filter_policies"),
+        ([{"body": 1, "filter_policies": ["a"] * 101}], "messages[0].filter_policies"),
+        ([{"body": 1, "attributes": []}], "messages[0].attributes"),
+        ([{"body": 1, "attributes": {"a": "x"}}], "messages[0].attributes.a"),
+        (
+            [{"body": 1, "attributes": {"a": {"StringValue": "x"}}}],
+            "messages[0].attributes.a.DataType",
+        ),
+        (
+            [{"body": 1, "attributes": {"a": {"DataType": "Date", "StringValue": "x"}}}],
+            "messages[0].attributes.a.DataType",
+        ),
+        (
+            [{"body": 1, "attributes": {"a": {"DataType": "Number", "StringValue": 5}}}],
+            "messages[0].attributes.a.StringValue",
+        ),
+        (
+            [
+                {
+                    "body": 1,
+                    "attributes": {
+                        f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(11)
+                    },
+                }
+            ],
+            "messages[0].attributes",
+        ),
+    ],
+)
 def test_a_bad_message_post_is_rejected_naming_the_field(conf, document, field):
     rejects(lambda: validation.messages(document, conf, 3600), field)
 
 
 def test_a_message_delay_is_an_unknown_field_until_delays_are_supported(conf):
-    rejects(lambda: validation.message({"body": 1, "delay": "soon"}, 0, conf, 3600),
-            "messages[0]")
+    rejects(lambda: validation.message({"body": 1, "delay": "soon"}, 0, conf, 3600), "messages[0]")
 
 
 # --- queue metadata ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("metadata", [
-    {}, {"colour": "red", "n": [1, {"x": None}]},
-    {"_retry_policy": {}},
-    {"_retry_policy": {"minimum_delay": 1, "maximum_delay": 2,
-                       "retry_backoff_function": "geometric"}},
-    {"_default_message_ttl": 60},
-])
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},
+        {"colour": "red", "n": [1, {"x": None}]},
+        {"_retry_policy": {}},
+        {
+            "_retry_policy": {
+                "minimum_delay": 1,
+                "maximum_delay": 2,
+                "retry_backoff_function": "geometric",
+            }
+        },
+        {"_default_message_ttl": 60},
+    ],
+)
 def test_good_queue_metadata_is_returned_unchanged(conf, metadata):
     assert validation.queue_metadata(metadata, conf) == metadata
 
 
-@pytest.mark.parametrize("metadata, field", [
-    ([], "metadata"),
-    (None, "metadata"),
-    ({"a": "x" * 65536}, "metadata"),
-    ({"_retry_policy": []}, "_retry_policy"),
-    ({"_retry_policy": {"maximum_delay": -5}}, "_retry_policy.maximum_delay"),
-    ({"_retry_policy": {"minimum_delay": 10, "maximum_delay": 5}},
-     "_retry_policy.maximum_delay"),
-    ({"_retry_policy": {"delay": 5}}, "_retry_policy.delay"),
-    ({"_default_message_ttl": 59}, "_default_message_ttl"),
-    ({"_default_message_ttl": 1209601}, "_default_message_ttl"),
-    ({"_default_message_ttl": "600"}, "_default_message_ttl"),
-])
+@pytest.mark.parametrize(
+    "metadata, field",
+    [
+        ([], "metadata"),
+        (None, "metadata"),
+        ({"a": "x" * 65536}, "metadata"),
+        ({"_retry_policy": []}, "_retry_policy"),
+        ({"_retry_policy": {"maximum_delay": -5}}, "_retry_policy.maximum_delay"),
+        (
+            {"_retry_policy": {"minimum_delay": 10, "maximum_delay": 5}},
+            "_retry_policy.maximum_delay",
+        ),
+        ({"_retry_policy": {"delay": 5}}, "_retry_policy.delay"),
+        ({"_default_message_ttl": 59}, "_default_message_ttl"),
+        ({"_default_message_ttl": 1209601}, "_default_message_ttl"),
+        ({"_default_message_ttl": "600"}, "_default_message_ttl"),
+    ],
+)
 def test_bad_queue_metadata_is_rejected_naming_the_field(conf, metadata, field):
     rejects(lambda: validation.queue_metadata(metadata, conf), field)
 
 
 # --- subscriptions ---------------------------------------------------------------------
 
+
 def test_a_subscription_gets_the_default_ttl_and_empty_options(conf):
     assert validation.subscription({"subscriber": "http://example.com/"}, conf) == {
-        "subscriber": "http://example.com/", "ttl": 3600, "options": {}}
+        "subscriber": "http://example.com/",
+        "ttl": 3600,
+        "options": {},
+    }
 
 
-@pytest.mark.parametrize("document", [
-    {"subscriber": "https://example.com:8443/hook?x=1", "ttl": 60},
-    {"subscriber": "HTTP://Example.COM/", "ttl": 10 * 365 * 86400},
-    {"subscriber": "http://93.184.216.34:1/"},
-    {"subscriber": "http://[2606:2800:220:1:248:1893:25c8:1946]:8080/"},
-    {"subscriber": "http://example.com/",
-     "options": {"post_data": '{"m": "$zaqar_message$"}',
-                 "post_headers": {"X-Token": "t"},
-                 "_retry_policy": {"retries_with_no_delay": 0},
-                 "filter_policies": ["a", "b"],
-                 "filter_policy": {"kind": ["order"]},
-                 "anything": {"else": 1}}},
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"subscriber": "https://example.com:8443/hook?x=1", "ttl": 60},
+        {"subscriber": "HTTP://Example.COM/", "ttl": 10 * 365 * 86400},
+        {"subscriber": "http://93.184.216.34:1/"},
+        {"subscriber": "http://[2606:2800:220:1:248:1893:25c8:1946]:8080/"},
+        {
+            "subscriber": "http://example.com/",
+            "options": {
+                "post_data": '{"m": "$zaqar_message$"}',
+                "post_headers": {"X-Token": "t"},
+                "_retry_policy": {"retries_with_no_delay": 0},
+                "filter_policies": ["a", "b"],
+                "filter_policy": {"kind": ["order"]},
+                "anything": {"else": 1},
+            },
+        },
+    ],
+)
 def test_a_good_subscription_is_accepted(conf, document):
     fields = validation.subscription(document, conf)
     assert fields["subscriber"] == document["subscriber"]
     assert fields["options"] == document.get("options", {})
 
 
-@pytest.mark.parametrize("document, field", [
-    ([], "body"),
-    ("http://example.com/", "body"),
-    ({}, "subscriber"),
-    ({"ttl": 60}, "subscriber"),
-    ({"subscriber": None}, "subscriber"),
-    ({"subscriber": 42}, "subscriber"),
-    ({"subscriber": ["http://example.com/"]}, "subscriber"),
-    ({"subscriber": ""}, "subscriber"),
-    ({"subscriber": "foo"}, "subscriber"),
-    ({"subscriber": "ftp://example.com/"}, "subscriber"),
-    ({"subscriber": "ws://example.com/"}, "subscriber"),
-    ({"subscriber": "trust+http://"}, "subscriber"),
-    ({"subscriber": "http://"}, "subscriber"),
-    ({"subscriber": "http:example.com"}, "subscriber"),
-    ({"subscriber": "http://:80/"}, "subscriber"),
-    ({"subscriber": "http://example.com:65536/"}, "subscriber"),
-    ({"subscriber": "http://example.com:-1/"}, "subscriber"),
-    ({"subscriber": "http://example.com:http/"}, "subscriber"),
-    ({"subscriber": "http://[::1/"}, "subscriber"),
-    ({"subscriber": "http://example.com/", "ttl": 59}, "ttl"),
-    ({"subscriber": "http://example.com/", "ttl": 10 * 365 * 86400 + 1}, "ttl"),
-    ({"subscriber": "http://example.com/", "ttl": "3600"}, "ttl"),
-    ({"subscriber": "http://example.com/", "ttl": True}, "ttl"),
-    ({"subscriber": "http://example.com/", "ttl": None}, "ttl"),
-    ({"subscriber": "http://example.com/", "options": None}, "options"),
-    ({"subscriber": "http://example.com/", "options": ["a"]}, "options"),
-    ({"subscriber": "http://example.com/", "options": {"_retry_policy": "x"}},
-     "_retry_policy"),
-    ({"subscriber": "http://example.com/",
-      "options": {"_retry_policy": {"backoff_retries": -1}}},
-     "_retry_policy.backoff_retries"),
-    ({"subscriber": "http://example.com/", "options": {"post_data": {"a": 1}}},
-     "options.post_data"),
-    ({"subscriber": "http://example.com/", "options": {"post_headers": ["a"]}},
-     "options.post_headers"),
-    ({"subscriber": "http://example.com/", "options": {"post_headers": {"A": 1}}},
-     "options.post_headers"),
-    ({"subscriber": "http://example.com/", "options": {"post_headers": {"A:B": "c"}}},
-     "options.post_headers"),
-    ({"subscriber": "http://example.com/", "options": {"filter_policies": "a"}},
-     "options.filter_policies"),
-    ({"subscriber": "http://example.com/", "options": {"filter_policy": []}},
-     "options.filter_policy"),
-    ({"subscriber": "http://example.com/", "confirmed": True}, "confirmed"),
-])
+@pytest.mark.parametrize(
+    "document, field",
+    [
+        ([], "body"),
+        ("http://example.com/", "body"),
+        ({}, "subscriber"),
+        ({"ttl": 60}, "subscriber"),
+        ({"subscriber": None}, "subscriber"),
+        ({"subscriber": 42}, "subscriber"),
+        ({"subscriber": ["http://example.com/"]}, "subscriber"),
+        ({"subscriber": ""}, "subscriber"),
+        ({"subscriber": "foo"}, "subscriber"),
+        ({"subscriber": "ftp://example.com/"}, "subscriber"),
+        ({"subscriber": "ws://example.com/"}, "subscriber"),
+        ({"subscriber": "trust+http://"}, "subscriber"),
+        ({"subscriber": "http://"}, "subscriber"),
+        ({"subscriber": "http:example.com"}, "subscriber"),
+        ({"subscriber": "http://:80/"}, "subscriber"),
+        ({"subscriber": "http://example.com:65536/"}, "subscriber"),
+        ({"subscriber": "http://example.com:-1/"}, "subscriber"),
+        ({"subscriber": "http://example.com:http/"}, "subscriber"),
+        ({"subscriber": "http://[::1/"}, "subscriber"),
+        ({"subscriber": "http://example.com/", "ttl": 59}, "ttl"),
+        ({"subscriber": "http://example.com/", "ttl": 10 * 365 * 86400 + 1}, "ttl"),
+        ({"subscriber": "http://example.com/", "ttl": "3600"}, "ttl"),
+        ({"subscriber": "http://example.com/", "ttl": True}, "ttl"),
+        ({"subscriber": "http://example.com/", "ttl": None}, "ttl"),
+        ({"subscriber": "http://example.com/", "options": None}, "options"),
+        ({"subscriber": "http://example.com/", "options": ["a"]}, "options"),
+        ({"subscriber": "http://example.com/", "options": {"_retry_policy": "x"}}, "_retry_policy"),
+        (
+            {
+                "subscriber": "http://example.com/",
+                "options": {"_retry_policy": {"backoff_retries": -1}},
+            },
+            "_retry_policy.backoff_retries",
+        ),
+        (
+            {"subscriber": "http://example.com/", "options": {"post_data": {"a": 1}}},
+            "options.post_data",
+        ),
+        (
+            {"subscriber": "http://example.com/", "options": {"post_headers": ["a"]}},
+            "options.post_headers",
+        ),
+        (
+            {"subscriber": "http://example.com/", "options": {"post_headers": {"A": 1}}},
+            "options.post_headers",
+        ),
+        (
+            {"subscriber": "http://example.com/", "options": {"post_headers": {"A:B": "c"}}},
+            "options.post_headers",
+        ),
+        (
+            {"subscriber": "http://example.com/", "options": {"filter_policies": "a"}},
+            "options.filter_policies",
+        ),
+        (
+            {"subscriber": "http://example.com/", "options": {"filter_policy": []}},
+            "options.filter_policy",
+        ),
+        ({"subscriber": "http://example.com/", "confirmed": True}, "confirmed"),
+    ],
+)
 def test_a_bad_subscription_is_rejected_naming_the_field(conf, document, field):
     rejects(lambda: validation.subscription(document, conf), field)
 
@@ -314,22 +393,33 @@ def test_a_bad_subscription_is_rejected_naming_the_field(conf, document, field):
 def test_a_scheme_left_out_of_subscriber_types_is_rejected(conf):
     conf.set_override("subscriber_types", ["https"], group="transport")
     try:
-        rejects(lambda: validation.subscription({"subscriber": "http://example.com/"},
-                                                conf), "subscriber")
+        rejects(
+            lambda: validation.subscription({"subscriber": "http://example.com/"}, conf),
+            "subscriber",
+        )
         assert validation.subscription({"subscriber": "https://example.com/"}, conf)
     finally:
         conf.clear_override("subscriber_types", group="transport")
 
 
-@pytest.mark.parametrize("patch", [{"ttl": 60}, {"subscriber": "x"}, {"options": {}},
-                                   {"ttl": 1, "subscriber": 2, "options": 3}])
+@pytest.mark.parametrize(
+    "patch",
+    [{"ttl": 60}, {"subscriber": "x"}, {"options": {}}, {"ttl": 1, "subscriber": 2, "options": 3}],
+)
 def test_a_subscription_patch_of_known_fields_passes_the_shape_check(patch):
     assert validation.subscription_patch(patch) == patch
 
 
-@pytest.mark.parametrize("patch, field", [
-    ({}, "body"), ([], "body"), (None, "body"), ("ttl", "body"),
-    ({"ttl": 60, "id": "x"}, "id"), ({"source": "q", "age": 1}, "age"),
-])
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        ({}, "body"),
+        ([], "body"),
+        (None, "body"),
+        ("ttl", "body"),
+        ({"ttl": 60, "id": "x"}, "id"),
+        ({"source": "q", "age": 1}, "age"),
+    ],
+)
 def test_a_subscription_patch_must_be_a_non_empty_object_of_known_fields(patch, field):
     rejects(lambda: validation.subscription_patch(patch), field)
