@@ -13,7 +13,6 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -208,59 +207,57 @@ DEV_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
 
 def run_dev(args, conf):
-    """Start a private Redis and every role as child processes."""
+    """Start a private Redis and every role as child processes; return the exit status."""
+    from notifier import supervisor
     from notifier.redis_server import RedisServer
 
     with (
         RedisServer(appendfsync=conf.dev_redis_appendfsync) as server,
-        tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="notifier-dev-") as overrides,
+        tempfile.TemporaryDirectory(prefix="notifier-dev-") as workdir,
     ):
-        # The private server is not behind Sentinel, whatever the config says.
-        overrides.write(
-            f"[DEFAULT]\nredis_url = {server.url}\nsentinel_hosts =\n"
-            f"[api]\nbind_host = {conf.api.bind_host}\n"
-            f"bind_port = {conf.api.bind_port}\nworkers = 1\n"
-            f"[webhook]\nallowed_networks = "
-            f"{','.join(conf.webhook.allowed_networks + DEV_NETWORKS)}\n"
-        )
-        overrides.flush()
+        beats = {
+            role: os.path.join(workdir, f"{role}.heartbeat") for role in ("worker", "scheduler")
+        }
+        overrides = os.path.join(workdir, "dev.conf")
+        with open(overrides, "w", encoding="utf-8") as out:
+            # The private server is not behind Sentinel, whatever the config says.
+            out.write(
+                f"[DEFAULT]\nredis_url = {server.url}\nsentinel_hosts =\n"
+                f"[api]\nbind_host = {conf.api.bind_host}\n"
+                f"bind_port = {conf.api.bind_port}\nworkers = 1\n"
+                f"[worker]\nheartbeat_file = {beats['worker']}\n"
+                f"scheduler_heartbeat_file = {beats['scheduler']}\n"
+                f"[webhook]\nallowed_networks = "
+                f"{','.join(conf.webhook.allowed_networks + DEV_NETWORKS)}\n"
+            )
         files = []
-        for path in args.config_file + [overrides.name]:
+        for path in args.config_file + [overrides]:
             files += ["--config-file", path]
         worker_args = ["worker"] + files
         if args.concurrency:
             worker_args += ["--concurrency", str(args.concurrency)]
-        children = [
-            _spawn(role_args) for role_args in (["api"] + files, worker_args, ["scheduler"] + files)
+        api_url = f"http://{_local_host(conf.api.bind_host)}:{conf.api.bind_port}/v2"
+        command = [sys.executable, "-m", "notifier.cli"]
+        roles = [
+            supervisor.Role(
+                "api", command + ["api"] + files, supervisor.http_ok(api_url + "/health")
+            ),
+            supervisor.Role(
+                "worker", command + worker_args, supervisor.file_exists(beats["worker"])
+            ),
+            supervisor.Role(
+                "scheduler",
+                command + ["scheduler"] + files,
+                supervisor.file_exists(beats["scheduler"]),
+            ),
         ]
-        print(
-            f"notifier is running: API at http://{conf.api.bind_host}:"
-            f"{conf.api.bind_port}/v2 (Redis {server.url}). Ctrl-C stops it.",
-            flush=True,
-        )
-        _wait_for_interrupt(children)
+        ready = f"notifier is running: API at {api_url} (Redis {server.url}). Ctrl-C stops it."
+        return supervisor.Supervisor(roles).run(ready, conf.dev_ready_timeout_seconds)
 
 
-def _spawn(role_args):
-    return subprocess.Popen([sys.executable, "-m", "notifier.cli"] + role_args)
-
-
-def _wait_for_interrupt(children):
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.is_set() and all(c.poll() is None for c in children):
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(20)
-        except subprocess.TimeoutExpired:
-            child.kill()
+def _local_host(bind_host):
+    """The address to reach a server bound to ``bind_host`` from this host."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
 
 
 def prepare_metrics_dir(conf):
@@ -302,7 +299,7 @@ def main(argv=None):
         sys.exit(run_healthcheck(conf, args.target))
     check_startup(conf)
     if args.role == "dev":
-        run_dev(args, conf)
+        sys.exit(run_dev(args, conf))
     elif args.role == "api":
         run_api(conf)
     elif args.role == "worker":

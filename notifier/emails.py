@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 import jinja2
 
+from notifier import resources
 from notifier.errors import ValidationError
 
 MAILTO_FIELDS = ("to", "cc", "bcc", "subject", "body")
@@ -235,13 +236,9 @@ def _unique(items):
 # -- templates -------------------------------------------------------------------
 
 
-def packaged_template_dir():
-    """Return the templates/email directory shipped with notifier, or None."""
-    candidates = [
-        Path(__file__).resolve().parent.parent / "templates" / "email",
-        Path("/app/templates/email"),
-    ]  # the Docker image's copy
-    return next((c for c in candidates if (c / "notification.txt").is_file()), None)
+def load_packaged_template(name):
+    """Return the source of the shipped ``templates/email/<name>``, or None."""
+    return resources.read_packaged("email", name)
 
 
 class EmailTemplates:
@@ -252,13 +249,13 @@ class EmailTemplates:
     """
 
     def __init__(self, override_dir=None):
-        directories = [d for d in (override_dir, packaged_template_dir()) if d]
-        if override_dir and not Path(override_dir).is_dir():
-            raise ValueError(f"email_template_dir {override_dir} is not a directory")
-        if not directories:
-            raise ValueError("no e-mail templates: set [notification] email_template_dir")
+        loaders = [jinja2.FunctionLoader(load_packaged_template)]
+        if override_dir:
+            if not Path(override_dir).is_dir():
+                raise ValueError(f"email_template_dir {override_dir} is not a directory")
+            loaders.insert(0, jinja2.FileSystemLoader(str(override_dir)))
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in directories]),
+            loader=jinja2.ChoiceLoader(loaders),
             autoescape=jinja2.select_autoescape(["html"], default=False),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,

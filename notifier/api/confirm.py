@@ -19,7 +19,7 @@ from pathlib import Path
 
 import falcon
 
-from notifier import confirmation, emails, errors, signing, validation
+from notifier import confirmation, emails, errors, resources, signing, validation
 from notifier.api import common
 from notifier.api.queues import ProjectScope
 from notifier.api.signed import is_signed
@@ -192,15 +192,6 @@ class Share:
         resp.media = share
 
 
-def page_path():
-    """Return templates/confirmation.html as shipped (source tree or image)."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / "templates" / PAGE_FILE,
-        Path("/app/templates") / PAGE_FILE,
-    ]
-    return next((c for c in candidates if c.is_file()), None)
-
-
 def _csp_hashes(html, tag):
     blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
     return " ".join(
@@ -217,8 +208,10 @@ class ConfirmationPage:
     """
 
     def __init__(self, path=None):
-        path = path or page_path()
-        self.html = path.read_text(encoding="utf-8") if path else None
+        if path is None:
+            self.html = resources.read_packaged(PAGE_FILE)
+        else:
+            self.html = Path(path).read_text(encoding="utf-8")
         if self.html:
             scripts, styles = _csp_hashes(self.html, "script"), _csp_hashes(self.html, "style")
             self.csp = (

@@ -63,6 +63,13 @@ DEFAULT_OPTS = [
         "power loss; always loses nothing but halves write "
         "throughput. Set the same in your own redis.conf.",
     ),
+    cfg.FloatOpt(
+        "dev_ready_timeout_seconds",
+        default=120.0,
+        min=1.0,
+        help="`notifier dev` gives up, stops every role and exits non-zero "
+        "if the API, the worker and the scheduler are not all ready by then.",
+    ),
     cfg.StrOpt(
         "auth_strategy",
         default="noauth",

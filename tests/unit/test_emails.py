@@ -179,9 +179,20 @@ def rendered_notification(subscriber="mailto:a@example.com?body=Hello", payload=
 
 
 def test_the_packaged_templates_are_found_and_all_load():
-    directory = emails.packaged_template_dir()
-    assert directory is not None and directory.name == "email"
+    assert emails.load_packaged_template("notification.txt")
+    assert emails.load_packaged_template("no-such-template.txt") is None
     emails.EmailTemplates().check()
+
+
+def test_a_deployers_template_directory_overrides_one_template_and_keeps_the_rest(tmp_path):
+    (tmp_path / "notification.subject.txt").write_text("Custom: {{ source_name }}\n")
+    templates = emails.EmailTemplates(str(tmp_path))
+    assert (
+        templates.env.get_template("notification.subject.txt")
+        .render(source_name="orders")
+        .startswith("Custom: orders")
+    )
+    templates.check()  # the others still come from the package
 
 
 def test_the_notification_has_a_subject_a_text_part_and_an_autoescaped_html_part():
