@@ -12,17 +12,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --user-group --uid 10001 --home-dir /app \
         --no-create-home --shell /usr/sbin/nologin notifier
 
-# Only what `pip install .` needs (pyproject.toml, the readme it names and
-# the notifier* and workers* packages); tests/unit/test_deploy_files.py
-# keeps this list, .dockerignore and pyproject.toml in step.
+# Only what building the wheel needs (pyproject.toml, the readme it names,
+# the packages it lists and templates/, shipped inside the wheel) and the
+# runtime lock; tests/unit/test_deploy_files.py keeps this list,
+# .dockerignore and pyproject.toml in step. The same steps as
+# tests/install/test_wheel.py: the locked versions, hash-checked, then the
+# wheel alone with no extras.
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt requirements/runtime.txt
 COPY notifier/ notifier/
 COPY workers/ workers/
-RUN pip install . && rm -rf /src
+COPY templates/ templates/
+RUN pip install --require-hashes -r requirements/runtime.txt \
+    && pip wheel --no-deps -w /tmp/dist . \
+    && pip install --no-deps /tmp/dist/notifier-*.whl \
+    && rm -rf /src /tmp/dist
 
 WORKDIR /app
-COPY templates/ /app/templates/
 # A default configuration, so the image runs with no mount (Redis at host
 # "redis"); docker-compose.yml mounts the same file over it.
 COPY etc/docker/notifier.conf /etc/notifier/notifier.conf

@@ -10,6 +10,8 @@ from notifier.redis_server import RedisServer
 from notifier.storage import Storage
 from tests.support.receiver import Receiver
 
+pytest_plugins = ["tests.support.ci_plugin"]
+
 
 @pytest.fixture(scope="session")
 def redis_server():

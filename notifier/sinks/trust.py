@@ -23,6 +23,7 @@ only when a trust+ subscriber is used.
 import json
 import time
 import weakref
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from notifier import errors, signing
@@ -36,7 +37,9 @@ from notifier.sinks.webhook import (
 )
 
 PREFIX = "trust+"
-_KEYSTONES = {}  # id(conf) -> (weak reference to conf, its Keystone), on first use
+_KEYSTONES: dict[
+    int, tuple[Any, Any]
+] = {}  # id(conf) -> (weak reference to conf, its Keystone), on first use
 
 
 def split_subscriber(subscriber):

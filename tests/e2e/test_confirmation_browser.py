@@ -4,12 +4,11 @@ The fleet (``require_confirmation = true``) e-mails the confirmation to a real
 SMTP server (aiosmtpd); the link is taken from the e-mail and opened in
 Chromium, driven by selenium through Debian's chromedriver; a person's click
 confirms, and the next message arrives as e-mail. ``scripts/test`` installs
-``chromium`` and ``chromium-driver``; only where they cannot be installed are
-these tests skipped.
+``chromium`` and ``chromium-driver``; where they cannot be installed these
+tests skip, except under CI=true, where they fail.
 """
 
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -19,12 +18,9 @@ import requests
 from tests.e2e.conftest import Fleet
 from tests.e2e.test_confirmation import CONFIRMING
 from tests.e2e.test_pipeline import post
+from tests.support.ci_plugin import require_executable
 from tests.support.smtp import SMTPServer
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
-)
 PAGE_FILE = Path(__file__).resolve().parents[2] / "templates" / "confirmation.html"
 FLAGS = [
     "--headless",
@@ -38,11 +34,15 @@ FLAGS = [
     "--window-size=1000,800",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="chromium and chromium-driver are not installed (scripts/test installs "
-    "them with apt-get)",
-)
+
+@pytest.fixture(scope="module")
+def chromium():
+    return require_executable("chromium", "chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def chromedriver():
+    return require_executable("chromedriver", "/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +61,15 @@ def mail_fleet(redis_server, tmp_path_factory, smtp):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser(tmp_path_factory, chromium, chromedriver):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()

@@ -228,12 +228,12 @@ def pyproject_needs():
     if isinstance(license_, dict) and "file" in license_:
         needed.append(license_["file"])
     needed += project.get("license-files", [])
-    find = project_toml.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
-    includes = find.get("include", ["*"])
-    for init in sorted(ROOT.glob("*/__init__.py")):
-        name = init.parent.name
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in includes) and name != "tests":
-            needed.append(name)
+    setuptools = project_toml["tool"]["setuptools"]
+    package_dir = setuptools.get("package-dir", {})
+    for package in setuptools["packages"]:
+        folder = package_dir.get(package, package.replace(".", "/")).split("/")[0]
+        if folder not in needed:
+            needed.append(folder)
     return needed
 
 
@@ -456,16 +456,29 @@ def test_dockerfile_runs_as_a_non_root_user():
     assert users and users[-1] not in ("root", "0")
 
 
-def test_dockerfile_installs_the_project_without_dev_extras():
-    installs = [
+def test_dockerfile_installs_the_locked_versions_then_the_wheel_alone_without_extras():
+    [command] = [
         rest
         for keyword, rest in dockerfile_instructions()
         if keyword == "RUN" and re.search(r"\bpip install\b", rest)
     ]
-    assert installs
-    for command in installs:
-        assert re.search(r"\bpip install (\S+ )*\.(\s|$|&|;)", command), command
-        assert "[" not in command and " -e " not in command, command
+    steps = [step.strip() for step in command.split("&&")]
+    assert steps[:3] == [
+        "pip install --require-hashes -r requirements/runtime.txt",
+        "pip wheel --no-deps -w /tmp/dist .",
+        "pip install --no-deps /tmp/dist/notifier-*.whl",
+    ]
+    assert "[" not in command and " -e " not in command, command
+
+
+def test_pyproject_lists_every_package_of_the_tree():
+    listed = set(tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("notifier", "workers")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found | {"notifier.templates"} == listed
 
 
 def test_dockerfile_copies_everything_pyproject_needs_before_installing():
@@ -483,9 +496,12 @@ def test_dockerfile_copies_everything_pyproject_needs_before_installing():
     assert not missing, f"the Dockerfile installs without copying {missing}"
 
 
-def test_dockerfile_copies_the_templates_directory():
-    sources = [source for sources, _, _ in dockerfile_copies() for source in sources]
-    assert any(copy_covers(source, "templates/x.j2") for source in sources)
+def test_dockerfile_copies_the_templates_directory_before_building_the_wheel():
+    build = first_instruction_index(lambda keyword, rest: keyword == "RUN" and "pip wheel" in rest)
+    sources = [
+        source for sources, _, index in dockerfile_copies() if index < build for source in sources
+    ]
+    assert any(copy_covers(source, "templates/email/notification.txt") for source in sources)
 
 
 def test_every_file_the_dockerfile_copies_exists_and_is_in_the_build_context():
