@@ -66,8 +66,8 @@ def subscribe(client, subscriber, queue="orders", status=201, **fields):
 def queued_confirmations(dispatcher, storage):
     """Payloads of the control messages waiting in the dispatcher."""
     ids = [d["message_id"] for name, args in dispatcher.tasks if name == "deliver" for d in args[0]]
-    messages = storage.get_messages(ids)
-    return [messages[i]["payload"] for i in ids if messages[i].get("control")]
+    messages = storage.get_control_messages(ids)
+    return [messages[i]["payload"] for i in ids if i in messages]
 
 
 def put_confirm(client, payload, body=None, headers=None, path=None):
@@ -118,8 +118,12 @@ def test_a_webhook_confirms_with_the_signed_put_and_only_then_receives(
         paths=payload["URL-Paths"],
         project=project,
         request_method="PUT",
-        request_path=f"/v2/queues/orders/subscriptions/{subscription_id}/confirm",
+        request_path=f"/v2/queues/orders/subscriptions/{subscription_id}/confirm/"
+        + payload["URL-Paths"].rsplit("/", 1)[1],
     )
+    # The last segment is the nonce of this confirmation, stored on the subscription.
+    nonce = payload["URL-Paths"].rsplit("/", 1)[1]
+    assert len(nonce) == 32
 
     # No project header of its own, no token: the signed headers are all it takes.
     result = put_confirm(anonymous, payload, payload["SubscribeBody"])
@@ -159,12 +163,15 @@ def test_unsubscribing_sends_an_unsubscribe_confirmation_and_stops_delivery(
     dispatcher.run(service)
     types = [r.json()["Message_Type"] for r in receiver.received("/bye")]
     assert types == ["SubscriptionConfirmation", "UnsubscribeConfirmation"]
+    goodbye = receiver.received("/bye")[1].json()
     # Saying "false" again changes nothing and sends nothing (no reply loops).
-    assert put_confirm(anonymous, payload, {"confirmed": False}).status_code == 204
+    assert put_confirm(anonymous, goodbye, {"confirmed": False}).status_code == 204
     dispatcher.run(service)
     assert len(receiver.received("/bye")) == 2
-    # The same URL subscribes again.
-    assert put_confirm(anonymous, payload).status_code == 204
+    # The UnsubscribeConfirmation superseded the first link; its own URL
+    # subscribes again.
+    assert put_confirm(anonymous, payload).status_code == 403
+    assert put_confirm(anonymous, goodbye).status_code == 204
     assert confirmed(client, subscription_id) is True
 
 
