@@ -57,6 +57,19 @@ def log_results(results):
         )
 
 
+SUPERSEDED = "a newer confirmation was sent, or the subscriber changed"
+
+
+def superseded(message, subscription):
+    """Return whether ``message`` is a confirmation whose link no longer
+    confirms ``subscription``: it is then not sent."""
+    return bool(
+        message is not None
+        and message.get("control")
+        and not confirmation.link_is_current(subscription, message.get("nonce"))
+    )
+
+
 def chunked(items, size):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -152,19 +165,9 @@ class DeliveryService:
             ):
                 orphans.append(message)  # unsubscribed since: receives nothing
                 continue
-            if message is not None and message.get("control"):
-                if not confirmation.link_is_current(subscription, message.get("nonce")):
-                    # A newer confirmation was sent, or the subscriber changed:
-                    # this link would no longer confirm, so it is not sent.
-                    skipped.append(
-                        self._attempt(
-                            delivery,
-                            "superseded",
-                            0.0,
-                            detail="a newer confirmation was sent, or the subscriber changed",
-                        )
-                    )
-                    continue
+            if superseded(message, subscription):
+                skipped.append(self._attempt(delivery, "superseded", 0.0, detail=SUPERSEDED))
+                continue
             if message is None:
                 skipped.append(self._attempt(delivery, "expired", 0.0, detail="message TTL passed"))
                 continue
