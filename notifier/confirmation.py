@@ -17,10 +17,18 @@ Zaqar's sample page and this service's page read the same links.
 
 The URL is signed for the project owning the source (for a topic: the
 topic's owner), so the PUT addresses the source without other headers.
+
+A confirmation is bound to the subscriber it was sent to: each one carries a
+new random *nonce*, stored on the subscription (``confirmation_nonce``) and
+part of the signed path (``.../confirm/{nonce}``). Sending another
+confirmation or changing the subscriber replaces the nonce, so an older link
+no longer confirms (``link_is_current``). Clients that PUT to
+``SubscribeURL`` with the signed fields, as Zaqar's do, need no change.
 """
 
 import datetime
-from urllib.parse import urlencode
+import hmac
+from urllib.parse import urlencode, urlsplit
 
 from notifier import signing
 
@@ -33,6 +41,8 @@ CONFIRMING_SCHEMES = frozenset({"http", "https", "mailto"})
 PAGE_PATH = "/v2/confirmation"
 SUBSCRIBE_BODY = {"confirmed": True}
 UNSUBSCRIBE_BODY = {"confirmed": False}
+#: The subscription field holding the nonce of its one valid confirmation.
+NONCE_FIELD = "confirmation_nonce"
 SIGNED_HEADER_NAMES = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths", "X-Project-ID")
 
 
@@ -68,13 +78,48 @@ def base_url(conf):
     return f"http://{host}:{conf.api.bind_port}"
 
 
+def api_origin(conf):
+    """Return the origin (``scheme://host[:port]``) of the API's public
+    URL: the only place the confirmation page sends signed headers to."""
+    parts = urlsplit(base_url(conf))
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
 def page_url(conf):
     """Return the confirmation page e-mails link to."""
     return conf.notification.external_confirmation_url or base_url(conf) + PAGE_PATH
 
 
-def confirm_path(source_kind, source_name, subscription_id):
-    return f"/v2/{source_kind}/{source_name}/subscriptions/{subscription_id}/confirm"
+def confirm_path(source_kind, source_name, subscription_id, nonce=None):
+    path = f"/v2/{source_kind}/{source_name}/subscriptions/{subscription_id}/confirm"
+    return f"{path}/{nonce}" if nonce else path
+
+
+def link_is_current(subscription, nonce):
+    """Return whether a confirm link with ``nonce`` (None: a link without
+    one) is the subscription's current confirmation.
+
+    A subscription stored before confirmations carried nonces has none, and
+    only its nonce-less links confirm it; any subscriber change or new
+    confirmation gives it one.
+    """
+    stored = subscription.get(NONCE_FIELD)
+    if stored is None:
+        return nonce is None
+    return isinstance(nonce, str) and hmac.compare_digest(stored.encode(), nonce.encode())
+
+
+def rate_subject(subscriber):
+    """Return what the confirmation rate limit counts by: the subscriber
+    URL, without its fragment, scheme and host in lower case."""
+    scheme, _, rest = subscriber.partition(":")
+    rest = rest.split("#", 1)[0]
+    if rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        rest = "//" + authority.lower() + slash + path
+    elif scheme.lower() == "mailto":
+        rest = rest.lower()
+    return f"{scheme.lower()}:{rest}"
 
 
 def expiry(now, ttl_seconds):
@@ -83,11 +128,11 @@ def expiry(now, ttl_seconds):
     return moment.replace(tzinfo=None, microsecond=0)
 
 
-def signed_fields(key, source, subscription_id, now, ttl_seconds):
+def signed_fields(key, source, subscription_id, now, ttl_seconds, nonce=None):
     """Return the signed-header fields of a subscription's confirm URL,
-    valid for ``ttl_seconds`` from epoch ``now``."""
+    valid for ``ttl_seconds`` from epoch ``now``, for confirmation ``nonce``."""
     project, kind, name = source
-    path = confirm_path(kind, name, subscription_id)
+    path = confirm_path(kind, name, subscription_id, nonce)
     share = signing.create_signed_url(
         key, [path], ["PUT"], project, expiry(now, ttl_seconds), now=expiry(now, 0)
     )
@@ -118,13 +163,15 @@ def confirmation_link(page, fields, source_kind, source_name, subscribe_url):
 
 
 def confirmation_payload(
-    message_type, *, key, source, subscription_id, api_url, page, now, ttl_seconds
+    message_type, *, key, source, subscription_id, api_url, page, now, ttl_seconds, nonce=None
 ):
     """Return the body of a SubscriptionConfirmation or UnsubscribeConfirmation.
 
     ``source`` is (project, kind, name); ``api_url`` the API's public base
     URL; ``page`` the confirmation page URL; the signed URL is valid for
-    ``ttl_seconds`` after epoch ``now``.
+    ``ttl_seconds`` after epoch ``now`` and names confirmation ``nonce``.
+    The content is the service's own: nothing of it comes from the
+    subscription's options.
     The fields are Zaqar's (``WSGISubscribeURL`` too, as Zaqar named it),
     plus ``SubscribeURL`` and ``confirmation_link``.
     """
@@ -132,7 +179,7 @@ def confirmation_payload(
         raise ValueError(f"message_type must be {SUBSCRIPTION} or {UNSUBSCRIBE}")
     project, kind, name = source
     noun = "topic" if kind == "topics" else "queue"
-    fields = signed_fields(key, source, subscription_id, now, ttl_seconds)
+    fields = signed_fields(key, source, subscription_id, now, ttl_seconds, nonce)
     subscribe_url = api_url.rstrip("/") + fields["URL-Paths"]
     if message_type == SUBSCRIPTION:
         text = f"You have chosen to subscribe to the {noun}: {name}"

@@ -6,6 +6,7 @@
     ├── ForbiddenError       -> 403    authenticated but not allowed
     ├── NotFoundError        -> 404    unknown queue, message, subscription, topic
     ├── ConflictError        -> 409    e.g. the same subscriber twice
+    ├── RateLimitedError     -> 429    too many of something; says when to retry
     ├── UnavailableError     -> 503    Redis or the broker cannot be reached
     └── DeliveryError                  raised by sinks, never reaches HTTP
         ├── TransientDeliveryError     worth retrying (5xx, timeouts, SMTP 4xx)
@@ -44,6 +45,16 @@ class NotFoundError(NotifierError):
 
 class ConflictError(NotifierError):
     title = "Conflict"
+
+
+class RateLimitedError(NotifierError):
+    """Too many requests of a kind; ``retry_after`` seconds until allowed."""
+
+    title = "Too many requests"
+
+    def __init__(self, description="", field=None, retry_after=None):
+        super().__init__(description, field)
+        self.retry_after = retry_after
 
 
 class UnavailableError(NotifierError):

@@ -11,13 +11,13 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from notifier import errors, metrics, payloads
+from notifier import confirmation, errors, metrics, payloads
 from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
 from notifier.matching import matching_pairs
 from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
-from notifier.storage import Source
+from notifier.storage import Source, redacted_attempt
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +55,19 @@ def log_results(results):
                 "error": attempt.get("error"),
             },
         )
+
+
+SUPERSEDED = "a newer confirmation was sent, or the subscriber changed"
+
+
+def superseded(message, subscription):
+    """Return whether ``message`` is a confirmation whose link no longer
+    confirms ``subscription``: it is then not sent."""
+    return bool(
+        message is not None
+        and message.get("control")
+        and not confirmation.link_is_current(subscription, message.get("nonce"))
+    )
 
 
 def chunked(items, size):
@@ -135,7 +148,7 @@ class DeliveryService:
             {d["message_id"] for d in deliveries}, {d["subscription_id"] for d in deliveries}
         )
         triples = []
-        expired = []
+        skipped = []  # expired or superseded: recorded, never sent
         orphans = []
         for delivery in deliveries:
             subscription = subscriptions.get(delivery["subscription_id"])
@@ -152,11 +165,14 @@ class DeliveryService:
             ):
                 orphans.append(message)  # unsubscribed since: receives nothing
                 continue
+            if superseded(message, subscription):
+                skipped.append(self._attempt(delivery, "superseded", 0.0, detail=SUPERSEDED))
+                continue
             if message is None:
-                expired.append(self._attempt(delivery, "expired", 0.0, detail="message TTL passed"))
+                skipped.append(self._attempt(delivery, "expired", 0.0, detail="message TTL passed"))
                 continue
             triples.append((delivery, message, subscription))
-        self.storage.record_attempts(expired)
+        self.storage.record_attempts(skipped)
         self._settle_topic_messages(orphans)
         self._deliver_pairs(triples)
 
@@ -184,7 +200,7 @@ class DeliveryService:
                 attempt["outcome"] = "held"
                 hold.append((delivery, subscription))
                 continue
-            policy = self._policy(subscription, policies)
+            policy = self._policy(subscription, policies, message)
             delay = self._next_delay(policy, delivery, attempt)
             if delay is None:
                 attempt["outcome"] = "dead_lettered"
@@ -331,12 +347,15 @@ class DeliveryService:
         return len(held)
 
     def _deliver_one(self, delivery, message, subscription):
-        source = Source(*message["source"])
-        payload = (
-            message["payload"]
-            if message.get("control")
-            else payloads.notification_payload(message, source.kind, source.name)
-        )
+        if not message.get("control"):
+            source = Source(*message["source"])
+            payload = payloads.notification_payload(message, source.kind, source.name)
+            return self._run_sink(delivery, message, subscription, payload)
+        attempt = self._run_sink(delivery, message, subscription, message["payload"])
+        attempt["message_type"] = message["payload"].get("Message_Type")
+        return attempt
+
+    def _run_sink(self, delivery, message, subscription, payload):
         notification = Notification(
             delivery_id=payloads.delivery_id(message["id"], subscription["id"]),
             subscription=subscription,
@@ -413,7 +432,11 @@ class DeliveryService:
             record["retry_after"] = retry_after
         return record
 
-    def _policy(self, subscription, cache):
+    def _policy(self, subscription, cache, message=None):
+        if message is not None and message.get("control"):
+            # The service's retries: no _retry_policy of the queue or the
+            # subscription decides how often a confirmation goes out.
+            return self.retry_defaults
         source = Source(*subscription["source"])
         key = (source, subscription["id"])
         if key not in cache:
@@ -432,7 +455,7 @@ class DeliveryService:
         return policy.delay_after_failure(delivery["attempt"] + 1, attempt.get("retry_after"))
 
     def _dead_letter(self, delivery, message, attempt):
-        return {
+        letter = {
             "message_id": delivery["message_id"],
             "subscription_id": delivery["subscription_id"],
             "attempts": delivery["attempt"] + 1,
@@ -440,15 +463,28 @@ class DeliveryService:
             "died_at": self.clock(),
             "message": message,
         }
+        if message.get("control"):
+            # Its payload is a confirmation link: never in a dead letter the
+            # owner reads, nor its id; it is not replayed (subscribing
+            # again sends a new confirmation).
+            letter.update(message_id=None, control=True, message_type=attempt.get("message_type"))
+            del letter["message"]
+            letter["control_id"] = delivery["message_id"]  # dropped before storing
+        return letter
 
     def _store_dead_letters(self, dead):
+        limit = self.conf.notification.attempt_log_length
         for letter in dead:
             # The full history, oldest first, from the message's attempt log.
+            control_id = letter.pop("control_id", None)
+            if control_id:
+                logged = self.storage.control_attempts(control_id, limit=limit)
+                letter["last"] = redacted_attempt(letter["last"])
+            else:
+                logged = self.storage.message_attempts(letter["message_id"], limit=limit)
             history = [
-                a
-                for a in self.storage.message_attempts(
-                    letter["message_id"], limit=self.conf.notification.attempt_log_length
-                )
+                redacted_attempt(a)
+                for a in logged
                 if a["subscription_id"] == letter["subscription_id"]
             ]
             letter["history"] = list(reversed(history))
@@ -456,10 +492,11 @@ class DeliveryService:
 
     # -- control messages -------------------------------------------------
 
-    def send_control(self, source, subscription_id, payload, ttl):
-        """Send a message of the service's own (a confirmation request) to one
-        subscription, as a delivery with the usual retries; return its id."""
-        message_id = self.storage.post_control_message(source, payload, ttl)
+    def send_control(self, source, subscription_id, payload, ttl, nonce=None):
+        """Send a message of the service's own (a confirmation request with
+        ``nonce``) to one subscription, as a delivery retried by the
+        service's default policy; return its id."""
+        message_id = self.storage.post_control_message(source, payload, ttl, nonce=nonce)
         self.dispatcher.send_deliveries([make_delivery(message_id, subscription_id)])
         return message_id
 
@@ -475,7 +512,8 @@ class DeliveryService:
         letters = [
             letter
             for letter in self.storage.dead_letters(subscription_id, since=since, limit=limit)
-            if message_id is None or letter["message_id"] == message_id
+            if "message" in letter  # a confirmation's letter has none: not replayed
+            and (message_id is None or letter["message_id"] == message_id)
         ]
         for letter in letters:
             self.storage.restore_message(letter["message"])

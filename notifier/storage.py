@@ -7,11 +7,17 @@ Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
     meta:P:K:S             STRING source metadata (JSON)
     msgs:P:K:S             ZSET   message ids by expiry time (live ones only)
     msg:ID                 STRING message (JSON), expires with the message TTL
+    ctl:CID                STRING control message (a confirmation request; JSON):
+                                  CID starts ``ctl-``, so no message route,
+                                  listing or replay (all read ``msg:``) can
+                                  ever read it; expires with its TTL
     subs:P:K:S             ZSET   subscription ids, score 0 (lexicographic paging)
     subidx:P:K:S           HASH   subscriber URI -> subscription id
     sub:ID                 STRING subscription (JSON), expires with its TTL
     attempts:sub:ID        LIST   newest-first attempt records of a subscription
     attempts:msg:ID        LIST   newest-first attempt records of a message
+    attempts:ctl:CID       LIST   attempts of a control message (internal: dead
+                                  letters' history; no route reads it)
     pending:ID             STRING deliveries of a topic message not yet final
     done:MID:SID:R:N       STRING attempt N (round R) of a delivery has run
                                   (expires: ``done_horizon_seconds``)
@@ -20,23 +26,30 @@ Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
     retries                ZSET   delivery (JSON) -> due time (epoch seconds)
     retries:leased         ZSET   delivery (JSON) -> time a scheduler took it
     dead:SUBID             ZSET   dead letter (JSON) -> time it died
+    confirmrate:HASH       STRING confirmations sent to one subscriber URL in
+                                  the current window (expires with the window)
 
 Expired subscriptions leave their id in ``subs`` and ``subidx``; readers drop
 such ids lazily, so expiry needs no sweeper.
 """
 
+import hashlib
 import json
 import time
 import uuid
 from typing import NamedTuple
 
 from redis.backoff import NoBackoff
+from redis.exceptions import WatchError
 from redis.retry import Retry
 
 from notifier import errors
 from notifier.redis_client import redis_client
 
 PREFIX = "notifier:"
+#: Ids of control messages (confirmation requests) start with this; they are
+#: stored under ``ctl:`` keys, apart from the messages of queues and topics.
+CONTROL_PREFIX = "ctl-"
 # Outcomes after which a delivery attempt must not run again.
 RAN_OUTCOMES = ("delivered", "failed", "dead_lettered", "held")
 
@@ -71,6 +84,27 @@ def _key(*parts):
 def new_id():
     """Return a new opaque id (32 hex digits)."""
     return uuid.uuid4().hex
+
+
+def is_control_id(message_id):
+    """Return whether ``message_id`` names a control message."""
+    return isinstance(message_id, str) and message_id.startswith(CONTROL_PREFIX)
+
+
+def _message_key(message_id):
+    """The key of a delivery's message: a message, or a control message."""
+    return _key("ctl" if is_control_id(message_id) else "msg", message_id)
+
+
+def redacted_attempt(attempt):
+    """Return an attempt record as the owner may read it: of a control
+    message, neither its id nor the endpoint's reply (which could echo the
+    confirmation link) is shown; the record says ``control: true``."""
+    if not is_control_id(attempt.get("message_id")):
+        return attempt
+    shown = dict(attempt, message_id=None, control=True)
+    shown.pop("response_body", None)
+    return shown
 
 
 def dumps(value):
@@ -301,31 +335,40 @@ class Storage:
                 args += [message_id, int(message["ttl"]), dumps(record)]
         return [bool(flag) for flag in self._store_posts(args=args)]
 
-    def post_control_message(self, source, payload, ttl, now=None):
+    def post_control_message(self, source, payload, ttl, now=None, nonce=None):
         """Store a message the service sends itself (a subscription
-        confirmation): ``payload`` is delivered as it is. Return its id."""
+        confirmation) apart from the source's messages: ``payload`` is
+        delivered as it is; ``nonce`` is the confirmation it carries. Return
+        its id (``ctl-...``), which no message route can read."""
         now = time.time() if now is None else now
-        message_id = new_id()
+        message_id = CONTROL_PREFIX + new_id()
         record = {
             "id": message_id,
             "created": now,
             "ttl": int(ttl),
             "control": True,
             "payload": payload,
-            "body": payload,
             "source": source.to_list(),
         }
-        self.redis.set(_key("msg", message_id), dumps(record), ex=int(ttl))
+        if nonce is not None:
+            record["nonce"] = nonce
+        self.redis.set(_key("ctl", message_id), dumps(record), ex=int(ttl))
         return message_id
+
+    def get_control_messages(self, message_ids):
+        """Return {id: control message} for the ids that still exist."""
+        return self._get_many("ctl", [i for i in message_ids if is_control_id(i)])
 
     def get_message(self, source, message_id):
         record = self._get_json(_key("msg", message_id))
-        if record is None or record.get("source") != source.to_list():
+        if record is None or record.get("control") or record.get("source") != source.to_list():
             raise errors.NotFoundError(f"Message {message_id!r} does not exist.")
         return record
 
     def restore_message(self, message):
         """Store a message again (for a replay) unless it still exists."""
+        if is_control_id(message.get("id")) or message.get("control"):
+            return
         self.redis.set(_key("msg", message["id"]), dumps(message), ex=int(message["ttl"]), nx=True)
 
     def delete_messages(self, message_ids):
@@ -413,6 +456,46 @@ class Storage:
         pipe.set(_key("sub", record["id"]), dumps(record), ex=ttl_left)
         pipe.execute()
 
+    def update_subscription(self, source, subscription_id, change):
+        """Apply ``change(record) -> record`` to a stored subscription
+        atomically and return the new record.
+
+        The record is read and written under WATCH: a write in between (a
+        PATCH, another confirmation) makes ``change`` run again on the new
+        record, so a check in ``change`` (a confirmation's nonce) holds for
+        the record written. ``change`` may raise to write nothing.
+        """
+        key = _key("sub", subscription_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    record = json.loads(raw) if raw else None
+                    if record is None or record.get("source") != source.to_list():
+                        raise errors.NotFoundError(
+                            f"Subscription {subscription_id!r} does not exist."
+                        )
+                    record = change(record)
+                    pipe.multi()
+                    pipe.set(key, dumps(record), keepttl=True)
+                    pipe.execute()
+                    return record
+                except WatchError:
+                    continue
+
+    def count_confirmation(self, subject, window_seconds):
+        """Count one confirmation sent to ``subject`` (a subscriber URL) in
+        the current fixed window; return (count so far, seconds left)."""
+        digest = hashlib.sha256(subject.encode("utf-8")).hexdigest()
+        key = _key("confirmrate", digest)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(key, 0, ex=int(window_seconds), nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()
+        return count, max(int(ttl), 1)
+
     def subscriber_taken(self, source, subscriber, except_id):
         found = self.redis.hget(_key("subidx", source.path), subscriber)
         return bool(found and found != except_id and self.redis.exists(_key("sub", found)))
@@ -452,7 +535,7 @@ class Storage:
         """Return ({id: message}, {id: subscription}) in one round trip."""
         message_ids, subscription_ids = list(message_ids), list(subscription_ids)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.mget([_key("msg", i) for i in message_ids] or [_key("msg", "")])
+        pipe.mget([_message_key(i) for i in message_ids] or [_key("msg", "")])
         pipe.mget([_key("sub", i) for i in subscription_ids] or [_key("sub", "")])
         raw_messages, raw_subscriptions = pipe.execute()
         return (
@@ -502,9 +585,12 @@ class Storage:
         cap = self.attempt_log_length - 1
         for attempt in attempts:
             text = dumps(attempt)
+            control = is_control_id(attempt.get("message_id"))
             sub_key = _key("attempts", "sub", attempt["subscription_id"])
-            msg_key = _key("attempts", "msg", str(attempt.get("message_id")))
-            pipe.lpush(sub_key, text)
+            msg_key = _key("attempts", "ctl" if control else "msg", str(attempt.get("message_id")))
+            # The owner reads the subscription's log: a control message's id
+            # stays out of it.
+            pipe.lpush(sub_key, dumps(redacted_attempt(attempt)) if control else text)
             pipe.ltrim(sub_key, 0, cap)
             if attempt.get("message_id") is None:
                 continue  # an event of the subscription (disabled, enabled)
@@ -519,7 +605,13 @@ class Storage:
         return self._get_list(_key("attempts", "sub", subscription_id), limit)
 
     def message_attempts(self, message_id, limit=100):
+        if is_control_id(message_id):
+            return []
         return self._get_list(_key("attempts", "msg", message_id), limit)
+
+    def control_attempts(self, message_id, limit=100):
+        """Return a control message's attempts (internal: never served)."""
+        return self._get_list(_key("attempts", "ctl", message_id), limit)
 
     def schedule_retries(self, due_deliveries):
         """Store (due_epoch, delivery dict) pairs until a scheduler moves them."""

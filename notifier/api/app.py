@@ -57,7 +57,9 @@ def shares_storage_redis(conf):
 def add_routes(app, conf, storage, dispatcher):
     service = DeliveryService(conf, storage, dispatcher)
     app.add_route("/v2", system.Home())
-    app.add_route(confirmation.PAGE_PATH, confirm.ConfirmationPage())
+    app.add_route(
+        confirmation.PAGE_PATH, confirm.ConfirmationPage(api_origin=confirmation.api_origin(conf))
+    )
     app.add_route("/v2/ping", system.Ping())
     app.add_route("/v2/health", system.Health(storage, dispatcher))
     app.add_route("/v2/openapi.json", openapi.OpenAPIDocument())
@@ -92,10 +94,9 @@ def add_subscription_routes(app, conf, storage, service, kind, scope=None):
     item = base + "/{subscription_id}"
     app.add_route(base, subscriptions.SubscriptionCollection(conf, storage, kind, scope, service))
     app.add_route(item, subscriptions.SubscriptionItem(conf, storage, kind, scope, service))
-    app.add_route(
-        item + "/confirm",
-        confirm.Confirm(conf, storage, service, confirm_drivers.load_driver(conf), scope),
-    )
+    confirmer = confirm.Confirm(conf, storage, service, confirm_drivers.load_driver(conf), scope)
+    app.add_route(item + "/confirm", confirmer)
+    app.add_route(item + "/confirm/{nonce}", confirmer)
     app.add_route(
         item + "/attempts", subscriptions.SubscriptionAttempts(conf, storage, kind, scope)
     )

@@ -1,10 +1,14 @@
 """Subscription confirmation, pre-signed URLs, and the confirmation page.
 
-- ``PUT /v2/{queues|topics}/{name}/subscriptions/{id}/confirm``
+- ``PUT /v2/{queues|topics}/{name}/subscriptions/{id}/confirm/{nonce}``
   ``{"confirmed": true|false, "extra_spec": {...}}`` with the signed headers
   of the subscription's confirmation message → 204. Only a signed request
   may confirm: the signature is the proof that the subscriber received the
-  confirmation, so the project owner cannot confirm on its behalf.
+  confirmation, so the project owner cannot confirm on its behalf; the
+  nonce must be the subscription's current one (403 otherwise), so a link
+  sent to an earlier subscriber, or superseded by a newer confirmation,
+  confirms nothing. (``.../confirm`` without a nonce confirms only
+  subscriptions stored before confirmations carried one.)
 - ``POST /v2/{queues|topics}/{name}/share`` ``{"methods", "paths",
   "expires"}`` → 201 with a pre-signed URL (Zaqar's response fields).
 - ``GET /v2/confirmation``: ``templates/confirmation.html``.
@@ -12,8 +16,10 @@
 
 import base64
 import hashlib
+import html
 import logging
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -34,6 +40,9 @@ SHARE_KEYS = {"methods", "paths", "expires"}
 #: which this service does not serve).
 SHARE_PATHS = ("messages", "subscriptions")
 PAGE_FILE = "confirmation.html"
+#: The page's tag naming the API origin it may send signed headers to.
+ORIGIN_META = '<meta name="notifier-api-origin" content="{}">'
+ORIGIN_RE = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 def confirms_itself(subscriber):
@@ -66,10 +75,40 @@ def check_confirmable(subscriber, options):
         )
 
 
+def new_nonce():
+    return secrets.token_hex(16)
+
+
+def check_confirmation_rate(conf, storage, subscriber):
+    """Count a confirmation to ``subscriber``; raise RateLimitedError (429)
+    past ``[notification] confirmations_per_subscriber`` in the window."""
+    limit = conf.notification.confirmations_per_subscriber
+    if not limit:
+        return
+    window = conf.notification.confirmation_rate_window_seconds
+    count, left = storage.count_confirmation(confirmation.rate_subject(subscriber), window)
+    if count > limit:
+        raise errors.RateLimitedError(
+            f"This subscriber was sent {limit} confirmation messages in the last "
+            f"{window} seconds, the most it may be sent; try again in {left} seconds.",
+            field="subscriber",
+            retry_after=left,
+        )
+
+
 def send_confirmation(conf, service, record, message_type=confirmation.SUBSCRIPTION, now=None):
-    """Send a subscription its (un)subscribe confirmation through the workers."""
+    """Send a subscription a new (un)subscribe confirmation through the workers.
+
+    Its nonce becomes the subscription's (atomically, on the subscriber
+    stored now): every earlier link of the subscription stops confirming.
+    """
     now = time.time() if now is None else now
     ttl = conf.signed_url.confirmation_url_ttl_seconds
+    source = Source(*record["source"])
+    nonce = new_nonce()
+    service.storage.update_subscription(
+        source, record["id"], lambda stored: dict(stored, **{confirmation.NONCE_FIELD: nonce})
+    )
     payload = confirmation.confirmation_payload(
         message_type,
         key=conf.signed_url.secret_key,
@@ -79,9 +118,9 @@ def send_confirmation(conf, service, record, message_type=confirmation.SUBSCRIPT
         page=confirmation.page_url(conf),
         now=now,
         ttl_seconds=ttl,
+        nonce=nonce,
     )
-    source = Source(*record["source"])
-    return service.send_control(source, record["id"], payload, ttl)
+    return service.send_control(source, record["id"], payload, ttl, nonce)
 
 
 def confirm_request(document):
@@ -111,7 +150,7 @@ class Confirm:
         self.driver = driver
         self.scope = scope or ProjectScope()
 
-    def on_put(self, req, resp, name, subscription_id):
+    def on_put(self, req, resp, name, subscription_id, nonce=None):
         if not is_signed(req):
             raise errors.AuthError(
                 "Confirming a subscription needs the signed headers of its "
@@ -125,21 +164,51 @@ class Confirm:
         record = self.storage.get_subscription(source, subscription_id)
         if not self.scope.sees(req, source, record):
             raise errors.NotFoundError(f"Subscription {subscription_id!r} does not exist.")
+        _check_current(record, nonce)
         self.driver.confirm(record, confirmed, extra_spec)
         was_confirmed = bool(record.get("confirmed", True))
-        if confirmed != was_confirmed:
-            record["confirmed"] = confirmed
-            self.storage.save_subscription(record)
-            LOG.info(
-                "subscription %s",
-                "confirmed" if confirmed else "unsubscribed",
-                extra={"subscription_id": subscription_id},
-            )
-            # Only on a change: a receiver answering every
-            # UnsubscribeConfirmation with another "false" cannot loop.
-            if not confirmed and confirms_itself(record["subscriber"]):
-                send_confirmation(self.conf, self.service, record, confirmation.UNSUBSCRIBE)
+        if confirmed == was_confirmed:
+            resp.status = falcon.HTTP_204
+            return
+
+        def change(stored):
+            # Checked again on the record written: a PATCH in between made
+            # this link stale.
+            _check_current(stored, nonce)
+            return dict(stored, confirmed=confirmed)
+
+        record = self.storage.update_subscription(source, subscription_id, change)
+        LOG.info(
+            "subscription %s",
+            "confirmed" if confirmed else "unsubscribed",
+            extra={"subscription_id": subscription_id},
+        )
+        # Only on a change: a receiver answering every
+        # UnsubscribeConfirmation with another "false" cannot loop.
+        if not confirmed and confirms_itself(record["subscriber"]):
+            self._send_goodbye(record)
         resp.status = falcon.HTTP_204
+
+    def _send_goodbye(self, record):
+        try:
+            check_confirmation_rate(self.conf, self.storage, record["subscriber"])
+        except errors.RateLimitedError:
+            # The unsubscribe stands; only its confirmation is not sent.
+            LOG.warning(
+                "unsubscribe confirmation not sent: subscriber over its confirmation rate",
+                extra={"subscription_id": record["id"]},
+            )
+            return
+        send_confirmation(self.conf, self.service, record, confirmation.UNSUBSCRIBE)
+
+
+def _check_current(record, nonce):
+    if not confirmation.link_is_current(record, nonce):
+        raise errors.ForbiddenError(
+            "This confirmation link is no longer valid: a newer confirmation was "
+            "sent to this subscription, or its subscriber changed. Use the link "
+            "of the latest confirmation message."
+        )
 
 
 class Share:
@@ -202,22 +271,31 @@ def _csp_hashes(html, tag):
 class ConfirmationPage:
     """GET /v2/confirmation: the page confirmation e-mails link to.
 
-    Static: it reads its parameters from its own URL in the browser. The CSP
-    allows only its own inline script and style (by hash), and no referrer
-    leaves it: the URL holds a signature.
+    Static: it reads its parameters from its own URL in the browser. It
+    sends the signed headers only to the API's own origin (``[api]
+    public_url``), written into its ``notifier-api-origin`` meta tag here
+    and enforced twice: by the page's script, which refuses a link whose
+    ``Url`` is elsewhere, and by the CSP's ``connect-src``. The CSP allows
+    only its own inline script and style (by hash), and no referrer leaves
+    it: the URL holds a signature.
     """
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, api_origin=None):
         if path is None:
             self.html = resources.read_packaged(PAGE_FILE)
         else:
             self.html = Path(path).read_text(encoding="utf-8")
+        origin = api_origin if api_origin and ORIGIN_RE.fullmatch(api_origin) else None
         if self.html:
+            self.html = self.html.replace(
+                ORIGIN_META.format(""), ORIGIN_META.format(html.escape(origin or "", quote=True))
+            )
             scripts, styles = _csp_hashes(self.html, "script"), _csp_hashes(self.html, "style")
+            connect = origin or "'self'"
             self.csp = (
                 f"default-src 'none'; script-src {scripts}; style-src {styles}; "
-                "connect-src *; img-src 'none'; base-uri 'none'; "
-                "form-action 'none'; frame-ancestors 'none'"
+                f"connect-src {connect}; img-src 'none'; "
+                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
             )
 
     def on_get(self, req, resp):

@@ -16,6 +16,7 @@ STATUS_BY_ERROR = [
     (errors.ForbiddenError, falcon.HTTP_403),
     (errors.NotFoundError, falcon.HTTP_404),
     (errors.ConflictError, falcon.HTTP_409),
+    (errors.RateLimitedError, falcon.HTTP_429),
     (errors.UnavailableError, falcon.HTTP_503),
 ]
 
@@ -34,6 +35,8 @@ def _notifier_error(req, resp, exc, params):
             break
     else:
         resp.status = falcon.HTTP_500
+    if getattr(exc, "retry_after", None):
+        resp.set_header("Retry-After", str(int(exc.retry_after)))
     resp.media = error_body(exc.title, exc.description, exc.field)
 
 

@@ -31,7 +31,7 @@ from notifier.errors import AuthError
 LOG = logging.getLogger(__name__)
 
 ENV_KEY = "notifier.signed"
-CONFIRM_PATH_RE = re.compile(r"/v2/(queues|topics)/[^/]+/subscriptions/[^/]+/confirm/?")
+CONFIRM_PATH_RE = re.compile(r"/v2/(queues|topics)/[^/]+/subscriptions/[^/]+/confirm(/[^/]+)?/?")
 SIGNED_ENV = {
     "signature": "HTTP_URL_SIGNATURE",
     "expires": "HTTP_URL_EXPIRES",

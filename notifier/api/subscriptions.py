@@ -10,9 +10,15 @@ import time
 
 import falcon
 
-from notifier import errors, sinks, validation
+from notifier import confirmation, errors, sinks, validation
 from notifier.api import common
-from notifier.api.confirm import check_confirmable, needs_confirmation, send_confirmation
+from notifier.api.confirm import (
+    check_confirmable,
+    check_confirmation_rate,
+    needs_confirmation,
+    new_nonce,
+    send_confirmation,
+)
 from notifier.api.queues import ProjectScope
 
 
@@ -73,8 +79,13 @@ class SubscriptionCollection(SubscriptionResource):
         self.scope.before_subscribe(req, source, fields["subscriber"])
         requested = fields["subscriber"]
         confirming = needs_confirmation(self.conf, requested)
+        unsent = {}
         if confirming:
             check_confirmable(requested, fields["options"])
+            check_confirmation_rate(self.conf, self.storage, requested)
+            # A nonce no link carries: nothing confirms it until its
+            # confirmation message sets the real one.
+            unsent = {confirmation.NONCE_FIELD: new_nonce()}
         if not confirming and self.storage.subscriber_taken(source, requested, None):
             raise _duplicate()
         fields = sinks.prepare_subscription(fields, common.context(req), self.conf)
@@ -85,7 +96,7 @@ class SubscriptionCollection(SubscriptionResource):
             fields["options"],
             confirmed=not confirming,
             unique_key=requested,
-            extra=fields.get("extra"),
+            extra=dict(fields.get("extra") or {}, **unsent),
             project=self.scope.subscriber_project(req, source),
         )
         reveal = fields.get("reveal") or {}
@@ -176,7 +187,12 @@ class SubscriptionItem(SubscriptionResource):
         # notifications be pointed at another.
         reconfirm = moved and needs_confirmation(self.conf, requested)
         if reconfirm:
+            check_confirmation_rate(self.conf, self.storage, requested)
             record["confirmed"] = False
+        if moved:
+            # Written with the new subscriber: every link sent before stops
+            # confirming (the new confirmation sets the nonce it carries).
+            record[confirmation.NONCE_FIELD] = new_nonce()
         self.storage.save_subscription(
             record, previous_subscriber=before["subscriber"] if moved else None, now=now
         )

@@ -26,6 +26,22 @@ NOTIFICATION_OPTS = [
         "Default: the page this API serves itself at "
         "<public_url>/v2/confirmation.",
     ),
+    cfg.IntOpt(
+        "confirmations_per_subscriber",
+        default=10,
+        min=0,
+        help="At most this many confirmation messages (subscribe or "
+        "unsubscribe) go to one subscriber URL per "
+        "confirmation_rate_window_seconds, whichever project asks; "
+        "beyond it, subscribing or repointing a subscription to that "
+        "URL is refused with 429. 0: no limit.",
+    ),
+    cfg.IntOpt(
+        "confirmation_rate_window_seconds",
+        default=3600,
+        min=1,
+        help="The fixed window of confirmations_per_subscriber.",
+    ),
     cfg.StrOpt(
         "confirmation_driver",
         default="noop",

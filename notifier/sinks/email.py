@@ -20,7 +20,6 @@ is rendered with the confirmation templates; its payload must carry
 smtplib's debug output stays off: it would print the AUTH exchange.
 """
 
-import dataclasses
 import logging
 import shlex
 import smtplib
@@ -82,7 +81,9 @@ class EmailSink:
         try:
             if kind:
                 rendered = self._render_confirmation(kind, notification)
-                target = dataclasses.replace(target, subject=None, sender=None)
+                # The service's own mail, to the subscriber alone: no cc,
+                # bcc, subject or sender from the subscription.
+                target = emails.EmailTarget(to=target.to)
             else:
                 context = emails.notification_context(notification.payload, subscription, target)
                 rendered = self.templates.render("notification", context)

@@ -6,7 +6,9 @@ pools per endpoint, measured 2-3x cheaper per POST than a requests.Session
 (``http_transport``); redirects are never followed: a 3xx is a failure, so a
 subscriber cannot bounce deliveries somewhere else. Every request is signed
 as Standard Webhooks specify (``webhook-id``, ``webhook-timestamp``,
-``webhook-signature``).
+``webhook-signature``). Confirmation requests go out as the service wrote
+them: the subscription's ``post_data`` and ``post_headers`` apply to
+notifications only.
 """
 
 import socket
@@ -102,7 +104,10 @@ class WebhookSink:
         )
 
     def deliver(self, notification, extra_headers=None, url=None):
-        options = notification.subscription.get("options") or {}
+        # A control message (a confirmation request) is the service's own:
+        # no post_data or post_headers of the subscription shape it.
+        control = notification.message.get("control")
+        options = {} if control else notification.subscription.get("options") or {}
         body = render_webhook_body(notification.payload, options.get("post_data"))
         headers = {"Content-Type": "application/json", "User-Agent": "notifier-webhook/1"}
         headers.update(options.get("post_headers") or {})

@@ -179,15 +179,71 @@ def test_the_page_says_plainly_why_a_damaged_link_fails(mail_fleet, smtp, browse
     assert not browser.find_element("id", "confirm").is_enabled()
 
 
-def test_the_page_works_standalone_from_another_origin(mail_fleet, smtp, browser, project):
+def hosted_page(tmp_path, api_origin):
+    """The page as an operator hosts it elsewhere: with the API origin written
+    into its notifier-api-origin tag."""
+    html = PAGE_FILE.read_text(encoding="utf-8")
+    empty = '<meta name="notifier-api-origin" content="">'
+    assert empty in html
+    page = tmp_path / "confirmation.html"
+    page.write_text(html.replace(empty, empty.replace('""', f'"{api_origin}"')), encoding="utf-8")
+    return page.as_uri()
+
+
+def test_the_page_works_standalone_from_another_origin(
+    mail_fleet, smtp, browser, project, tmp_path
+):
     """The page opened as a local file (another origin than the API) confirms
     through CORS, as it would from the host of external_confirmation_url."""
     address = f"portal-{project}@example.com"
     subscribe_address(mail_fleet, project, "portal", address)
     [mail] = smtp.wait_for(1, rcpt=address, timeout=30)
     query = urlsplit(link_in(mail)).query
-    browser.get(PAGE_FILE.as_uri() + "?" + query)
+    origin = mail_fleet.url[: -len("/v2")]
+    browser.get(hosted_page(tmp_path, origin) + "?" + query)
     kind, text = click_and_read(browser, "confirm")
     assert kind == "ok", text
     post(mail_fleet, project, "portal", [{"ttl": 300, "body": "hello"}])
     assert len(smtp.wait_for(2, rcpt=address, timeout=30)) == 2
+
+
+def foreign_link(link, foreign):
+    """The link with its Url pointed at another server (the signed fields kept)."""
+    parsed = urlsplit(link)
+    params = dict(parse_qsl(parsed.query))
+    params["Url"] = foreign + params["Paths"]
+    return parsed._replace(query=urlencode(params)).geturl()
+
+
+def assert_refused_foreign(browser, receiver):
+    from selenium.webdriver.common.by import By
+
+    status = browser.find_element(By.ID, "status")
+    assert status.get_attribute("class") == "error"
+    assert status.text.startswith("This link is not for this service")
+    assert not browser.find_element(By.ID, "confirm").is_enabled()
+    assert receiver.wait_for(1, timeout=1) == []  # not even a preflight
+
+
+def test_the_page_sends_the_signed_headers_to_no_other_origin(
+    mail_fleet, smtp, browser, project, receiver, tmp_path
+):
+    """A link whose Url names another server (here a receiver that would
+    accept a cross-origin PUT) is refused before anything is sent, by the page
+    the API serves and by the page hosted elsewhere."""
+    address = f"elsewhere-{project}@example.com"
+    subscription_id = subscribe_address(mail_fleet, project, "elsewhere", address)
+    [mail] = smtp.wait_for(1, rcpt=address, timeout=30)
+    link = foreign_link(link_in(mail), receiver.url)
+
+    browser.get(link)
+    assert_refused_foreign(browser, receiver)
+    origin = mail_fleet.url[: -len("/v2")]
+    browser.get(hosted_page(tmp_path, origin) + "?" + urlsplit(link).query)
+    assert_refused_foreign(browser, receiver)
+    view = requests.get(
+        f"{mail_fleet.url}/queues/elsewhere/subscriptions/{subscription_id}",
+        headers={"X-Project-ID": project},
+        timeout=5,
+    )
+    assert view.json()["confirmed"] is False

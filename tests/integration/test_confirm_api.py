@@ -6,6 +6,7 @@ through the real webhook sink."""
 import datetime
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -13,8 +14,14 @@ from falcon import testing
 
 from notifier import confirm_drivers, signing
 from notifier.api.app import create_app
-from notifier.confirmation import ConfirmationConfigError, headers_of
+from notifier.confirmation import (
+    NONCE_FIELD,
+    ConfirmationConfigError,
+    confirmation_payload,
+    headers_of,
+)
 from notifier.service import DeliveryService
+from notifier.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 
 KEY = "integration-signing-key"
@@ -66,8 +73,8 @@ def subscribe(client, subscriber, queue="orders", status=201, **fields):
 def queued_confirmations(dispatcher, storage):
     """Payloads of the control messages waiting in the dispatcher."""
     ids = [d["message_id"] for name, args in dispatcher.tasks if name == "deliver" for d in args[0]]
-    messages = storage.get_messages(ids)
-    return [messages[i]["payload"] for i in ids if messages[i].get("control")]
+    messages = storage.get_control_messages(ids)
+    return [messages[i]["payload"] for i in ids if i in messages]
 
 
 def put_confirm(client, payload, body=None, headers=None, path=None):
@@ -118,8 +125,12 @@ def test_a_webhook_confirms_with_the_signed_put_and_only_then_receives(
         paths=payload["URL-Paths"],
         project=project,
         request_method="PUT",
-        request_path=f"/v2/queues/orders/subscriptions/{subscription_id}/confirm",
+        request_path=f"/v2/queues/orders/subscriptions/{subscription_id}/confirm/"
+        + payload["URL-Paths"].rsplit("/", 1)[1],
     )
+    # The last segment is the nonce of this confirmation, stored on the subscription.
+    nonce = payload["URL-Paths"].rsplit("/", 1)[1]
+    assert len(nonce) == 32
 
     # No project header of its own, no token: the signed headers are all it takes.
     result = put_confirm(anonymous, payload, payload["SubscribeBody"])
@@ -159,12 +170,15 @@ def test_unsubscribing_sends_an_unsubscribe_confirmation_and_stops_delivery(
     dispatcher.run(service)
     types = [r.json()["Message_Type"] for r in receiver.received("/bye")]
     assert types == ["SubscriptionConfirmation", "UnsubscribeConfirmation"]
+    goodbye = receiver.received("/bye")[1].json()
     # Saying "false" again changes nothing and sends nothing (no reply loops).
-    assert put_confirm(anonymous, payload, {"confirmed": False}).status_code == 204
+    assert put_confirm(anonymous, goodbye, {"confirmed": False}).status_code == 204
     dispatcher.run(service)
     assert len(receiver.received("/bye")) == 2
-    # The same URL subscribes again.
-    assert put_confirm(anonymous, payload).status_code == 204
+    # The UnsubscribeConfirmation superseded the first link; its own URL
+    # subscribes again.
+    assert put_confirm(anonymous, payload).status_code == 403
+    assert put_confirm(anonymous, goodbye).status_code == 204
     assert confirmed(client, subscription_id) is True
 
 
@@ -553,3 +567,82 @@ def test_a_role_refuses_to_start_requiring_confirmation_without_a_key(tmp_path, 
     )
     assert done.returncode == 2
     assert "configuration error" in done.stderr and "secret_key" in done.stderr
+
+
+# -- consent (issue 16) ------------------------------------------------------------------
+
+
+def test_a_superseded_confirmation_still_queued_is_not_sent(
+    client, anonymous, dispatcher, service, storage, receiver
+):
+    subscription_id = subscribe(client, receiver.url + "/twice").json["subscription_id"]
+    subscribe(client, receiver.url + "/twice")  # sent again before the first went out
+    first, second = queued_confirmations(dispatcher, storage)
+    dispatcher.run(service)
+    [request] = receiver.received("/twice")
+    assert request.json()["URL-Paths"] == second["URL-Paths"] != first["URL-Paths"]
+    attempts = client.simulate_get(
+        f"/v2/queues/orders/subscriptions/{subscription_id}/attempts"
+    ).json["attempts"]
+    assert sorted(a["outcome"] for a in attempts) == ["delivered", "superseded"]
+    assert all(a["message_id"] is None and a["control"] for a in attempts)
+    assert put_confirm(anonymous, first).status_code == 403
+    assert put_confirm(anonymous, second).status_code == 204
+
+
+def test_a_link_without_a_nonce_confirms_only_a_subscription_stored_before_nonces(
+    client, anonymous, storage, project
+):
+    """Upgrading keeps the links already sent working, until the subscriber changes."""
+    subscription_id = subscribe(client, "http://127.0.0.1:9/legacy").json["subscription_id"]
+    source = Source(project, "queues", "orders")
+    storage.update_subscription(
+        source, subscription_id, lambda r: {k: v for k, v in r.items() if k != NONCE_FIELD}
+    )
+    legacy = headers_of(
+        confirmation_payload(
+            "SubscriptionConfirmation",
+            key=KEY,
+            source=tuple(source),
+            subscription_id=subscription_id,
+            api_url=PUBLIC,
+            page=PUBLIC + "/v2/confirmation",
+            now=time.time(),
+            ttl_seconds=3600,
+        )
+    )
+    assert legacy["URL-Paths"].endswith("/confirm")
+    assert put_confirm(anonymous, legacy).status_code == 204
+    assert put_confirm(anonymous, legacy, {"confirmed": False}).status_code == 204
+    result = client.simulate_patch(
+        f"/v2/queues/orders/subscriptions/{subscription_id}",
+        json={"subscriber": "http://127.0.0.1:9/victim"},
+    )
+    assert result.status_code == 204
+    refused = put_confirm(anonymous, legacy)
+    assert refused.status_code == 403 and refused.json["title"] == "Forbidden"
+    assert confirmed(client, subscription_id) is False
+
+
+def test_another_projects_link_confirms_nothing_here(app, dispatcher, storage):
+    """Tenants: project B's valid link, pointed at project A's subscription of
+    the same queue name, or carrying A's project header, is refused."""
+    mine = testing.TestClient(app, headers={"X-Project-ID": "project-a"})
+    theirs = testing.TestClient(app, headers={"X-Project-ID": "project-b"})
+    a_id = subscribe(mine, "http://127.0.0.1:9/a").json["subscription_id"]
+    subscribe(theirs, "http://127.0.0.1:9/b")
+    a_link, b_link = queued_confirmations(dispatcher, storage)
+    anonymous = testing.TestClient(app)
+    a_path = a_link["URL-Paths"]
+    assert put_confirm(anonymous, b_link, path=a_path).status_code == 401
+    assert put_confirm(anonymous, b_link, headers={"X-Project-ID": "project-a"}).status_code == 401
+    assert put_confirm(anonymous, a_link, headers={"X-Project-ID": "project-b"}).status_code == 401
+    assert confirmed(mine, a_id) is False
+
+
+def test_the_served_page_may_only_call_the_public_urls_origin(anonymous):
+    page = anonymous.simulate_get("/v2/confirmation")
+    assert '<meta name="notifier-api-origin" content="http://notifier.test">' in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "connect-src http://notifier.test;" in policy
+    assert "connect-src *" not in policy

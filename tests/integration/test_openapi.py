@@ -41,6 +41,8 @@ PATCH_TYPE = "application/openstack-messaging-v2.0-json-patch"
 MIDDLEWARE_OPERATIONS = {
     ("OPTIONS", "/v2/queues/{name}/subscriptions/{subscription_id}/confirm"),
     ("OPTIONS", "/v2/topics/{name}/subscriptions/{subscription_id}/confirm"),
+    ("OPTIONS", "/v2/queues/{name}/subscriptions/{subscription_id}/confirm/{nonce}"),
+    ("OPTIONS", "/v2/topics/{name}/subscriptions/{subscription_id}/confirm/{nonce}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 #: Fuzz budget: examples per operation and phase. ~50 operations; the whole
@@ -120,7 +122,7 @@ def test_every_route_is_documented_and_every_documented_operation_routed(app):
 def test_the_middleware_operations_are_served(app):
     client = testing.TestClient(app)
     for method, path in MIDDLEWARE_OPERATIONS:
-        path = path.format(name="q", subscription_id=uuid.uuid4().hex)
+        path = path.format(name="q", subscription_id=uuid.uuid4().hex, nonce=uuid.uuid4().hex)
         result = client.simulate_request(method, path)
         assert result.status_code == 204, (method, path, result.text)
 
@@ -509,6 +511,7 @@ def _tour_source(tour, kind, receiver, conf):
     )
 
     confirm = sub.format(name=name, subscription_id=webhook) + "/confirm"
+    ids = {"name": name, "subscription_id": webhook}
     expires = "2100-01-01T00:00:00"
     signature = signing.sign_url(
         conf.signed_url.secret_key, [confirm], ["PUT"], tour.project, expires
@@ -525,6 +528,26 @@ def _tour_source(tour, kind, receiver, conf):
             "URL-Expires": expires,
             "URL-Methods": "PUT",
             "URL-Paths": confirm,
+        },
+        body={"confirmed": True},
+    )
+    # Stored without require_confirmation, it has no confirmation nonce:
+    # a link with one is refused.
+    nonce = "0" * 32
+    tour("OPTIONS", sub + "/confirm/{nonce}", 204, project=False, **ids, nonce=nonce)
+    tour(
+        "PUT",
+        sub + "/confirm/{nonce}",
+        403,
+        **ids,
+        nonce=nonce,
+        headers={
+            "URL-Signature": signing.sign_url(
+                conf.signed_url.secret_key, [f"{confirm}/{nonce}"], ["PUT"], tour.project, expires
+            ),
+            "URL-Expires": expires,
+            "URL-Methods": "PUT",
+            "URL-Paths": f"{confirm}/{nonce}",
         },
         body={"confirmed": True},
     )

@@ -1,7 +1,10 @@
 """A real threaded HTTP server that records webhook POSTs.
 
 Responses are scripted per path: ``receiver.script("/flaky", [500, 500, 200])``
-answers 500 twice then 200 (the last status repeats).
+answers 500 twice then 200 (the last status repeats); ``receiver.echo(path)``
+answers with the request's own body, as echo endpoints do. PUTs are recorded
+like POSTs, and CORS preflights (OPTIONS) too, answered as a permissive
+server would: a browser would go on to send its request.
 """
 
 import json
@@ -11,11 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Received:
-    def __init__(self, path, headers, body, at):
+    def __init__(self, path, headers, body, at, method="POST"):
         self.path = path
         self.headers = headers
         self.body = body
         self.at = at
+        self.method = method
 
     def json(self):
         return json.loads(self.body)
@@ -26,6 +30,7 @@ class Receiver:
         self.requests = []
         self._scripts = {}
         self._delays = {}
+        self._echo = set()
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         receiver = self
@@ -41,16 +46,28 @@ class Receiver:
                     # cancelled): like any server, drop the partial request.
                     self.close_connection = True
                     return
-                status, delay, extra = receiver._respond(self.path, self.headers, body)
+                method = {} if self.command == "POST" else {"method": self.command}
+                status, delay, extra = receiver._respond(self.path, self.headers, body, **method)
                 if delay:
                     time.sleep(delay)
-                payload = b"ok"
+                payload = body if self.path in receiver._echo else b"ok"
                 self.send_response(status)
                 for name, value in extra.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            do_PUT = do_POST
+
+            def do_OPTIONS(self):
+                receiver._respond(self.path, self.headers, b"", method="OPTIONS")
+                self.send_response(204)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Access-Control-Allow-Methods", "PUT, POST")
+                self.send_header("Access-Control-Allow-Headers", "*")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass
@@ -67,13 +84,17 @@ class Receiver:
         with self._lock:
             self._scripts[path] = [list(statuses), headers or {}]
 
+    def echo(self, path):
+        with self._lock:
+            self._echo.add(path)
+
     def delay(self, path, seconds):
         with self._lock:
             self._delays[path] = seconds
 
-    def _respond(self, path, headers, body):
+    def _respond(self, path, headers, body, method="POST"):
         with self._arrived:
-            self.requests.append(Received(path, dict(headers), body, time.time()))
+            self.requests.append(Received(path, dict(headers), body, time.time(), method))
             self._arrived.notify_all()
             status, extra = 200, {}
             if path in self._scripts:

@@ -287,3 +287,78 @@ def test_the_shipped_drivers_are_entry_points():
     found = {e.name: e.load() for e in metadata.entry_points(group=confirm_drivers.GROUP)}
     assert found["noop"] is confirm_drivers.NoopDriver
     assert found["mac"] is confirm_drivers.MacDriver
+
+
+# -- consent: nonces, rate subjects, the page's origin ---------------------------------
+
+
+def test_a_nonce_is_part_of_the_signed_confirm_path():
+    body = payload(nonce="ab" * 16)
+    path = f"/v2/queues/test_queue/subscriptions/{SUB_ID}/confirm/{'ab' * 16}"
+    assert body["URL-Paths"] == path
+    assert body["SubscribeURL"] == API.rstrip("/") + path
+    assert parse_qs(urlsplit(body["confirmation_link"]).query)["Paths"] == [path]
+    signing.verify_signed_request(
+        KEY,
+        signature=body["URL-Signature"],
+        expires=body["URL-Expires"],
+        methods=body["URL-Methods"],
+        paths=body["URL-Paths"],
+        project=PROJECT,
+        request_method="PUT",
+        request_path=path,
+        now=datetime.datetime(2030, 1, 1, 12, 1),
+    )
+    with pytest.raises(AuthError):  # the nonce cannot be swapped for another
+        signing.verify_signed_request(
+            KEY,
+            signature=body["URL-Signature"],
+            expires=body["URL-Expires"],
+            methods=body["URL-Methods"],
+            paths=path.replace("ab" * 16, "cd" * 16),
+            project=PROJECT,
+            request_method="PUT",
+            request_path=path.replace("ab" * 16, "cd" * 16),
+            now=datetime.datetime(2030, 1, 1, 12, 1),
+        )
+
+
+@pytest.mark.parametrize(
+    "stored,given,current",
+    [
+        ({"confirmation_nonce": "n1"}, "n1", True),
+        ({"confirmation_nonce": "n2"}, "n1", False),
+        ({"confirmation_nonce": "n1"}, None, False),
+        ({}, None, True),  # stored before links carried a nonce
+        ({}, "n1", False),
+    ],
+)
+def test_only_the_current_nonce_confirms(stored, given, current):
+    assert confirmation.link_is_current(stored, given) is current
+
+
+@pytest.mark.parametrize(
+    "subscriber,subject",
+    [
+        ("HTTP://Hooks.Example:8080/a/B?x=1#frag", "http://hooks.example:8080/a/B?x=1"),
+        ("https://hooks.example/a", "https://hooks.example/a"),
+        ("mailto:Ops@Example.com", "mailto:ops@example.com"),
+    ],
+)
+def test_the_rate_limit_counts_by_the_subscriber_url(subscriber, subject):
+    assert confirmation.rate_subject(subscriber) == subject
+
+
+@pytest.mark.parametrize(
+    "public_url,origin",
+    [
+        ("https://API.example.com/notifier/", "https://api.example.com"),
+        ("http://10.0.0.5:8888", "http://10.0.0.5:8888"),
+        (None, "http://127.0.0.1:8888"),
+    ],
+)
+def test_the_api_origin_is_the_public_urls(public_url, origin):
+    conf = SimpleNamespace(
+        api=SimpleNamespace(public_url=public_url, bind_host="127.0.0.1", bind_port=8888)
+    )
+    assert confirmation.api_origin(conf) == origin
