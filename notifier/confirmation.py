@@ -28,6 +28,7 @@ no longer confirms (``link_is_current``). Clients that PUT to
 
 import datetime
 import hmac
+import re
 from urllib.parse import urlencode, urlsplit
 
 from notifier import signing
@@ -109,17 +110,19 @@ def link_is_current(subscription, nonce):
     return isinstance(nonce, str) and hmac.compare_digest(stored.encode(), nonce.encode())
 
 
-def rate_subject(subscriber):
-    """Return what the confirmation rate limit counts by: the subscriber
-    URL, without its fragment, scheme and host in lower case."""
+def rate_subject(project, subscriber):
+    """Return what the confirmation rate limit counts by: the asking project
+    and the subscriber's endpoint (scheme and host of a URL, the address of
+    a mailto:). Per project, so one tenant cannot use up another's budget;
+    per endpoint, so varying a path or query does not reset it."""
     scheme, _, rest = subscriber.partition(":")
     rest = rest.split("#", 1)[0]
     if rest.startswith("//"):
-        authority, slash, path = rest[2:].partition("/")
-        rest = "//" + authority.lower() + slash + path
+        authority = re.split(r"[/?]", rest[2:], maxsplit=1)[0]
+        rest = "//" + authority.rsplit("@", 1)[-1].lower()
     elif scheme.lower() == "mailto":
-        rest = rest.lower()
-    return f"{scheme.lower()}:{rest}"
+        rest = rest.split("?", 1)[0].lower()
+    return f"{project}\n{scheme.lower()}:{rest}"
 
 
 def expiry(now, ttl_seconds):

@@ -79,14 +79,15 @@ def new_nonce():
     return secrets.token_hex(16)
 
 
-def check_confirmation_rate(conf, storage, subscriber):
-    """Count a confirmation to ``subscriber``; raise RateLimitedError (429)
-    past ``[notification] confirmations_per_subscriber`` in the window."""
+def check_confirmation_rate(conf, storage, project, subscriber):
+    """Count a confirmation from ``project`` to ``subscriber``'s endpoint;
+    raise RateLimitedError (429) past ``[notification]
+    confirmations_per_subscriber`` in the window."""
     limit = conf.notification.confirmations_per_subscriber
     if not limit:
         return
     window = conf.notification.confirmation_rate_window_seconds
-    count, left = storage.count_confirmation(confirmation.rate_subject(subscriber), window)
+    count, left = storage.count_confirmation(confirmation.rate_subject(project, subscriber), window)
     if count > limit:
         raise errors.RateLimitedError(
             f"This subscriber was sent {limit} confirmation messages in the last "
@@ -191,7 +192,8 @@ class Confirm:
 
     def _send_goodbye(self, record):
         try:
-            check_confirmation_rate(self.conf, self.storage, record["subscriber"])
+            project = record["source"][0]
+            check_confirmation_rate(self.conf, self.storage, project, record["subscriber"])
         except errors.RateLimitedError:
             # The unsubscribe stands; only its confirmation is not sent.
             LOG.warning(

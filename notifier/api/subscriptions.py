@@ -82,7 +82,7 @@ class SubscriptionCollection(SubscriptionResource):
         unsent = {}
         if confirming:
             check_confirmable(requested, fields["options"])
-            check_confirmation_rate(self.conf, self.storage, requested)
+            check_confirmation_rate(self.conf, self.storage, source.project, requested)
             # A nonce no link carries: nothing confirms it until its
             # confirmation message sets the real one.
             unsent = {confirmation.NONCE_FIELD: new_nonce()}
@@ -187,7 +187,7 @@ class SubscriptionItem(SubscriptionResource):
         # notifications be pointed at another.
         reconfirm = moved and needs_confirmation(self.conf, requested)
         if reconfirm:
-            check_confirmation_rate(self.conf, self.storage, requested)
+            check_confirmation_rate(self.conf, self.storage, source.project, requested)
             record["confirmed"] = False
         if moved:
             # Written with the new subscriber: every link sent before stops

@@ -28,13 +28,13 @@ NOTIFICATION_OPTS = [
     ),
     cfg.IntOpt(
         "confirmations_per_subscriber",
-        default=10,
+        default=30,
         min=0,
         help="At most this many confirmation messages (subscribe or "
-        "unsubscribe) go to one subscriber URL per "
-        "confirmation_rate_window_seconds, whichever project asks; "
-        "beyond it, subscribing or repointing a subscription to that "
-        "URL is refused with 429. 0: no limit.",
+        "unsubscribe) go from one project to one subscriber endpoint "
+        "(scheme and host, or e-mail address) per "
+        "confirmation_rate_window_seconds; beyond it, subscribing or "
+        "repointing a subscription there is refused with 429. 0: no limit.",
     ),
     cfg.IntOpt(
         "confirmation_rate_window_seconds",

@@ -197,25 +197,31 @@ def test_post_data_and_post_headers_shape_notifications_never_confirmations(
     assert notification.headers["X-Shaped"] == "yes"
 
 
-def test_one_subscriber_url_gets_a_bounded_number_of_confirmations(fleet, receiver, project):
+def test_one_project_gets_a_bounded_number_of_confirmations_per_endpoint(fleet, receiver, project):
     popular = receiver.url + "/popular"
-    for queue in ("r1", "r2", "r3"):
+    # One endpoint (scheme and host): every path on it shares the budget.
+    elsewhere = subscribe(fleet, project, "r5", receiver.url + "/elsewhere")["subscription_id"]
+    for queue in ("r1", "r2"):
         subscribe(fleet, project, queue, popular)
     refused = api(fleet, project, "/queues/r4/subscriptions", "POST", json={"subscriber": popular})
     assert refused.status_code == 429, refused.text
     assert refused.json()["field"] == "subscriber"
     assert 0 < int(refused.headers["Retry-After"]) <= 3600
-    # Per subscriber URL, whichever project asks.
-    other = api(fleet, "p-other", "/queues/r1/subscriptions", "POST", json={"subscriber": popular})
-    assert other.status_code == 429
+    sideways = api(
+        fleet, project, "/queues/r6/subscriptions", "POST", json={"subscriber": popular + "/x?y=1"}
+    )
+    assert sideways.status_code == 429, sideways.text
     # Repointing a subscription there is refused too, and changes nothing.
-    elsewhere = subscribe(fleet, project, "r5", receiver.url + "/elsewhere")["subscription_id"]
     item = f"/queues/r5/subscriptions/{elsewhere}"
     moved = api(fleet, project, item, "PATCH", json={"subscriber": popular})
     assert moved.status_code == 429
     assert api(fleet, project, item).json()["subscriber"] == receiver.url + "/elsewhere"
     listed = api(fleet, project, "/queues/r4/subscriptions").json()["subscriptions"]
     assert listed == []  # nothing stored for the refused POST
+    # Per project: another tenant's budget is its own.
+    other = api(fleet, "p-other", "/queues/r1/subscriptions", "POST", json={"subscriber": popular})
+    assert other.status_code == 201, other.text
 
+    # RATE - 1 from this project, 1 from the other, and no more.
     assert len(receiver.wait_for(RATE, "/popular", timeout=30)) == RATE
     assert len(receiver.wait_for(RATE + 1, "/popular", timeout=1)) == RATE

@@ -340,13 +340,22 @@ def test_only_the_current_nonce_confirms(stored, given, current):
 @pytest.mark.parametrize(
     "subscriber,subject",
     [
-        ("HTTP://Hooks.Example:8080/a/B?x=1#frag", "http://hooks.example:8080/a/B?x=1"),
-        ("https://hooks.example/a", "https://hooks.example/a"),
-        ("mailto:Ops@Example.com", "mailto:ops@example.com"),
+        ("HTTP://Hooks.Example:8080/a/B?x=1#frag", "p1\nhttp://hooks.example:8080"),
+        ("https://hooks.example/a", "p1\nhttps://hooks.example"),
+        ("https://hooks.example?x=1", "p1\nhttps://hooks.example"),
+        ("https://user:pw@Hooks.Example/b", "p1\nhttps://hooks.example"),
+        ("mailto:Ops@Example.com", "p1\nmailto:ops@example.com"),
+        ("mailto:Ops@Example.com?subject=Hi", "p1\nmailto:ops@example.com"),
     ],
 )
-def test_the_rate_limit_counts_by_the_subscriber_url(subscriber, subject):
-    assert confirmation.rate_subject(subscriber) == subject
+def test_the_rate_limit_counts_by_project_and_endpoint(subscriber, subject):
+    assert confirmation.rate_subject("p1", subscriber) == subject
+
+
+def test_projects_have_separate_confirmation_budgets():
+    assert confirmation.rate_subject("p1", "https://h.example/") != confirmation.rate_subject(
+        "p2", "https://h.example/"
+    )
 
 
 @pytest.mark.parametrize(
