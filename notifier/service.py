@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from notifier import errors, metrics, payloads
 from notifier.conf import retry_defaults as configured_retry_defaults
-from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
+from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_key
 from notifier.matching import matching_pairs
 from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
@@ -226,7 +226,7 @@ class DeliveryService:
         """
         groups = {}
         for triple in admitted:
-            groups.setdefault(endpoint_of(triple[2]["subscriber"]), []).append(triple)
+            groups.setdefault(endpoint_key(triple[2]), []).append(triple)
         inline, beside = [], []
         for endpoint, group in groups.items():
             job = (endpoint, group, leases.get(endpoint, []))
@@ -258,7 +258,10 @@ class DeliveryService:
             results, deferred = self._attempt_in_order(triples)
         finally:
             self.guard.release({endpoint: tokens})
-        return results, deferred, self.guard.settle([(s, a) for _, _, s, a in results])
+        settled = self.guard.settle(
+            [(s, a) for _, _, s, a in results], {endpoint: tokens[0] if tokens else None}
+        )
+        return results, deferred, settled
 
     def _attempt_in_order(self, triples):
         results, deferred, failures = [], [], 0
@@ -318,7 +321,7 @@ class DeliveryService:
         record.pop("disabled_reason", None)
         record.pop("disabled_at", None)
         self.storage.save_subscription(record)
-        endpoint = endpoint_of(record["subscriber"])
+        endpoint = endpoint_key(record)  # this project's state there, no one else's
         if endpoint:
             self.guard.state.reset(endpoint)
         round_ = new_round()
