@@ -101,6 +101,11 @@ def run_api(conf):
             self.cfg.set("threads", 8)
             self.cfg.set("accesslog", None)
             self.cfg.set("graceful_timeout", 20)
+            # gunicorn >= 25.1 opens a control socket at one path per user
+            # ($HOME/.gunicorn/gunicorn.ctl): a second API on the host would
+            # take it over. notifier does not use it.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(conf)
@@ -117,18 +122,7 @@ def run_worker(conf):
     if conf.worker.heartbeat_file:
         add_heartbeat(app, conf.worker.heartbeat_file)
     if conf.metrics.worker_port:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        try:
-            start_http_server(
-                conf.metrics.worker_port, addr=conf.metrics.worker_host, registry=registry
-            )
-        except OSError as exc:  # e.g. a second worker on this host: run without
-            LOG.warning(
-                "worker metrics server not started on port %s: %s", conf.metrics.worker_port, exc
-            )
+        start_worker_metrics(conf)
     quiet_task_logs()
     argv = [
         "worker",
@@ -143,6 +137,32 @@ def run_worker(conf):
     argv += ["--pool", conf.worker.pool]
     argv += ["--concurrency", str(worker_concurrency(conf))]
     app.worker_main(argv)
+
+
+# A worker whose metrics port is taken (another worker on this host) tries the
+# next ports, then any free one; the log says which it serves on.
+METRICS_PORT_TRIES = 16
+
+
+def start_worker_metrics(conf):
+    """Serve the worker's /metrics; return the port, or None if none could be bound."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    first = conf.metrics.worker_port
+    ports = [p for p in range(first, first + METRICS_PORT_TRIES) if p <= 65535] + [0]
+    for port in ports:
+        try:
+            server, _ = start_http_server(port, addr=conf.metrics.worker_host, registry=registry)
+        except OSError as exc:
+            error = exc
+            continue
+        bound = server.server_port
+        LOG.info("worker metrics on http://%s:%s/metrics", conf.metrics.worker_host, bound)
+        return bound
+    LOG.warning("worker metrics server not started: %s", error)
+    return None
 
 
 def worker_concurrency(conf):
@@ -260,18 +280,51 @@ def _local_host(bind_host):
     return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
 
 
-def prepare_metrics_dir(conf):
-    """Point prometheus_client's multiprocess mode at a fresh directory.
+def prepare_metrics_dir(conf, role):
+    """Point prometheus_client's multiprocess mode at a fresh directory of
+    this process's own, removed when it exits.
 
+    Under ``[metrics] multiprocess_dir`` that is ``ROLE-HOST-PID``: several
+    roles (or several workers) sharing the setting never delete each other's
+    files; directories left by dead processes of this host are removed.
     Must run before prometheus_client is imported: it reads the variable then.
     """
-    import os
+    import atexit
     import shutil
+    import socket
 
-    directory = conf.metrics.multiprocess_dir or tempfile.mkdtemp(prefix="notifier-metrics-")
-    shutil.rmtree(directory, ignore_errors=True)  # stale files of a dead run
-    os.makedirs(directory, exist_ok=True)
+    base = conf.metrics.multiprocess_dir
+    if base:
+        host = socket.gethostname().replace("-", "_")
+        os.makedirs(base, exist_ok=True)
+        for name in os.listdir(base):
+            parts = name.rsplit("-", 2)
+            if len(parts) == 3 and parts[1] == host and parts[2].isdigit():
+                if not _alive(int(parts[2])):
+                    shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        directory = os.path.join(base, f"{role}-{host}-{os.getpid()}")
+        shutil.rmtree(directory, ignore_errors=True)  # stale files of a dead run
+        os.makedirs(directory)
+    else:
+        directory = tempfile.mkdtemp(prefix=f"notifier-metrics-{role}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    owner = os.getpid()
+
+    def remove():
+        if os.getpid() == owner:  # not in a forked pool or gunicorn worker
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(remove)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_startup(conf):
@@ -294,7 +347,7 @@ def main(argv=None):
     setup_logging(json_logs=conf.metrics.json_logs)
     logging.getLogger("notifier").setLevel(logging.INFO)
     if args.role in ("api", "worker"):
-        prepare_metrics_dir(conf)
+        prepare_metrics_dir(conf, args.role)
     if args.role == "healthcheck":
         sys.exit(run_healthcheck(conf, args.target))
     check_startup(conf)

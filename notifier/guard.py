@@ -30,6 +30,21 @@ def endpoint_of(subscriber):
     return f"{scheme}://{parts.hostname.lower()}:{port}"
 
 
+def endpoint_key(subscription):
+    """Return the guard key of a subscription's endpoint, ``PROJECT:scheme://host:port``
+    (None for subscribers that are not network endpoints).
+
+    Breaker, probe, proof and concurrency cap are per project and endpoint: one
+    tenant's failures (or hanging requests) at a host must not defer another
+    tenant's deliveries there. The subscription belongs to its subscriber's
+    project (``project``; for topics it may differ from the source's).
+    """
+    endpoint = endpoint_of(subscription["subscriber"])
+    if endpoint is None:
+        return None
+    return f"{subscription.get('project') or subscription['source'][0]}:{endpoint}"
+
+
 def throttle_rate(subscription):
     policy = (subscription.get("options") or {}).get("throttle_policy") or {}
     return policy.get("max_receives_per_second") or 0
@@ -57,7 +72,7 @@ class EndpointGuard:
         groups = {}
         free = []
         for triple in triples:
-            endpoint = endpoint_of(triple[2]["subscriber"])
+            endpoint = endpoint_key(triple[2])
             if endpoint is None:
                 free.append(triple)
             else:
@@ -93,14 +108,17 @@ class EndpointGuard:
     def release(self, leases):
         self.state.release(leases)
 
-    def settle(self, results):
+    def settle(self, results, tokens=None):
         """Feed outcomes to the breakers; return {subscription_id: reason} to disable.
 
-        ``results`` are (subscription, attempt record) pairs.
+        ``results`` are (subscription, attempt record) pairs; ``tokens`` maps
+        an endpoint key to the lease token the task held there (it tells the
+        half-open probe's outcome from the others).
         """
+        tokens = tokens or {}
         outcomes, disable = [], {}
         for subscription, attempt in results:
-            endpoint = endpoint_of(subscription["subscriber"])
+            endpoint = endpoint_key(subscription)
             if endpoint is None:
                 continue
             if attempt.get("error") == "gone":
@@ -116,20 +134,20 @@ class EndpointGuard:
             # A run of successes to one endpoint records like one (each resets
             # its breaker and renews its proof): a batch's usual case costs one
             # update in Redis, not one per delivery.
-            if outcome != "ok" or not outcomes or outcomes[-1] != (endpoint, "ok"):
-                outcomes.append((endpoint, outcome))
+            if outcome != "ok" or not outcomes or outcomes[-1][:2] != (endpoint, "ok"):
+                outcomes.append((endpoint, outcome, tokens.get(endpoint)))
         states = self.state.record(
             outcomes,
             self.conf.breaker_failure_threshold,
             self.conf.breaker_cooloff_seconds,
             self.conf.breaker_max_cooloff_seconds,
         )
-        opened = sum(1 for state, _ in states.values() if state == "open")
+        opened = sum(1 for state, _ in states.values() if state == "opened")
         if opened:
             metrics.BREAKERS_OPENED.inc(opened)
         cutoff = self.clock() - self.conf.disable_after_failing_seconds
         for subscription, attempt in results:
-            endpoint = endpoint_of(subscription["subscriber"])
+            endpoint = endpoint_key(subscription)
             state, first_failure = states.get(endpoint, ("closed", None))
             if first_failure and first_failure < cutoff and attempt["outcome"] != "delivered":
                 disable[subscription["id"]] = (

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from notifier import confirmation, errors, metrics, payloads
 from notifier.conf import retry_defaults as configured_retry_defaults
-from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
+from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_key
 from notifier.matching import matching_pairs
 from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
@@ -92,7 +92,7 @@ class DeliveryService:
 
     # -- fan-out ----------------------------------------------------------
 
-    def fanout(self, source, message_ids, cursor=None):
+    def fanout(self, source, message_ids, cursor=None, deadline=None):
         """Match one page of a source's subscriptions against messages.
 
         The next page is enqueued as its own task before this page is
@@ -114,7 +114,9 @@ class DeliveryService:
         if not pairs:
             return 0
         if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
-            self._deliver_pairs([(make_delivery(m["id"], s["id"]), m, s) for m, s in pairs])
+            self._deliver_pairs(
+                [(make_delivery(m["id"], s["id"]), m, s) for m, s in pairs], deadline
+            )
         else:
             deliveries = [make_delivery(m["id"], s["id"]) for m, s in pairs]
             for chunk in chunked(deliveries, self.per_task):
@@ -142,8 +144,13 @@ class DeliveryService:
 
     # -- delivery ---------------------------------------------------------
 
-    def deliver(self, deliveries):
-        """Run a batch of deliveries, loading their messages and subscriptions."""
+    def deliver(self, deliveries, deadline=None):
+        """Run a batch of deliveries, loading their messages and subscriptions.
+
+        ``deadline`` (epoch seconds): start no delivery after it; the rest go
+        back to the retry schedule, due at once (not counted as attempts), so
+        a task ends well within its broker visibility timeout.
+        """
         messages, subscriptions = self.storage.load_deliveries(
             {d["message_id"] for d in deliveries}, {d["subscription_id"] for d in deliveries}
         )
@@ -174,9 +181,9 @@ class DeliveryService:
             triples.append((delivery, message, subscription))
         self.storage.record_attempts(skipped)
         self._settle_topic_messages(orphans)
-        self._deliver_pairs(triples)
+        self._deliver_pairs(triples, deadline)
 
-    def _deliver_pairs(self, triples):
+    def _deliver_pairs(self, triples, deadline=None):
         # A redelivered task (a worker died) or a retry enqueued twice (a
         # scheduler died) must not run an attempt that already ran.
         done = self.storage.already_done([t[0] for t in triples])
@@ -184,10 +191,14 @@ class DeliveryService:
             triples = [t for i, t in enumerate(triples) if i not in done]
         held = [t for t in triples if t[2].get("disabled")]
         self._hold([t[0] for t in held], [t[2] for t in held])
-        admitted, deferred, leases, unproven = self.guard.admit(
-            [t for t in triples if not t[2].get("disabled")]
-        )
-        results, to_disable = self._run_sinks(admitted, deferred, unproven, leases)
+        active = [t for t in triples if not t[2].get("disabled")]
+        if deadline is not None and self.clock() >= deadline:
+            # it waited too long among a worker's prefetched tasks
+            self.storage.schedule_retries([(self.clock(), t[0]) for t in active])
+            LOG.info("task past its deadline: %d deliveries rescheduled", len(active))
+            return
+        admitted, deferred, leases, unproven = self.guard.admit(active)
+        results, to_disable = self._run_sinks(admitted, deferred, unproven, leases, deadline)
         attempts, retries, immediate, dead, hold = [], list(deferred), [], [], []
         finished = []
         policies = {}
@@ -229,7 +240,7 @@ class DeliveryService:
         self._store_dead_letters(dead)
         self._settle_topic_messages(finished)
 
-    def _run_sinks(self, admitted, deferred, unproven, leases):
+    def _run_sinks(self, admitted, deferred, unproven, leases, deadline=None):
         """Deliver admitted triples, each endpoint's in order; return the
         results and the subscriptions to disable.
 
@@ -242,10 +253,10 @@ class DeliveryService:
         """
         groups = {}
         for triple in admitted:
-            groups.setdefault(endpoint_of(triple[2]["subscriber"]), []).append(triple)
+            groups.setdefault(endpoint_key(triple[2]), []).append(triple)
         inline, beside = [], []
         for endpoint, group in groups.items():
-            job = (endpoint, group, leases.get(endpoint, []))
+            job = (endpoint, group, leases.get(endpoint, []), deadline)
             (beside if endpoint in unproven and len(groups) > 1 else inline).append(job)
         futures = [self._endpoint_runner().submit(self._run_endpoint, *job) for job in beside]
         outcomes = [self._run_endpoint(*job) for job in inline]
@@ -267,21 +278,27 @@ class DeliveryService:
             self._runner_pid = os.getpid()
         return self._runner
 
-    def _run_endpoint(self, endpoint, triples, tokens):
+    def _run_endpoint(self, endpoint, triples, tokens, deadline=None):
         """Deliver to one endpoint in order; return its results, deferred
         deliveries and subscriptions to disable."""
         try:
-            results, deferred = self._attempt_in_order(triples)
+            results, deferred = self._attempt_in_order(triples, deadline)
         finally:
             self.guard.release({endpoint: tokens})
-        return results, deferred, self.guard.settle([(s, a) for _, _, s, a in results])
+        settled = self.guard.settle(
+            [(s, a) for _, _, s, a in results], {endpoint: tokens[0] if tokens else None}
+        )
+        return results, deferred, settled
 
-    def _attempt_in_order(self, triples):
+    def _attempt_in_order(self, triples, deadline=None):
         results, deferred, failures = [], [], 0
         threshold = self.conf.webhook.breaker_failure_threshold
         for delivery, message, subscription in triples:
             if failures >= threshold:
                 deferred.append((self.clock() + 1.0, delivery))
+                continue
+            if deadline is not None and self.clock() >= deadline:
+                deferred.append((self.clock(), delivery))  # the task's time is up
                 continue
             attempt = self._deliver_one(delivery, message, subscription)
             if attempt["outcome"] == "delivered" or attempt.get("permanent"):
@@ -334,7 +351,7 @@ class DeliveryService:
         record.pop("disabled_reason", None)
         record.pop("disabled_at", None)
         self.storage.save_subscription(record)
-        endpoint = endpoint_of(record["subscriber"])
+        endpoint = endpoint_key(record)  # this project's state there, no one else's
         if endpoint:
             self.guard.state.reset(endpoint)
         round_ = new_round()

@@ -10,9 +10,16 @@ Settings chosen for at-least-once delivery (see README, "Celery settings"):
   at hand (with 1, pool processes sat idle 37% of the time waiting for the
   next task); tasks reserved by a worker that dies are redelivered, and the
   attempts they had already run are skipped (done flags);
-- ``visibility_timeout`` above the longest task (tasks are short: retries
-  never wait as ETA/countdown tasks, they wait in Redis), and a short
-  ``unacked_restore_interval`` so a killed worker's tasks come back in seconds;
+- ``visibility_timeout`` above the longest task, counted from when the worker
+  took it (``task_budget_seconds``: a task starts no delivery after its
+  budget, and one attempt is bounded by the webhook timeouts), so a task is
+  never redelivered while it runs; retries never wait as ETA/countdown tasks,
+  they wait in Redis. With a short ``unacked_restore_interval`` a killed
+  worker's tasks come back within the visibility timeout plus seconds;
+- a hard time limit just under the visibility timeout, a safety net only
+  (the budget keeps tasks well inside it): a task cut by it is requeued
+  (``task_acks_on_failure_or_timeout`` off), not acknowledged and lost; no
+  soft limit (its exception would fail the task and drop its deliveries);
 - JSON only: task arguments are ids and small dicts, never pickles.
 """
 
@@ -30,6 +37,28 @@ FANOUT_QUEUE = "notifier.fanout"
 DELIVER_QUEUE = "notifier.deliver"
 FANOUT_TASK = "notifier.fanout"
 DELIVER_TASK = "notifier.deliver"
+
+
+# What one task may need beyond its budget for bookkeeping (loading state,
+# recording attempts) before it is acknowledged.
+TASK_MARGIN_SECONDS = 5
+
+
+def attempt_seconds(conf):
+    """The longest one delivery attempt takes (webhook connect + read)."""
+    return (
+        conf.notification.webhook_connect_timeout_seconds
+        + conf.notification.webhook_read_timeout_seconds
+    )
+
+
+def task_budget_seconds(conf):
+    """How long after a worker took a task it may still start deliveries:
+    the visibility timeout less one attempt and a margin (at least 1 s), so
+    the task is acknowledged before it could be redelivered. 25 s at the
+    defaults (45 - 15 - 5)."""
+    visibility = conf.worker.visibility_timeout_seconds
+    return max(1.0, visibility - attempt_seconds(conf) - TASK_MARGIN_SECONDS)
 
 
 def create_celery(conf):
@@ -55,9 +84,8 @@ def create_celery(conf):
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_acks_on_failure_or_timeout=True,
-        task_time_limit=max(60, visibility - 30),
-        task_soft_time_limit=max(50, visibility - 60),
+        task_acks_on_failure_or_timeout=False,
+        task_time_limit=max(2, visibility - 2),
         worker_prefetch_multiplier=4,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,

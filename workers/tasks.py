@@ -5,11 +5,18 @@ import os
 import time
 
 import redis
+from celery import signals
 from celery.exceptions import Reject
 
 from notifier.service import DeliveryService
 from notifier.storage import Storage
-from workers.app import DELIVER_TASK, FANOUT_TASK, CeleryDispatcher, task_member
+from workers.app import (
+    DELIVER_TASK,
+    FANOUT_TASK,
+    CeleryDispatcher,
+    task_budget_seconds,
+    task_member,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -41,22 +48,46 @@ class ProcessRuntime:
         return self._service
 
 
+RECEIVED_AT = "notifier_received_at"
+
+
+def stamp_received(request=None, **_):
+    """Note when the worker took a task off the broker (in the consumer, before
+    the task waits among the prefetched ones): its visibility timeout runs from
+    about then. The stamp travels to the pool with the request's fields."""
+    request.request_dict[RECEIVED_AT] = time.time()
+
+
+def task_deadline(request, budget):
+    """Epoch time after which a task starts no more deliveries."""
+    return (request.get(RECEIVED_AT) or time.time()) + budget
+
+
 def register_tasks(app, conf):
     """Register notifier's tasks on ``app``; return the runtime they share."""
     runtime = ProcessRuntime(conf, app)
+    budget = task_budget_seconds(conf)
+    signals.task_received.connect(stamp_received, weak=False)
 
-    @app.task(name=FANOUT_TASK)
-    def fanout(source, message_ids, cursor=None):
+    @app.task(name=FANOUT_TASK, bind=True)
+    def fanout(task, source, message_ids, cursor=None):
+        deadline = task_deadline(task.request, budget)
         return run(
             runtime,
             FANOUT_TASK,
             [source, message_ids, cursor],
-            lambda service: service.fanout(source, message_ids, cursor),
+            lambda service: service.fanout(source, message_ids, cursor, deadline),
         )
 
-    @app.task(name=DELIVER_TASK)
-    def deliver(deliveries):
-        run(runtime, DELIVER_TASK, [deliveries], lambda service: service.deliver(deliveries))
+    @app.task(name=DELIVER_TASK, bind=True)
+    def deliver(task, deliveries):
+        deadline = task_deadline(task.request, budget)
+        run(
+            runtime,
+            DELIVER_TASK,
+            [deliveries],
+            lambda service: service.deliver(deliveries, deadline),
+        )
 
     return runtime
 

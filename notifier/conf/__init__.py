@@ -220,15 +220,17 @@ WORKER_OPTS = [
     ),
     cfg.IntOpt(
         "visibility_timeout_seconds",
-        default=300,
+        default=45,
         min=5,
-        help="A task unacknowledged this long is redelivered. Must exceed "
-        "the longest task; retries never wait as ETA tasks, so "
-        "tasks are short.",
+        help="A task unacknowledged this long after a worker took it is "
+        "redelivered: how soon a killed worker's tasks come back. A "
+        "task starts no delivery later than this less one attempt "
+        "(webhook connect + read timeout) and 5 s, and leaves the rest "
+        "to the retry schedule, so it never runs this long.",
     ),
     cfg.IntOpt(
         "reconcile_after_seconds",
-        default=360,
+        default=50,
         min=5,
         help="A task sent this long ago that no worker has started, "
         "while the task queues are empty, was lost between the "

@@ -92,9 +92,18 @@ class WebhookSink:
         )
 
     def __init__(self, conf, resolver=socket.getaddrinfo):
+        # ``total``: connecting and waiting for the answer together take at
+        # most connect + read; the body is read within the same bound
+        # (``_read_capped``), so one attempt never outlasts it by much, which
+        # is what bounds a task's runtime (workers/app.py).
+        self.attempt_seconds = (
+            conf.notification.webhook_connect_timeout_seconds
+            + conf.notification.webhook_read_timeout_seconds
+        )
         timeout = urllib3.Timeout(
             connect=conf.notification.webhook_connect_timeout_seconds,
             read=conf.notification.webhook_read_timeout_seconds,
+            total=self.attempt_seconds,
         )
         self.pool = build_pool_manager(
             timeout,
@@ -117,8 +126,9 @@ class WebhookSink:
             headers.update(
                 signing.webhook_headers(secrets, notification.delivery_id, int(time.time()), body)
             )
+        deadline = time.monotonic() + self.attempt_seconds
         response = self._post(url or notification.subscription["subscriber"], body, headers)
-        return self._judge(response)
+        return self._judge(response, deadline)
 
     def _post(self, url, body, headers):
         try:
@@ -140,8 +150,8 @@ class WebhookSink:
             ) from exc
         return response
 
-    def _judge(self, response):
-        text = _read_capped(response)
+    def _judge(self, response, deadline):
+        text = _read_capped(response, deadline)
         verdict = classify_http_status(response.status)
         if verdict == "success":
             return DeliveryReport(status=response.status, response_body=text)
@@ -165,19 +175,23 @@ class WebhookSink:
         )
 
 
-def _read_capped(response):
-    """Read at most RESPONSE_BODY_CAP bytes; keep the connection only if drained."""
+def _read_capped(response, deadline):
+    """Read at most RESPONSE_BODY_CAP bytes, until ``deadline`` (monotonic):
+    a body trickled byte by byte is cut there (the status is the answer).
+    Keep the connection only if drained."""
+    data = b""
     try:
-        data = response.read(RESPONSE_BODY_CAP + 1)
+        while len(data) <= RESPONSE_BODY_CAP and time.monotonic() < deadline:
+            chunk = response.read1(8192)  # what has arrived, not a full 8 KiB
+            if not chunk:
+                response.release_conn()
+                return data.decode("utf-8", "replace")
+            data += chunk
     except urllib3.exceptions.HTTPError:
         response.close()
         return None
-    if len(data) > RESPONSE_BODY_CAP:
-        response.close()
-        data = data[:RESPONSE_BODY_CAP]
-    else:
-        response.release_conn()
-    return data.decode("utf-8", "replace")
+    response.close()  # over the cap, or out of time: not drained
+    return data[:RESPONSE_BODY_CAP].decode("utf-8", "replace")
 
 
 def check_destination(host, port, conf):

@@ -175,7 +175,7 @@ def test_an_endpoint_that_keeps_failing_opens_its_breaker_and_holds_deliveries(
     # three failures open the breaker; the other deliveries wait, not attempted
     assert len(receiver.received("/down")) == 3
     assert storage.pending_retry_count() == 6
-    state = service.guard.state.breaker(f"http://127.0.0.1:{receiver.server.server_address[1]}")
+    state = service.guard.state.breaker(f"p:http://127.0.0.1:{receiver.server.server_address[1]}")
     assert int(state["failures"]) == 3 and "open_until_ms" in state
 
     receiver.script("/down", [200])
