@@ -308,7 +308,7 @@ CONF_GROUPS = {
 }
 
 
-FEATURE_MODULES = ["webhook", "email", "trustee", "metrics", "confirmation"]
+FEATURE_MODULES = ["webhook", "email", "trustee", "metrics", "confirmation", "limits"]
 
 
 def all_groups():
