@@ -10,6 +10,7 @@ from notifier import errors
 
 LOG = logging.getLogger(__name__)
 
+
 STATUS_BY_ERROR = [
     (errors.ValidationError, falcon.HTTP_400),
     (errors.AuthError, falcon.HTTP_401),
@@ -35,6 +36,8 @@ def _notifier_error(req, resp, exc, params):
     else:
         resp.status = falcon.HTTP_500
     resp.media = error_body(exc.title, exc.description, exc.field)
+    if getattr(exc, "limit", None):
+        resp.media["limit"] = exc.limit
 
 
 def _backend_down(req, resp, exc, params):
