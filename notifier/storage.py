@@ -252,12 +252,15 @@ for post = 1, tonumber(ARGV[3]) do
     redis.call('ZADD', p .. 'sources:' .. project .. ':' .. kind, 0, name)
     redis.call('SET', p .. 'meta:' .. path, '{}', 'NX')
     local index = p .. 'msgs:' .. path
+    local charges = {}  -- bucket -> bytes: messages of a post mostly share one
     for m = 0, count - 1 do
       local id, ttl, record = ARGV[i + 3 * m], tonumber(ARGV[i + 3 * m + 1]), ARGV[i + 3 * m + 2]
       redis.call('SET', p .. 'msg:' .. id, record, 'EX', ttl)
       redis.call('ZADD', index, now + ttl, id)
-      usage_charge(p, project, #record, usage_bucket(now + ttl))
+      local bucket = usage_bucket(now + ttl)
+      charges[bucket] = (charges[bucket] or 0) + #record
     end
+    for bucket, bytes in pairs(charges) do usage_charge(p, project, bytes, bucket) end
     redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
     local fanout = not lazy or redis.call('EXISTS', p .. 'subs:' .. path) == 1
     if fanout and member ~= '' then redis.call('ZADD', p .. 'tasks:pending', now, member) end
