@@ -91,13 +91,14 @@ def load(args):
 def run_api(conf):
     from gunicorn.app.base import BaseApplication
 
+    from notifier.api import server
     from notifier.api.app import create_app
 
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{conf.api.bind_host}:{conf.api.bind_port}")
             self.cfg.set("workers", conf.api.workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", server.worker_class(conf))  # gthread, with deadlines
             self.cfg.set("threads", 8)
             self.cfg.set("accesslog", None)
             self.cfg.set("graceful_timeout", 20)

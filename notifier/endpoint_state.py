@@ -20,6 +20,8 @@ Keys (built with ``storage._key``, prefixed ``notifier:``)::
                                have the full concurrency cap, else one
     throttle:SUBID       STRING GCRA theoretical arrival time (ms)
     held:SUBID           LIST  deliveries held while the subscription is disabled
+                               (expires when the longest-lived message they
+                               refer to must have: ``HELD_TTL_SECONDS``)
 
 Every decision is one Lua script per batch. Both scripts take ``now`` (ms) as
 an argument; 0 means Redis ``TIME``, which is what the workers pass, so they
@@ -37,6 +39,17 @@ has its full concurrency cap again.
 import json
 
 from notifier.storage import _key, dumps
+
+#: Held deliveries refer to messages, which live at most [transport]
+#: max_message_ttl (14 days by default): held ones are kept that long after the
+#: last was held, so a subscription that expires while disabled leaves nothing.
+HELD_TTL_SECONDS = 14 * 86400
+
+
+def subscription_keys(subscription_id):
+    """The keys of this module that belong to one subscription alone."""
+    return [_key("held", subscription_id), _key("throttle", subscription_id)]
+
 
 CLOCK_LUA = """
 local now = tonumber(ARGV[1])
@@ -318,7 +331,10 @@ class EndpointState:
 
     def hold(self, subscription_id, deliveries):
         if deliveries:
-            self.redis.rpush(_key("held", subscription_id), *[dumps(d) for d in deliveries])
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.rpush(_key("held", subscription_id), *[dumps(d) for d in deliveries])
+            pipe.expire(_key("held", subscription_id), HELD_TTL_SECONDS)
+            pipe.execute()
 
     def take_held(self, subscription_id, limit=100000):
         pipe = self.redis.pipeline(transaction=True)

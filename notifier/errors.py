@@ -4,6 +4,7 @@
     ├── ValidationError      -> 400    bad input; names the offending field
     ├── AuthError            -> 401    missing or invalid credentials / signature
     ├── ForbiddenError       -> 403    authenticated but not allowed
+    │   └── QuotaExceededError -> 403  a project's quota is used up; names it
     ├── NotFoundError        -> 404    unknown queue, message, subscription, topic
     ├── ConflictError        -> 409    e.g. the same subscriber twice
     ├── RateLimitedError     -> 429    too many of something; says when to retry
@@ -37,6 +38,16 @@ class AuthError(NotifierError):
 
 class ForbiddenError(NotifierError):
     title = "Forbidden"
+
+
+class QuotaExceededError(ForbiddenError):
+    """``limit`` is the name of the option that sets the quota."""
+
+    title = "Quota exceeded"
+
+    def __init__(self, description="", limit=None):
+        super().__init__(description)
+        self.limit = limit
 
 
 class NotFoundError(NotifierError):

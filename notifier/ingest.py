@@ -65,18 +65,20 @@ class MessageWriter:
         return group
 
     def _write_group(self, group):
-        error = None
+        error, refused = None, {}
         try:
-            self._write(group)
+            refused = self._write(group)
         except Exception as exc:  # every post of the group answers with it
             error = exc
         with self._changed:
             for post in group:
-                post.done, post.error = True, error
+                post.done, post.error = True, refused.get(post.source, error)
             del self._line[: len(group)]
             self._changed.notify_all()
 
     def _write(self, group):
+        """Write a group; return {source: error} for the sources whose posts
+        were refused (their project's quota)."""
         posts = {}  # source -> (messages, ids): one fan-out per source
         for post in group:
             messages, ids = posts.setdefault(post.source, ([], []))
@@ -86,13 +88,17 @@ class MessageWriter:
             (source, messages, ids, self.dispatcher.prepare_fanout(source, ids))
             for source, (messages, ids) in posts.items()
         ]
-        enqueued = self.storage.store_posts(writes)
+        outcomes = self.storage.store_posts(writes)
+        refused = {w[0]: o for w, o in zip(writes, outcomes) if isinstance(o, Exception)}
         try:
-            for (_, _, _, task), fanout in zip(writes, enqueued):
-                if fanout:
+            for (_, _, _, task), outcome in zip(writes, outcomes):
+                if outcome is True:
                     self.dispatcher.send_prepared(task)
         except Exception:
             # Not enqueued means not accepted: take the messages back so a
             # client retry after the 503 does not deliver them twice.
-            self.storage.delete_messages([i for p in group for i in p.ids])
+            self.storage.delete_messages(
+                [i for p in group if p.source not in refused for i in p.ids]
+            )
             raise
+        return refused

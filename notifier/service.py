@@ -135,12 +135,11 @@ class DeliveryService:
             {k: v for k, v in counts.items() if v}, {k: m["ttl"] for k, m in messages.items()}
         )
         if last_page:
-            self.storage.settle_pending(list(messages))
+            self.storage.settle_pending(list(messages.values()))
 
     def _settle_topic_messages(self, finished):
         """Count final deliveries off their topic messages."""
-        ids = [message["id"] for message in finished if message["source"][1] == "topics"]
-        self.storage.settle_pending(ids)
+        self.storage.settle_pending([m for m in finished if m["source"][1] == "topics"])
 
     # -- delivery ---------------------------------------------------------
 
@@ -215,7 +214,7 @@ class DeliveryService:
             delay = self._next_delay(policy, delivery, attempt)
             if delay is None:
                 attempt["outcome"] = "dead_lettered"
-                dead.append(self._dead_letter(delivery, message, attempt))
+                dead.append(self._dead_letter(delivery, message, subscription, attempt))
                 finished.append(message)
                 continue
             retry = make_delivery(
@@ -471,10 +470,11 @@ class DeliveryService:
             return None
         return policy.delay_after_failure(delivery["attempt"] + 1, attempt.get("retry_after"))
 
-    def _dead_letter(self, delivery, message, attempt):
+    def _dead_letter(self, delivery, message, subscription, attempt):
         letter = {
             "message_id": delivery["message_id"],
             "subscription_id": delivery["subscription_id"],
+            "project": subscription.get("project", subscription["source"][0]),
             "attempts": delivery["attempt"] + 1,
             "last": attempt,
             "died_at": self.clock(),
@@ -505,7 +505,15 @@ class DeliveryService:
                 if a["subscription_id"] == letter["subscription_id"]
             ]
             letter["history"] = list(reversed(history))
-        self.storage.dead_letter(dead, now=self.clock())
+        for letter in self.storage.dead_letter(dead, now=self.clock()):
+            LOG.warning(
+                "dead letter dropped: its project is at its stored-bytes quota",
+                extra={
+                    "message_id": letter["message_id"],
+                    "subscription_id": letter["subscription_id"],
+                    "project": letter["project"],
+                },
+            )
 
     # -- control messages -------------------------------------------------
 

@@ -10,6 +10,12 @@ from notifier import errors
 
 LOG = logging.getLogger(__name__)
 
+
+class RequestTimeout(TimeoutError):
+    """The client took longer than ``[api] client_body_timeout_seconds`` to
+    send its request body (raised by ``notifier.api.server``)."""
+
+
 STATUS_BY_ERROR = [
     (errors.ValidationError, falcon.HTTP_400),
     (errors.AuthError, falcon.HTTP_401),
@@ -38,6 +44,8 @@ def _notifier_error(req, resp, exc, params):
     if getattr(exc, "retry_after", None):
         resp.set_header("Retry-After", str(int(exc.retry_after)))
     resp.media = error_body(exc.title, exc.description, exc.field)
+    if getattr(exc, "limit", None):
+        resp.media["limit"] = exc.limit
 
 
 def _backend_down(req, resp, exc, params):
@@ -60,6 +68,15 @@ def _falcon_error(req, resp, exc, params):
     resp.media = error_body(exc.title or "Error", exc.description or exc.title or "")
 
 
+def _request_timeout(req, resp, exc, params):
+    resp.status = falcon.HTTP_408
+    resp.media = error_body(
+        "Request timeout",
+        "The request body did not arrive within [api] client_body_timeout_seconds.",
+        "body",
+    )
+
+
 def _unexpected(req, resp, exc, params):
     LOG.exception("unexpected error in %s %s", req.method, req.path)
     resp.status = falcon.HTTP_500
@@ -79,3 +96,4 @@ def register(app):
         OSError,
     ):
         app.add_error_handler(cls, _backend_down)
+    app.add_error_handler(RequestTimeout, _request_timeout)  # an OSError too

@@ -89,16 +89,20 @@ class SubscriptionCollection(SubscriptionResource):
         if not confirming and self.storage.subscriber_taken(source, requested, None):
             raise _duplicate()
         fields = sinks.prepare_subscription(fields, common.context(req), self.conf)
-        created, subscription_id = self.storage.create_subscription(
-            source,
-            fields["subscriber"],
-            fields["ttl"],
-            fields["options"],
-            confirmed=not confirming,
-            unique_key=requested,
-            extra=dict(fields.get("extra") or {}, **unsent),
-            project=self.scope.subscriber_project(req, source),
-        )
+        try:
+            created, subscription_id = self.storage.create_subscription(
+                source,
+                fields["subscriber"],
+                fields["ttl"],
+                fields["options"],
+                confirmed=not confirming,
+                unique_key=requested,
+                extra=dict(fields.get("extra") or {}, **unsent),
+                project=self.scope.subscriber_project(req, source),
+            )
+        except errors.QuotaExceededError:
+            sinks.release_subscription(fields, self.conf)  # e.g. the trust just made
+            raise
         reveal = fields.get("reveal") or {}
         if not created:
             sinks.release_subscription(fields, self.conf)

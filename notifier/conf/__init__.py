@@ -317,7 +317,7 @@ CONF_GROUPS = {
 }
 
 
-FEATURE_MODULES = ["webhook", "email", "trustee", "metrics", "confirmation"]
+FEATURE_MODULES = ["webhook", "email", "trustee", "metrics", "confirmation", "limits"]
 
 
 def all_groups():

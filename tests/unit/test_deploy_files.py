@@ -27,6 +27,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 DOCKER_CONF = ROOT / "etc" / "docker" / "notifier.conf"
+NGINX_CONF = ROOT / "etc" / "docker" / "nginx.conf"
 PYPROJECT = ROOT / "pyproject.toml"
 
 CONFIG_IN_CONTAINER = "/etc/notifier/notifier.conf"
@@ -306,7 +307,7 @@ def test_notifier_services_share_one_image_name():
     assert len(images) == 1 and None not in images, images
 
 
-@pytest.mark.parametrize("name", sorted(NOTIFIER_SERVICES) + ["redis", "mailpit"])
+@pytest.mark.parametrize("name", sorted(NOTIFIER_SERVICES) + ["redis", "mailpit", "proxy"])
 def test_each_service_has_a_restart_policy(name):
     assert service(name).get("restart") in RESTART_POLICIES
 
@@ -368,10 +369,54 @@ def test_worker_stop_grace_period_leaves_time_for_a_warm_shutdown():
     assert duration_seconds(service("worker")["stop_grace_period"]) >= 30
 
 
-def test_api_publishes_the_port_its_configuration_binds_on_every_interface():
+def nginx_directives():
+    """(name, arguments) of every simple directive of etc/docker/nginx.conf."""
+    text = re.sub(r"#[^\n]*", "", NGINX_CONF.read_text())
+    statements = re.findall(r"([^;{}]*);", text)  # blocks end in { or }, not ;
+    return [(parts[0], parts[1:]) for statement in statements if (parts := shlex.split(statement))]
+
+
+def nginx_directive(name):
+    return [args for directive, args in nginx_directives() if directive == name]
+
+
+def test_api_binds_every_interface_and_is_reached_only_through_the_proxy():
     conf = conf_module.load_conf(["--config-file", str(DOCKER_CONF)])
     assert conf.api.bind_host == "0.0.0.0"
-    assert conf.api.bind_port in [port for _, port in container_ports(service("api"))]
+    assert "ports" not in service("api"), "clients must not bypass the buffering proxy"
+    assert [["api:" + str(conf.api.bind_port)]] == nginx_directive("server")
+
+
+def test_proxy_runs_nginx_with_the_config_file_it_mounts():
+    svc = service("proxy")
+    assert svc["image"].split(":")[0] == "nginx"
+    assert ("./etc/docker/nginx.conf", "/etc/nginx/nginx.conf") in mounts(svc)
+    assert NGINX_CONF.exists()
+    assert svc["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_proxy_publishes_the_port_it_listens_on():
+    [[listen]] = nginx_directive("listen")
+    assert (None, int(listen)) in [(None, port) for _, port in container_ports(service("proxy"))]
+
+
+def test_proxy_buffers_whole_requests_with_client_deadlines():
+    conf = conf_module.load_conf(["--config-file", str(DOCKER_CONF)])
+    assert nginx_directive("proxy_request_buffering") == [["on"]]
+    for name in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        [[value]] = nginx_directive(name)
+        assert 0 < duration_seconds(value) <= 60, name
+    [[body_size]] = nginx_directive("client_max_body_size")
+    [[buffer_size]] = nginx_directive("client_body_buffer_size")
+    assert body_size == buffer_size  # bodies stay in memory
+    assert int(body_size.removesuffix("k")) * 1024 >= conf.transport.max_messages_post_size
+
+
+def test_proxy_healthcheck_pings_the_api_through_the_proxy():
+    [[listen]] = nginx_directive("listen")
+    argv = healthcheck_argv(service("proxy")["healthcheck"])
+    assert argv[0] == "wget"
+    assert f"http://127.0.0.1:{listen}/v2/ping" in argv
 
 
 def test_mailpit_catches_smtp_on_1025_and_serves_its_web_ui_on_8025():
