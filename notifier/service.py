@@ -153,7 +153,15 @@ class DeliveryService:
                 orphans.append(message)  # unsubscribed since: receives nothing
                 continue
             if message is None:
-                expired.append(self._attempt(delivery, "expired", 0.0, detail="message TTL passed"))
+                expired.append(
+                    self._attempt(
+                        delivery,
+                        "expired",
+                        0.0,
+                        detail="message TTL passed",
+                        source=subscription["source"],
+                    )
+                )
                 continue
             triples.append((delivery, message, subscription))
         self.storage.record_attempts(expired)
@@ -359,6 +367,7 @@ class DeliveryService:
                 permanent=not exc.retryable,
                 retry_after=exc.retry_after_seconds,
                 response_body=exc.response_body,
+                source=source,
             )
         except errors.ValidationError as exc:  # scheme no longer served
             return self._attempt(
@@ -368,6 +377,7 @@ class DeliveryService:
                 error="invalid_subscriber",
                 detail=str(exc),
                 permanent=True,
+                source=source,
             )
         return self._attempt(
             delivery,
@@ -375,6 +385,7 @@ class DeliveryService:
             time.perf_counter() - started,
             status=report.status,
             response_body=report.response_body,
+            source=source,
         )
 
     def _attempt(
@@ -388,7 +399,10 @@ class DeliveryService:
         permanent=False,
         retry_after=None,
         response_body=None,
+        source=None,
     ):
+        """Return an attempt record; ``source`` (the message's) lets the API
+        show a message's attempts only to the source's own project."""
         record = {
             "at": self.clock(),
             "message_id": delivery["message_id"],
@@ -411,6 +425,8 @@ class DeliveryService:
             record["permanent"] = True
         if retry_after is not None:
             record["retry_after"] = retry_after
+        if source is not None:
+            record["source"] = list(source)
         return record
 
     def _policy(self, subscription, cache):
