@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from notifier import errors, metrics, payloads
 from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_of
-from notifier.matching import matching_pairs
+from notifier.matching import match_within
 from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
 from notifier.storage import Source
@@ -94,7 +94,11 @@ class DeliveryService:
         subscriptions, next_cursor = self.storage.subscription_page(source, cursor, self.page_size)
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
-        pairs = matching_pairs(list(messages.values()), subscriptions)
+        pairs, skipped = match_within(
+            list(messages.values()), subscriptions, self.conf.notification.filter_budget_per_fanout
+        )
+        if skipped:
+            self._record_skipped(skipped)
         metrics.FANOUT_SIZE.observe(len(pairs))
         if source.kind == "topics":
             self._count_topic_deliveries(messages, pairs, cursor is None, next_cursor is None)
@@ -107,6 +111,28 @@ class DeliveryService:
             for chunk in chunked(deliveries, self.per_task):
                 self.dispatcher.send_deliveries(chunk)
         return len(pairs)
+
+    def _record_skipped(self, skipped):
+        """Log the (message, subscription) pairs whose filter was not
+        evaluated (over the fan-out's budget): no delivery, an attempt saying why."""
+        LOG.warning(
+            "filter budget exhausted: %d deliveries skipped",
+            len(skipped),
+            extra={"skipped": len(skipped)},
+        )
+        self.storage.record_attempts(
+            [
+                self._attempt(
+                    make_delivery(message["id"], subscription["id"]),
+                    "skipped",
+                    0.0,
+                    error="filter_budget",
+                    detail=reason,
+                    source=message["source"],
+                )
+                for message, subscription, reason in skipped
+            ]
+        )
 
     def _count_topic_deliveries(self, messages, pairs, first_page, last_page):
         """Topic messages are for delivery only: count each page's deliveries,
