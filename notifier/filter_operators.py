@@ -6,10 +6,12 @@ flattened message value; :mod:`notifier.filtering` compiles policies from
 them. Pure: stdlib only, no I/O.
 """
 
+import bisect
 import functools
 import ipaddress
 import json
 import math
+import socket
 
 
 class Literal:
@@ -28,10 +30,16 @@ TRUE, FALSE, NULL = Literal("true"), Literal("false"), Literal("null")
 
 
 def scalar(value):
-    """Normalise one JSON scalar for matching."""
+    """Normalise one JSON scalar for matching (an integer too large for a
+    double is an infinity, as the JSON parsers of other languages read it)."""
     if value is True or value is False or value is None:
         return TRUE if value else FALSE if value is False else NULL
-    return float(value) if isinstance(value, (int, float)) else value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return float(value) if isinstance(value, float) else value
 
 
 class PolicyError(Exception):
@@ -85,17 +93,37 @@ def _ignore_case(args):
 
 
 def _numeric(bounds):
-    bounds = tuple(bounds)
+    ranges = Ranges(
+        ((low, 0 if low_inc else 1), (high, 0 if high_inc else -1))
+        for low, low_inc, high, high_inc in bounds
+    )
+    return lambda v: type(v) is float and ranges.contains((v, 0))
 
-    def in_range(v):
-        if type(v) is not float:
-            return False
-        for low, low_inc, high, high_inc in bounds:
-            if (low < v or (low_inc and v == low)) and (v < high or (high_inc and v == high)):
-                return True
-        return False
 
-    return in_range
+class Ranges:
+    """A union of closed intervals [low, high], merged and sorted once, so
+    membership is one binary search however many ranges a policy lists.
+
+    Numeric bounds are pairs ``(number, side)`` compared as tuples: a value
+    ``v`` is ``(v, 0)``, an exclusive low bound ``(low, 1)`` and an exclusive
+    high bound ``(high, -1)``, so open and closed ends need no special case.
+    """
+
+    __slots__ = ("lows", "highs")
+
+    def __init__(self, intervals):
+        merged = []
+        for low, high in sorted(intervals):
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        self.lows = [low for low, _ in merged]
+        self.highs = [high for _, high in merged]
+
+    def contains(self, value):
+        index = bisect.bisect_right(self.lows, value) - 1
+        return index >= 0 and value <= self.highs[index]
 
 
 _LOWER, _UPPER = {">": False, ">=": True}, {"<": False, "<=": True}  # -> inclusive
@@ -144,13 +172,29 @@ def _operand(argument, index, operator):
 
 
 def _cidr(args):
-    networks = tuple(_network(a) for a in args)
+    by_version = {4: [], 6: []}
+    for network in (_network(a) for a in args):
+        first = int(network.network_address)
+        by_version[network.version].append((first, first + network.num_addresses - 1))
+    ranges = {version: Ranges(spans) for version, spans in by_version.items() if spans}
 
     def in_networks(v):
-        address = _ip_address(v) if type(v) is str else None
-        return address is not None and any(address in net for net in networks)
+        if type(v) is not str:
+            return False
+        version, number = _ip_number(v)
+        return version in ranges and ranges[version].contains(number)
 
     return in_networks
+
+
+def _ip_number(text):
+    """Return (IP version, address as an integer), or (None, None)."""
+    try:  # the usual dotted quad, ~10x cheaper than ipaddress (same strictness)
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        pass
+    address = _ip_address(text)
+    return (None, None) if address is None else (address.version, int(address))
 
 
 def _network(argument):
@@ -167,7 +211,7 @@ def _network(argument):
         fail(f"Nonstandard IP address: {address}")
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)
 def _ip_address(text):
     try:
         return ipaddress.ip_address(text)

@@ -23,6 +23,9 @@ from notifier.filter_operators import BUILDERS, PolicyError, fail, is_number, nu
 ATTRIBUTES, BODY = "MessageAttributes", "MessageBody"
 SCOPES = (ATTRIBUTES, BODY)
 MAX_KEYS, MAX_COMBINATIONS, MAX_POLICY_BYTES = 5, 150, 256 * 1024
+# A key of a flattened message keeps its first MAX_VALUES_PER_KEY values: a
+# 200 KB array cannot make every policy on that key walk 14,000 values.
+MAX_VALUES_PER_KEY = 1000
 MAX_TAGS, MAX_TAG_LENGTH = 50, 256
 
 
@@ -72,7 +75,9 @@ def validate_policy(policy, scope=ATTRIBUTES, field="options.filter_policy"):
 
 def compile_policy(policy, scope=ATTRIBUTES):
     """Validate ``policy`` and compile it into a :class:`Matcher`."""
-    return Matcher(scope, _compile(policy, scope, "options.filter_policy"))
+    check = _compile(policy, scope, "options.filter_policy")
+    terms = tuple(_cost_terms(policy, (), scope, [])) if check else ()
+    return Matcher(scope, check, terms)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,10 +106,11 @@ def matches(policy, message_attributes=None, body=None, scope=ATTRIBUTES):
 class Matcher:
     """A compiled filter policy: evaluate it against many messages cheaply."""
 
-    __slots__ = ("scope", "_check", "_body")
+    __slots__ = ("scope", "_check", "_body", "_terms")
 
-    def __init__(self, scope, check):
+    def __init__(self, scope, check, terms=()):
         self.scope, self._check, self._body = scope, check, scope == BODY
+        self._terms = terms  # (key, units per value of the key)
 
     def matches(self, message_attributes=None, body=None):
         """Return True if the message passes this policy."""
@@ -116,6 +122,32 @@ class Matcher:
             return True
         view = message.body_view if self._body else message.attribute_view
         return view is not None and self._check(view)
+
+    def cost(self, message):
+        """Return the most work (in units: one value checked by one operator
+        family) evaluating this policy on a prepared message can take; cheap
+        to compute, so a budget is charged before the work is done."""
+        if self._check is None:
+            return 0
+        view = message.body_view if self._body else message.attribute_view
+        if view is None:
+            return 1
+        return sum(1 + weight * len(view.get(key, ())) for key, weight in self._terms)
+
+
+def _cost_terms(policy, path, scope, terms):
+    """Append (key, units per value) for each leaf key of a valid policy;
+    a key checked in several ``$or`` branches counts once per branch."""
+    for key, value in policy.items():
+        if key == "$or":
+            for branch in value:
+                _cost_terms(branch, path, scope, terms)
+        elif isinstance(value, dict):
+            _cost_terms(value, path + (key,), scope, terms)
+        else:
+            operators = {next(iter(r)) for r in value if isinstance(r, dict) and r} - {"exists"}
+            terms.append((path + (key,) if scope == BODY else key, 1 + len(operators)))
+    return terms
 
 
 # -- policies: validation and compilation in one walk -------------------------
@@ -299,7 +331,8 @@ class PreparedMessage:
 
     ``attribute_view`` maps attribute name -> tuple of values; ``body_view``
     maps key path tuple -> tuple of values, or is None when the body is not a
-    JSON object. A key whose value is an empty array is absent.
+    JSON object. A key whose value is an empty array is absent; a key keeps
+    its first ``MAX_VALUES_PER_KEY`` values.
     """
 
     def __init__(self, message_attributes=None, body=None):
@@ -347,7 +380,9 @@ def _flatten_into(node, path, out):
         for child in node:
             _flatten_into(child, path, out)
     else:
-        out.setdefault(path, []).append(scalar(node))
+        values = out.setdefault(path, [])
+        if len(values) < MAX_VALUES_PER_KEY:
+            values.append(scalar(node))
 
 
 def _attribute_values(attribute):

@@ -9,25 +9,16 @@ an endpoint failing for ``disable_after_failing_seconds``, or answering
 the subscription is enabled again.
 """
 
-from urllib.parse import urlsplit
-
-from notifier import metrics
+from notifier import metrics, netpolicy
 from notifier.endpoint_state import EndpointState
 
 FAIL_FAST_ERRORS = ("timeout", "connection")
 
 
 def endpoint_of(subscriber):
-    """Return ``scheme://host:port`` for network subscribers, else None."""
-    parts = urlsplit(subscriber)
-    scheme = parts.scheme.lower().removeprefix("trust+")
-    if scheme not in ("http", "https") or not parts.hostname:
-        return None
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        return None
-    return f"{scheme}://{parts.hostname.lower()}:{port}"
+    """Return ``scheme://host:port`` for network subscribers, else None: the
+    host and port the delivery connects to (``netpolicy.parse_http_url``)."""
+    return netpolicy.endpoint_key(subscriber)
 
 
 def endpoint_key(subscription):

@@ -7,19 +7,13 @@ def accepts_everything(tags, prepared):
     return True
 
 
-def subscription_filter(subscription):
-    """Return a predicate (message tags, prepared message) for one subscription,
-    or None when it receives nothing (unconfirmed). A disabled subscription
-    still matches: its deliveries are held until it is enabled again.
-
-    Built once per subscription and fan-out page: the filter policy is
-    compiled (and cached by its canonical JSON), so each (message,
-    subscription) check is a few dictionary lookups.
-    """
+def _plan(subscription):
+    """Return (tags, matcher or None) of a subscription, or None when it
+    receives nothing (unconfirmed). A disabled subscription still matches:
+    its deliveries are held until it is enabled again."""
     if not subscription.get("confirmed", True):
         return None
     options = subscription.get("options") or {}
-    tags = options.get("filter_policies")
     policy = options.get("filter_policy")
     matcher = None
     if policy:
@@ -27,6 +21,21 @@ def subscription_filter(subscription):
             filtering.canonical_json(policy),
             options.get("filter_policy_scope", filtering.ATTRIBUTES),
         )
+    return options.get("filter_policies"), matcher
+
+
+def subscription_filter(subscription):
+    """Return a predicate (message tags, prepared message) for one subscription,
+    or None when it receives nothing (unconfirmed).
+
+    Built once per subscription and fan-out page: the filter policy is
+    compiled (and cached by its canonical JSON), so each (message,
+    subscription) check is a few dictionary lookups.
+    """
+    plan = _plan(subscription)
+    if plan is None:
+        return None
+    tags, matcher = plan
     if not tags and matcher is None:
         return accepts_everything
 
@@ -40,6 +49,19 @@ def subscription_filter(subscription):
 
 def matching_pairs(messages, subscriptions):
     """Return (message, subscription) pairs that should be delivered."""
+    return match_within(messages, subscriptions)[0]
+
+
+def match_within(messages, subscriptions, budget=None):
+    """Return (pairs to deliver, skipped) for messages and subscriptions.
+
+    Without a ``budget`` every filter policy is evaluated. With one (units,
+    see ``filtering.Matcher.cost``) each evaluation is charged its worst case
+    before it runs, the cheapest first, and those that would overrun what is
+    left are not run: the pair fails closed (no delivery) and is returned in
+    ``skipped`` as (message, subscription, reason). So an expensive policy
+    is what gets skipped, not the cheap ones of other subscribers.
+    """
     # Each message is flattened once (lazily) for every subscription's filter.
     prepared = [
         (
@@ -49,12 +71,37 @@ def matching_pairs(messages, subscriptions):
         )
         for m in messages
     ]
-    pairs = []
-    for subscription in subscriptions:
-        wants = subscription_filter(subscription)
-        if wants is None:
+    jobs = []  # (cost, subscription index, message index, matcher)
+    for s_index, subscription in enumerate(subscriptions):
+        plan = _plan(subscription)
+        if plan is None:
             continue
-        pairs.extend(
-            (message, subscription) for message, tags, view in prepared if wants(tags, view)
-        )
-    return pairs
+        tags, matcher = plan
+        for m_index, (_, message_tags, view) in enumerate(prepared):
+            if not filtering.tags_match(tags, message_tags):
+                continue
+            cost = 0 if matcher is None or budget is None else matcher.cost(view)
+            jobs.append((cost, s_index, m_index, matcher))
+    if budget is not None:
+        jobs.sort(key=lambda job: job[0])
+    left, chosen, skipped = budget, [], []
+    for cost, s_index, m_index, matcher in jobs:
+        message, _, view = prepared[m_index]
+        if budget is not None and cost > left:
+            skipped.append(
+                (
+                    message,
+                    subscriptions[s_index],
+                    f"filter policy not evaluated: it may cost {cost} units and "
+                    f"{left} of the fan-out's {budget} were left "
+                    "([notification] filter_budget_per_fanout)",
+                )
+            )
+            continue
+        if budget is not None:
+            left -= cost
+        if matcher is None or matcher.matches_prepared(view):
+            chosen.append((s_index, m_index))
+    chosen.sort()
+    pairs = [(prepared[m][0], subscriptions[s]) for s, m in chosen]
+    return pairs, skipped

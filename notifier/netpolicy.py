@@ -7,10 +7,19 @@ address space (100.64/10), benchmarking (198.18/15), documentation ranges,
 and the IPv6 forms that wrap an IPv4 address (IPv4-mapped ::ffff:0:0/96,
 6to4 2002::/16, NAT64 64:ff9b::/96), which are judged by the address inside
 or refused outright. Deployers allow specific networks in config.
+
+``parse_http_url`` is the one parser of webhook URLs: subscription
+validation, the endpoint keys of the breakers and the connection all read
+the host and port it returns.
 """
 
 import ipaddress
 import socket
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 # Wrapping forms whose inner IPv4 address could be anything: refuse them all,
 # as Svix does, rather than trust the translator on the other side.
@@ -81,3 +90,78 @@ def refusal_reason(address, allowed_networks=()):
 
 def is_allowed(address, allowed_networks=()):
     return refusal_reason(address, allowed_networks) is None
+
+
+# -- the one URL parser of webhook targets --------------------------------------
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class HttpTarget(NamedTuple):
+    """Where an http(s) URL connects: what validation checks, what the
+    endpoint key names and what urllib3 opens, all from one parse."""
+
+    scheme: str  # "http" or "https" ("trust+" removed)
+    host: str  # lower case, an IPv6 address without brackets
+    port: int  # the explicit port or the scheme's default
+
+    @property
+    def endpoint(self):
+        """``scheme://host:port``: the key of the endpoint's breaker."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def _refused_character(url):
+    for char in url:
+        if char == "\\" or not "!" <= char <= "~":
+            return char
+    return None
+
+
+def parse_http_url(url, trust=False):
+    """Return the :class:`HttpTarget` of an http(s) URL, or raise ValueError.
+
+    urllib3 (``parse_url``) decides where a delivery connects; ``urlsplit``
+    is what the rest of Python reads. A URL they read differently is refused
+    rather than guessed: ``http://attacker:80\\@victim/`` connects to
+    *attacker* but splits to *victim*. So are backslashes, whitespace,
+    control and non-ASCII characters anywhere (percent-encode them; spell
+    international host names in punycode) and percent signs in the host.
+    ``trust`` also accepts the ``trust+http(s)`` schemes.
+    """
+    if not isinstance(url, str) or not url:
+        raise ValueError("the URL is empty")
+    char = _refused_character(url)
+    if char is not None:
+        raise ValueError(
+            f"the URL contains {char!r}: backslashes, spaces, control and non-ASCII "
+            "characters are refused (percent-encode them in the path)"
+        )
+    try:
+        connects = parse_url(url)
+        splits = urlsplit(url)
+        split_port = splits.port
+    except (LocationParseError, ValueError) as exc:
+        raise ValueError(f"the URL does not parse: {exc}") from None
+    scheme = (connects.scheme or "").lower()
+    plain = scheme.removeprefix("trust+") if trust else scheme
+    if plain not in DEFAULT_PORTS:
+        raise ValueError(f"the scheme {scheme!r} is not http(s)")
+    host = (connects.host or "").strip("[]").lower()
+    if not host:
+        raise ValueError("the URL has no host")
+    if "%" in (splits.hostname or ""):
+        raise ValueError("the host contains '%'")
+    if (splits.scheme.lower(), splits.hostname or "", split_port) != (scheme, host, connects.port):
+        raise ValueError("the URL's host or port is ambiguous")
+    return HttpTarget(plain, host, connects.port or DEFAULT_PORTS[plain])
+
+
+def endpoint_key(subscriber):
+    """Return ``scheme://host:port`` of an http(s) or trust+http(s)
+    subscriber as :func:`parse_http_url` reads it, else None (not a network
+    subscriber, or one a delivery refuses)."""
+    try:
+        return parse_http_url(subscriber, trust=True).endpoint
+    except ValueError:
+        return None

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from notifier import confirmation, errors, metrics, payloads
 from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_key
-from notifier.matching import matching_pairs
+from notifier.matching import match_within
 from notifier.retry import resolve_policy
 from notifier.sinks import Notification, SinkRegistry
 from notifier.storage import Source, redacted_attempt
@@ -107,7 +107,11 @@ class DeliveryService:
         subscriptions, next_cursor = self.storage.subscription_page(source, cursor, self.page_size)
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
-        pairs = matching_pairs(list(messages.values()), subscriptions)
+        pairs, skipped = match_within(
+            list(messages.values()), subscriptions, self.conf.notification.filter_budget_per_fanout
+        )
+        if skipped:
+            self._record_skipped(skipped)
         metrics.FANOUT_SIZE.observe(len(pairs))
         if source.kind == "topics":
             self._count_topic_deliveries(messages, pairs, cursor is None, next_cursor is None)
@@ -122,6 +126,28 @@ class DeliveryService:
             for chunk in chunked(deliveries, self.per_task):
                 self.dispatcher.send_deliveries(chunk)
         return len(pairs)
+
+    def _record_skipped(self, skipped):
+        """Log the (message, subscription) pairs whose filter was not
+        evaluated (over the fan-out's budget): no delivery, an attempt saying why."""
+        LOG.warning(
+            "filter budget exhausted: %d deliveries skipped",
+            len(skipped),
+            extra={"skipped": len(skipped)},
+        )
+        self.storage.record_attempts(
+            [
+                self._attempt(
+                    make_delivery(message["id"], subscription["id"]),
+                    "skipped",
+                    0.0,
+                    error="filter_budget",
+                    detail=reason,
+                    source=message["source"],
+                )
+                for message, subscription, reason in skipped
+            ]
+        )
 
     def _count_topic_deliveries(self, messages, pairs, first_page, last_page):
         """Topic messages are for delivery only: count each page's deliveries,
@@ -172,10 +198,26 @@ class DeliveryService:
                 orphans.append(message)  # unsubscribed since: receives nothing
                 continue
             if superseded(message, subscription):
-                skipped.append(self._attempt(delivery, "superseded", 0.0, detail=SUPERSEDED))
+                skipped.append(
+                    self._attempt(
+                        delivery,
+                        "superseded",
+                        0.0,
+                        detail=SUPERSEDED,
+                        source=subscription["source"],
+                    )
+                )
                 continue
             if message is None:
-                skipped.append(self._attempt(delivery, "expired", 0.0, detail="message TTL passed"))
+                skipped.append(
+                    self._attempt(
+                        delivery,
+                        "expired",
+                        0.0,
+                        detail="message TTL passed",
+                        source=subscription["source"],
+                    )
+                )
                 continue
             triples.append((delivery, message, subscription))
         self.storage.record_attempts(skipped)
@@ -372,6 +414,7 @@ class DeliveryService:
         return attempt
 
     def _run_sink(self, delivery, message, subscription, payload):
+        source = message.get("source")  # whose attempts these are (the API checks)
         notification = Notification(
             delivery_id=payloads.delivery_id(message["id"], subscription["id"]),
             subscription=subscription,
@@ -394,6 +437,7 @@ class DeliveryService:
                 permanent=not exc.retryable,
                 retry_after=exc.retry_after_seconds,
                 response_body=exc.response_body,
+                source=source,
             )
         except errors.ValidationError as exc:  # scheme no longer served
             return self._attempt(
@@ -403,6 +447,7 @@ class DeliveryService:
                 error="invalid_subscriber",
                 detail=str(exc),
                 permanent=True,
+                source=source,
             )
         return self._attempt(
             delivery,
@@ -410,6 +455,7 @@ class DeliveryService:
             time.perf_counter() - started,
             status=report.status,
             response_body=report.response_body,
+            source=source,
         )
 
     def _attempt(
@@ -423,7 +469,10 @@ class DeliveryService:
         permanent=False,
         retry_after=None,
         response_body=None,
+        source=None,
     ):
+        """Return an attempt record; ``source`` (the message's) lets the API
+        show a message's attempts only to the source's own project."""
         record = {
             "at": self.clock(),
             "message_id": delivery["message_id"],
@@ -446,6 +495,8 @@ class DeliveryService:
             record["permanent"] = True
         if retry_after is not None:
             record["retry_after"] = retry_after
+        if source is not None:
+            record["source"] = list(source)
         return record
 
     def _policy(self, subscription, cache, message=None):

@@ -774,14 +774,17 @@ class Storage:
         return record
 
     def save_subscription(self, record, previous_subscriber=None, now=None):
-        """Write back a changed subscription, keeping its index in step."""
+        """Write back a changed subscription, keeping its index in step:
+        ``previous_subscriber`` is the index key it had (its ``unique_key``,
+        default its subscriber) when that changed."""
         now = time.time() if now is None else now
         source = Source(*record["source"])
         ttl_left = max(1, int(record["expires"] - now))
+        key = record.get("unique_key", record["subscriber"])
         pipe = self.redis.pipeline(transaction=True)
-        if previous_subscriber and previous_subscriber != record["subscriber"]:
+        if previous_subscriber and previous_subscriber != key:
             pipe.hdel(_key("subidx", source.path), previous_subscriber)
-            pipe.hset(_key("subidx", source.path), record["subscriber"], record["id"])
+            pipe.hset(_key("subidx", source.path), key, record["id"])
         pipe.set(_key("sub", record["id"]), dumps(record), ex=ttl_left)
         pipe.zadd(
             project_subscriptions_key(record.get("project", source.project)),

@@ -10,10 +10,17 @@ def read_json(req, limit):
     """Read and parse the JSON body, refusing more than ``limit`` bytes."""
     if req.content_length is not None and req.content_length > limit:
         raise ValidationError(f"The request body is larger than {limit} bytes.", field="body")
-    if req.content_length is None and is_chunked(req):
-        raw = req.stream.read(limit + 1)  # the server decodes the chunks
-    else:
-        raw = req.bounded_stream.read(limit + 1)
+    stream = req.stream if req.content_length is None and is_chunked(req) else req.bounded_stream
+    try:
+        raw = stream.read(limit + 1)  # the server decodes chunks
+    except Exception as exc:  # noqa: BLE001 - whatever the server raises for it
+        # A malformed chunked body (a bad chunk size, a missing CRLF) or a
+        # client gone mid-body: the request's fault, never a 500 or a 503.
+        raise ValidationError(
+            "The request body could not be read: malformed chunked encoding or a "
+            f"truncated body ({type(exc).__name__}).",
+            field="body",
+        ) from exc
     if len(raw) > limit:
         raise ValidationError(f"The request body is larger than {limit} bytes.", field="body")
     return validation.parse_json(raw)

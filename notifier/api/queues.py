@@ -12,7 +12,7 @@ import falcon
 
 from notifier import validation
 from notifier.api import common
-from notifier.errors import ValidationError
+from notifier.errors import NotFoundError, ValidationError
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 
@@ -50,6 +50,20 @@ class ProjectScope:
     def sees(self, req, source, record):
         """Return whether the requester may see and manage a subscription."""
         return True
+
+    def owns(self, req, source, record):
+        """Return whether the subscription belongs to the requester's project:
+        only then may it be changed, its secret rotated, and its options and
+        endpoint's replies be shown whole."""
+        return True
+
+    def index_key(self, project, subscriber):
+        """Return the key under which a subscriber is unique in a source."""
+        return subscriber
+
+    def shown_attempts(self, req, source, attempts):
+        """Return a message's attempts as the requester may see them."""
+        return attempts
 
 
 class SourceCollection:
@@ -238,7 +252,33 @@ class MessageAttempts:
         source = self.scope.source(req, name)
         self.scope.before_manage(req, source)
         limit = validation.limit_param(req.get_param("limit"), 1000)
-        attempts = self.storage.message_attempts(message_id, limit)
-        if not attempts:
-            self.storage.get_message(source, message_id)  # 404 if unknown
-        resp.media = {"attempts": attempts}
+        attempts = source_attempts(self.storage, source, message_id, limit)
+        resp.media = {"attempts": self.scope.shown_attempts(req, source, attempts)}
+
+
+def source_attempts(storage, source, message_id, limit):
+    """Return the attempts of ``source``'s message ``message_id``, or raise
+    NotFoundError: message ids are global, so the log is filtered by the
+    source each attempt records, and a message of another source (another
+    project's) is a 404 like an unknown one. Attempts recorded before the
+    source was (no ``source``) show only while the message is the source's."""
+    wanted = source.to_list()
+    attempts = storage.message_attempts(message_id, limit)
+    shown = [a for a in attempts if a.get("source") == wanted]
+    if any("source" not in a for a in attempts) and _message_of(storage, source, message_id):
+        shown = [a for a in attempts if a.get("source", wanted) == wanted]
+    if not shown:
+        storage.get_message(source, message_id)  # 404 unless it is this source's
+    return shown
+
+
+def _message_of(storage, source, message_id):
+    try:
+        return storage.get_message(source, message_id)
+    except NotFoundError:
+        return None
+
+
+def without_replies(attempt):
+    """Return an attempt record without what the endpoint answered."""
+    return {k: v for k, v in attempt.items() if k != "response_body"}

@@ -19,10 +19,23 @@ from notifier.api.confirm import (
     new_nonce,
     send_confirmation,
 )
-from notifier.api.queues import ProjectScope
+from notifier.api.queues import ProjectScope, without_replies
+
+HIDDEN = "<hidden>"
 
 
-def subscription_view(record, now):
+def hidden_options(options):
+    """Return options without the subscriber's tokens (post_headers values,
+    post_data), for a project that sees a subscription it does not own."""
+    shown = dict(options)
+    if isinstance(shown.get("post_headers"), dict):
+        shown["post_headers"] = dict.fromkeys(shown["post_headers"], HIDDEN)
+    if "post_data" in shown:
+        shown["post_data"] = HIDDEN
+    return shown
+
+
+def subscription_view(record, now, owned=True):
     source = record["source"]
     view = {
         "id": record["id"],
@@ -30,7 +43,7 @@ def subscription_view(record, now):
         "subscriber": sinks.public_subscriber(record["subscriber"]),
         "ttl": record["ttl"],
         "age": common.age(now, record["created"]),
-        "options": record["options"],
+        "options": record["options"] if owned else hidden_options(record["options"]),
         "confirmed": record["confirmed"],
         "disabled": bool(record.get("disabled")),
         **({"disabled_reason": record["disabled_reason"]} if record.get("disabled") else {}),
@@ -65,6 +78,17 @@ class SubscriptionResource:
             raise errors.NotFoundError(f"Subscription {subscription_id!r} does not exist.")
         return record
 
+    def _owned_record(self, req, source, subscription_id):
+        """Return a subscription of the requester's own project, else 404
+        (unseen) or 403 (the topic owner's view of another's subscription)."""
+        record = self._record(req, source, subscription_id)
+        if not self.scope.owns(req, source, record):
+            raise errors.ForbiddenError(
+                f"Subscription {subscription_id!r} belongs to project "
+                f"{record.get('project')!r}: only that project may change it."
+            )
+        return record
+
 
 class SubscriptionCollection(SubscriptionResource):
     """POST creates; with ``require_confirmation`` a webhook or e-mail
@@ -78,15 +102,17 @@ class SubscriptionCollection(SubscriptionResource):
         fields = validation.subscription(document, self.conf)
         self.scope.before_subscribe(req, source, fields["subscriber"])
         requested = fields["subscriber"]
+        project = self.scope.subscriber_project(req, source)
+        key = self.scope.index_key(project or source.project, requested)
         confirming = needs_confirmation(self.conf, requested)
         unsent = {}
         if confirming:
             check_confirmable(requested, fields["options"])
-            check_confirmation_rate(self.conf, self.storage, source.project, requested)
+            check_confirmation_rate(self.conf, self.storage, project or source.project, requested)
             # A nonce no link carries: nothing confirms it until its
             # confirmation message sets the real one.
             unsent = {confirmation.NONCE_FIELD: new_nonce()}
-        if not confirming and self.storage.subscriber_taken(source, requested, None):
+        if not confirming and self.storage.subscriber_taken(source, key, None):
             raise _duplicate()
         fields = sinks.prepare_subscription(fields, common.context(req), self.conf)
         try:
@@ -96,9 +122,9 @@ class SubscriptionCollection(SubscriptionResource):
                 fields["ttl"],
                 fields["options"],
                 confirmed=not confirming,
-                unique_key=requested,
+                unique_key=key,
                 extra=dict(fields.get("extra") or {}, **unsent),
-                project=self.scope.subscriber_project(req, source),
+                project=project,
             )
         except errors.QuotaExceededError:
             sinks.release_subscription(fields, self.conf)  # e.g. the trust just made
@@ -135,7 +161,11 @@ class SubscriptionCollection(SubscriptionResource):
         marker = req.get_param("marker")
         records, cursor = self.storage.subscription_page(source, marker, limit)
         now = time.time()
-        items = [subscription_view(r, now) for r in records if self.scope.sees(req, source, r)]
+        items = [
+            subscription_view(r, now, self.scope.owns(req, source, r))
+            for r in records
+            if self.scope.sees(req, source, r)
+        ]
         # The cursor, not the live items, says whether there is more: a page
         # shortened by expired or hidden ids still has a next page.
         links = (
@@ -146,8 +176,9 @@ class SubscriptionCollection(SubscriptionResource):
 
 class SubscriptionItem(SubscriptionResource):
     def on_get(self, req, resp, name, subscription_id):
-        record = self._record(req, self.scope.source(req, name), subscription_id)
-        resp.media = subscription_view(record, time.time())
+        source = self.scope.source(req, name)
+        record = self._record(req, source, subscription_id)
+        resp.media = subscription_view(record, time.time(), self.scope.owns(req, source, record))
 
     def on_patch(self, req, resp, name, subscription_id):
         source = self.scope.source(req, name)
@@ -159,7 +190,7 @@ class SubscriptionItem(SubscriptionResource):
                 "options.secret is set at creation only; rotate it with POST .../secret/rotate.",
                 field="options.secret",
             )
-        record = self._record(req, source, subscription_id)
+        record = self._owned_record(req, source, subscription_id)
         merged = {
             "subscriber": record["subscriber"],
             "ttl": record["ttl"],
@@ -172,7 +203,9 @@ class SubscriptionItem(SubscriptionResource):
             check_confirmable(requested, fields["options"])
         if fields["subscriber"] != record["subscriber"]:
             self.scope.before_subscribe(req, source, fields["subscriber"], record)
-        if self.storage.subscriber_taken(source, fields["subscriber"], subscription_id):
+        old_key = record.get("unique_key", record["subscriber"])
+        key = self.scope.index_key(record.get("project", source.project), requested)
+        if self.storage.subscriber_taken(source, key, subscription_id):
             raise errors.ConflictError(
                 "Another subscription of this source has that subscriber.", field="subscriber"
             )
@@ -191,14 +224,17 @@ class SubscriptionItem(SubscriptionResource):
         # notifications be pointed at another.
         reconfirm = moved and needs_confirmation(self.conf, requested)
         if reconfirm:
-            check_confirmation_rate(self.conf, self.storage, source.project, requested)
+            check_confirmation_rate(
+                self.conf, self.storage, record.get("project") or source.project, requested
+            )
             record["confirmed"] = False
         if moved:
             # Written with the new subscriber: every link sent before stops
             # confirming (the new confirmation sets the nonce it carries).
             record[confirmation.NONCE_FIELD] = new_nonce()
+            record["unique_key"] = key
         self.storage.save_subscription(
-            record, previous_subscriber=before["subscriber"] if moved else None, now=now
+            record, previous_subscriber=old_key if moved else None, now=now
         )
         if record["subscriber"] != before["subscriber"]:
             sinks.release_subscription(before, self.conf)
@@ -222,21 +258,37 @@ class SubscriptionAttempts(SubscriptionResource):
     """GET .../subscriptions/{id}/attempts: newest first."""
 
     def on_get(self, req, resp, name, subscription_id):
-        self._record(req, self.scope.source(req, name), subscription_id)
+        source = self.scope.source(req, name)
+        record = self._record(req, source, subscription_id)
         limit = validation.limit_param(req.get_param("limit"), 1000)
-        resp.media = {"attempts": self.storage.subscription_attempts(subscription_id, limit)}
+        attempts = self.storage.subscription_attempts(subscription_id, limit)
+        if not self.scope.owns(req, source, record):
+            attempts = [without_replies(a) for a in attempts]
+        resp.media = {"attempts": attempts}
 
 
 class DeadLetters(SubscriptionResource):
     """GET .../subscriptions/{id}/dead-letters?since=EPOCH&limit=N: oldest first."""
 
     def on_get(self, req, resp, name, subscription_id):
-        self._record(req, self.scope.source(req, name), subscription_id)
+        source = self.scope.source(req, name)
+        record = self._record(req, source, subscription_id)
         limit = validation.limit_param(req.get_param("limit"), 1000)
         since = validation.since_param(req.get_param("since"))
-        resp.media = {
-            "dead_letters": self.storage.dead_letters(subscription_id, since=since, limit=limit)
-        }
+        letters = self.storage.dead_letters(subscription_id, since=since, limit=limit)
+        if not self.scope.owns(req, source, record):
+            letters = [hidden_replies(letter) for letter in letters]
+        resp.media = {"dead_letters": letters}
+
+
+def hidden_replies(letter):
+    """Return a dead letter without what the subscriber's endpoint answered."""
+    shown = dict(letter)
+    if isinstance(shown.get("last"), dict):
+        shown["last"] = without_replies(shown["last"])
+    if isinstance(shown.get("history"), list):
+        shown["history"] = [without_replies(a) for a in shown["history"]]
+    return shown
 
 
 class Replay(SubscriptionResource):
@@ -262,7 +314,7 @@ class SecretRotation(SubscriptionResource):
     def on_post(self, req, resp, name, subscription_id):
         from notifier.sinks.webhook import rotate_secret
 
-        record = self._record(req, self.scope.source(req, name), subscription_id)
+        record = self._owned_record(req, self.scope.source(req, name), subscription_id)
         if "secrets" not in record:
             raise errors.ValidationError(
                 "This subscription's sink does not sign deliveries.", field="subscriber"

@@ -9,7 +9,7 @@ topic's metadata (``notifier.topics``).
 
 from notifier import errors, sinks, topics, validation
 from notifier.api import common
-from notifier.api.queues import ProjectScope, SourceItem
+from notifier.api.queues import ProjectScope, SourceItem, without_replies
 from notifier.storage import Source
 
 OWNER_HEADER = "X-Topic-Owner"
@@ -69,6 +69,30 @@ class TopicScope(ProjectScope):
     def sees(self, req, source, record):
         requester = common.project(req)
         return requester in (source.project, record.get("project"))
+
+    def owns(self, req, source, record):
+        # A subscription belongs to the project that subscribed, not to the
+        # topic's owner, who sees it (and may delete it) without its tokens.
+        return common.project(req) == record.get("project", source.project)
+
+    def index_key(self, project, subscriber):
+        # Unique per subscribing project: no project can take a subscriber
+        # URL on a topic away from another (project ids have no ':').
+        return f"{project}:{subscriber}"
+
+    def shown_attempts(self, req, source, attempts):
+        """The owner sees every attempt of its message, but what other
+        projects' endpoints answered only their projects see."""
+        requester = common.project(req)
+        ids = {a["subscription_id"] for a in attempts}
+        projects = {
+            i: r.get("project", source.project)
+            for i, r in self.storage.get_subscriptions(list(ids)).items()
+        }
+        return [
+            a if projects.get(a["subscription_id"]) == requester else without_replies(a)
+            for a in attempts
+        ]
 
     @staticmethod
     def _require_owner(req, owner):

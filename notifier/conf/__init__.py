@@ -168,6 +168,20 @@ NOTIFICATION_OPTS = [
         "in one task's memory.",
     ),
     cfg.IntOpt(
+        "filter_budget_per_fanout",
+        default=500_000,
+        min=1,
+        help="Filter-policy work one fan-out task (a page of subscriptions "
+        "against the messages of one post) may spend, in units of one value "
+        "checked by one operator family (at most ~0.5 microseconds each, see "
+        "bench/filter_hostile.py): the default is ~0.25 s of CPU at worst. "
+        "Evaluations are charged their worst case before they run, cheapest "
+        "first; one that would overrun the budget is not run and its "
+        "delivery is skipped (attempt outcome 'skipped', error "
+        "'filter_budget'), so a costly policy cannot take a worker's CPU "
+        "from other tenants.",
+    ),
+    cfg.IntOpt(
         "deliveries_per_task",
         default=50,
         min=1,

@@ -76,6 +76,16 @@ OPTS = [
         secret=True,
         help="Password of smtp_user_name. Never logged.",
     ),
+    cfg.BoolOpt(
+        "smtp_allow_plaintext_auth",
+        default=False,
+        help="Let smtp_user_name log in over a connection without "
+        "TLS (smtp_security = none), which sends the password in "
+        "clear. Off: such a configuration fails every e-mail with "
+        "a config error and the password is never sent. On: "
+        "allowed, with a warning logged once per process (for a "
+        "relay on the same host or a trusted network).",
+    ),
     cfg.IntOpt(
         "smtp_timeout_seconds",
         default=10,

@@ -120,6 +120,7 @@ class SMTPTransport:
     """One reused SMTP connection (per sink, so per worker process)."""
 
     def __init__(self, conf, clock=time.monotonic):
+        check_plaintext_auth(conf)
         self.conf = conf
         self.port = conf.smtp_port or DEFAULT_PORTS[conf.smtp_security]
         self.context = self._tls_context() if conf.smtp_security != "none" else None
@@ -202,6 +203,31 @@ class SMTPTransport:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+_warned_plaintext_auth = False
+
+
+def check_plaintext_auth(conf):
+    """Refuse an SMTP login without TLS unless smtp_allow_plaintext_auth says
+    so; then warn once per process (naming the user, never the password)."""
+    global _warned_plaintext_auth
+    if not conf.smtp_user_name or conf.smtp_security != "none":
+        return
+    if not conf.smtp_allow_plaintext_auth:
+        raise ValueError(
+            "smtp_user_name is set with smtp_security = none: the password "
+            "would cross the network in clear. Use smtp_security = starttls or "
+            "tls, or set smtp_allow_plaintext_auth = true for a trusted relay."
+        )
+    if not _warned_plaintext_auth:
+        _warned_plaintext_auth = True
+        LOG.warning(
+            "SMTP login of user %r to %s without TLS (smtp_security = none, "
+            "smtp_allow_plaintext_auth = true): the password crosses the network in clear",
+            conf.smtp_user_name,
+            conf.smtp_host,
+        )
 
 
 def transaction(smtp, mail):

@@ -34,6 +34,7 @@ from notifier.sinks.webhook import (
     _check_header_map,
     check_destination,
     check_throttle_policy,
+    http_target,
 )
 
 PREFIX = "trust+"
@@ -148,7 +149,7 @@ def _check_options(options):
             "options.post_data must be a string.", field="options.post_data"
         )
     if "post_headers" in options:
-        _check_header_map(options["post_headers"])
+        _check_header_map(options["post_headers"], TrustSink.reserved_headers)
 
 
 class TokenRejected(Exception):
@@ -158,22 +159,14 @@ class TokenRejected(Exception):
 class TrustSink(WebhookSink):
     """Act for the subscriber's user through a Keystone trust."""
 
+    reserved_headers = ("x-auth-token",)  # the trust-scoped token
+
     @classmethod
     def validate(cls, subscriber, options, conf):
         _require_extras()
+        http_target(subscriber, trust=True, shown=public_form(subscriber))
         _, url = split_subscriber(subscriber)
-        parts = urlsplit(url)
-        try:
-            _ = parts.port  # raises ValueError for a bad port
-        except ValueError as exc:
-            raise errors.ValidationError(
-                f"Subscriber has an invalid port: {exc}.", field="subscriber"
-            ) from exc
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise errors.ValidationError(
-                f"Subscriber {public_form(subscriber)!r} is not a valid trust+http(s) URL.",
-                field="subscriber",
-            )
+        http_target(url, shown=public_form(subscriber))
         _check_options(options)
 
     @classmethod
@@ -187,8 +180,8 @@ class TrustSink(WebhookSink):
             )
         keystone = keystone_for(conf)
         if not is_executions_url(url, keystone.workflow_url_for(context.auth_token)):
-            parts = urlsplit(url)
-            check_destination(parts.hostname, parts.port, conf)
+            target = http_target(url, shown=public_form(fields["subscriber"]))
+            check_destination(target.host, target.port, conf)
         fields = super().prepare_subscription(fields, context, conf)
         trust_id = keystone.create_trust(
             context, cls._trust_expiry(time.time() + fields["ttl"], conf)

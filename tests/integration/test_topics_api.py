@@ -439,10 +439,13 @@ def test_an_invalid_subscription_is_still_400(owner):
     assert_error(subscribe(owner, "t", HOOK, ttl=1), 400, field="ttl")
 
 
-def test_the_same_subscriber_twice_on_a_topic_is_409(owner, friend):
+def test_the_same_subscriber_twice_on_a_topic_is_409_within_a_project(owner, friend):
     put_topic(owner, "t")
     subscribed(owner, "t")
     assert_error(subscribe(owner, "t"), 409, field="subscriber")
+    # Unique per subscribing project: another project's subscription of the
+    # same URL takes nothing from the first (see test_tenancy).
+    subscribed(friend, "t")
     assert_error(subscribe(friend, "t"), 409, field="subscriber")
 
 
