@@ -156,7 +156,9 @@ class TrustSink(WebhookSink):
     """Act for the subscriber's user through a Keystone trust."""
 
     @classmethod
-    def validate(cls, subscriber, options, conf):
+    def validate(cls, subscriber, options, conf, resolver=None):
+        # The destination is checked (and resolved) when the trust is made:
+        # prepare_subscription, which knows the project's Mistral endpoint.
         _require_extras()
         _, url = split_subscriber(subscriber)
         parts = urlsplit(url)

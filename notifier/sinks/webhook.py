@@ -51,7 +51,7 @@ class WebhookSink:
     """Deliver notifications by HTTP POST."""
 
     @classmethod
-    def validate(cls, subscriber, options, conf):
+    def validate(cls, subscriber, options, conf, resolver=socket.getaddrinfo):
         parts = urlsplit(subscriber)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise errors.ValidationError(
@@ -63,7 +63,7 @@ class WebhookSink:
             raise errors.ValidationError(
                 f"Subscriber has an invalid port: {exc}.", field="subscriber"
             ) from exc
-        check_destination(parts.hostname, parts.port, conf)
+        check_destination(parts.hostname, parts.port, conf, resolver)
         if "secret" in options:
             signing.validate_webhook_secret(options["secret"], "options.secret")
         if "throttle_policy" in options:
@@ -175,7 +175,7 @@ def _read_capped(response):
     return data.decode("utf-8", "replace")
 
 
-def check_destination(host, port, conf):
+def check_destination(host, port, conf, resolver=socket.getaddrinfo):
     """Refuse a webhook host the network policy forbids (at subscription time).
 
     A literal address is judged as it is; a name is resolved and refused if
@@ -188,7 +188,7 @@ def check_destination(host, port, conf):
         addresses = [literal]
     else:
         try:
-            infos = socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
+            infos = resolver(host, port or 80, type=socket.SOCK_STREAM)
         except OSError:
             return
         addresses = [info[4][0] for info in infos]
