@@ -21,6 +21,7 @@ import time
 
 import falcon
 import pytest
+import requests
 from falcon import testing
 
 from notifier import errors, payloads, validation
@@ -471,12 +472,14 @@ def test_patching_the_ttl_replaces_the_trust_and_delete_removes_it(
     second = storage.get_subscription(source, subscription_id)
     assert split_subscriber(second["subscriber"])[0] != split_subscriber(first["subscriber"])[0]
     assert epoch(trust_of(keystone, alice, second)["expires_at"]) > time.time() + 86000
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(requests.HTTPError) as gone:
         trust_of(keystone, alice, first)
+    assert gone.value.response.status_code == 404
 
     assert api.simulate_delete(f"{path}/{subscription_id}").status_code == 204
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(requests.HTTPError) as gone:
         trust_of(keystone, alice, second)
+    assert gone.value.response.status_code == 404
 
 
 def test_the_subscriber_of_a_trust_subscription_cannot_be_patched(api, mistral, receiver):
