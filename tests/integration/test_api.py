@@ -490,6 +490,9 @@ def test_message_requests_need_a_uuid_client_id(client, redis_client, method, he
         method, path, headers=headers, json={"messages": [{"body": 1}]}
     )
     assert_error(result, 400, field="Client-ID")
+    # nothing written (no fan-out either; a queue without subscribers has
+    # none even for a good post, so that alone would show nothing)
+    assert redis_client.keys(f"{PREFIX}*") == []
     assert fanout_tasks(redis_client) == []
 
 
@@ -896,6 +899,7 @@ def send(client, method, path, body):
 def test_bad_input_is_a_400_naming_the_field(client, redis_client, method, path, body, field):
     result = send(client, method, path, body)
     assert_error(result, 400, field=field)
+    assert redis_client.keys(f"{PREFIX}*") == []  # nothing written
     assert fanout_tasks(redis_client) == []
 
 
