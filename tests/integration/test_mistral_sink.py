@@ -406,8 +406,9 @@ def test_no_token_or_trust_id_reaches_the_logs(trust_conf, keystone, mistral, al
     trust_id, _ = split_subscriber(record["subscriber"])
     token = sink.keystone.trust_token(trust_id)[0].token
     TrustSink.release_subscription(record, trust_conf)
-    with pytest.raises(errors.PermanentDeliveryError):
+    with pytest.raises(errors.PermanentDeliveryError) as failure:
         TrustSink(trust_conf).deliver(notification(record, 2))
+    assert failure.value.kind == "trust_invalid"
 
     assert any(r.name.startswith("notifier") for r in caplog.records)
     for secret in (trust_id, token, alice.auth_token):
