@@ -5,7 +5,9 @@ A sink class provides:
 - ``validate(subscriber, options, conf)`` (classmethod): raise
   ``ValidationError`` for a subscriber or options it can never serve. Called
   at subscription creation, so a bad subscriber is a 400 then, not a failure
-  at delivery.
+  at delivery. A caller may inject a ``resolver`` keyword (with
+  ``socket.getaddrinfo``'s signature, as tests do): the built-in sinks take
+  it; it is passed only when given.
 - ``__init__(conf)``: build clients (connection pools); one instance per
   worker process.
 - ``deliver(notification) -> DeliveryReport``: deliver, or raise
@@ -102,8 +104,9 @@ def sink_class(scheme):
     )
 
 
-def validate_subscriber(subscriber, options, conf):
-    """Check a subscriber URI and its options at subscription creation."""
+def validate_subscriber(subscriber, options, conf, resolver=None):
+    """Check a subscriber URI and its options at subscription creation;
+    ``resolver``: see the module docstring (None: the system resolver)."""
     if not isinstance(subscriber, str) or not subscriber:
         raise errors.ValidationError("subscriber must be a non-empty string.", field="subscriber")
     scheme = scheme_of(subscriber)
@@ -113,7 +116,8 @@ def validate_subscriber(subscriber, options, conf):
             f"{', '.join(conf.transport.subscriber_types)}.",
             field="subscriber",
         )
-    sink_class(scheme).validate(subscriber, options, conf)
+    injected = {} if resolver is None else {"resolver": resolver}
+    sink_class(scheme).validate(subscriber, options, conf, **injected)
 
 
 class SinkRegistry:

@@ -51,7 +51,7 @@ class EmailSink:
     """Render a notification with jinja2 templates and send it as e-mail."""
 
     @classmethod
-    def validate(cls, subscriber, options, conf):
+    def validate(cls, subscriber, options, conf, resolver=None):
         emails.email_target(subscriber, options)
 
     def __init__(self, conf):

@@ -162,7 +162,9 @@ class TrustSink(WebhookSink):
     reserved_headers = ("x-auth-token",)  # the trust-scoped token
 
     @classmethod
-    def validate(cls, subscriber, options, conf):
+    def validate(cls, subscriber, options, conf, resolver=None):
+        # The destination is checked (and resolved) when the trust is made:
+        # prepare_subscription, which knows the project's Mistral endpoint.
         _require_extras()
         http_target(subscriber, trust=True, shown=public_form(subscriber))
         _, url = split_subscriber(subscriber)

@@ -105,12 +105,12 @@ class WebhookSink:
     """Deliver notifications by HTTP POST."""
 
     # Header names (lower case) this sink sets beyond RESERVED_HEADERS.
-    reserved_headers = ()
+    reserved_headers: tuple[str, ...] = ()
 
     @classmethod
-    def validate(cls, subscriber, options, conf):
+    def validate(cls, subscriber, options, conf, resolver=socket.getaddrinfo):
         target = http_target(subscriber)
-        check_destination(target.host, target.port, conf)
+        check_destination(target.host, target.port, conf, resolver)
         if "secret" in options:
             signing.validate_webhook_secret(options["secret"], "options.secret")
         if "throttle_policy" in options:
@@ -259,7 +259,7 @@ def _read_capped(response, deadline):
     return data[:RESPONSE_BODY_CAP].decode("utf-8", "replace")
 
 
-def check_destination(host, port, conf):
+def check_destination(host, port, conf, resolver=socket.getaddrinfo):
     """Refuse a webhook host the network policy forbids (at subscription time).
 
     A literal address is judged as it is; a name is resolved and refused if
@@ -272,7 +272,7 @@ def check_destination(host, port, conf):
         addresses = [literal]
     else:
         try:
-            infos = socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
+            infos = resolver(host, port or 80, type=socket.SOCK_STREAM)
         except OSError:
             return
         addresses = [info[4][0] for info in infos]

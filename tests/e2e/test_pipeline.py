@@ -90,13 +90,23 @@ def test_zaqar_post_data_and_post_headers_options_shape_the_request(fleet, recei
 
 def test_messages_of_other_queues_and_projects_do_not_reach_a_subscriber(fleet, receiver, project):
     subscribe(fleet, project, "mine", receiver.url + "/mine")
+    # Subscribers of the other queue and of the other project's "mine": the
+    # posts there are fanned out and delivered, just not to /mine.
+    subscribe(fleet, project, "other", receiver.url + "/other")
+    subscribe(fleet, project + "x", "mine", receiver.url + "/x-mine")
     post(fleet, project, "other", [{"ttl": 120, "body": 1}])
     post(fleet, project + "x", "mine", [{"ttl": 120, "body": 2}])
     post(fleet, project, "mine", [{"ttl": 120, "body": 3}])
 
-    [request] = receiver.wait_for(1, "/mine", timeout=30)
-    receiver.wait_for(2, "/mine", timeout=2)
-    assert [r.json()["body"] for r in receiver.received("/mine")] == [3]
+    for path, body in (("/other", 1), ("/x-mine", 2), ("/mine", 3)):
+        [request] = receiver.wait_for(1, path, timeout=30)
+        assert request.json()["body"] == body, path
+    receiver.wait_for(4, timeout=2)  # give a stray delivery time to show
+    assert sorted((r.path, r.json()["body"]) for r in receiver.received()) == [
+        ("/mine", 3),
+        ("/other", 1),
+        ("/x-mine", 2),
+    ]
 
 
 def test_a_failing_subscriber_is_retried_until_it_succeeds(fleet, receiver, project):

@@ -12,6 +12,7 @@ import requests
 
 from tests.e2e.conftest import Fleet
 from tests.support.smtp import SMTPServer
+from tests.support.waiting import wait_until
 
 CLIENT = {"Client-ID": str(uuid.uuid4())}
 
@@ -119,7 +120,9 @@ def test_subscribers_of_two_projects_receive_a_topic_message(fleet, receiver, sm
 
 def test_a_deleted_topic_delivers_nothing_more(fleet, receiver, project):
     assert call("PUT", fleet, "/topics/short", project).status_code == 201
-    assert subscribe(fleet, project, "short", receiver.url + "/short").status_code == 201
+    old = subscribe(fleet, project, "short", receiver.url + "/short")
+    assert old.status_code == 201, old.text
+    old_id = old.json()["subscription_id"]
     assert call("DELETE", fleet, "/topics/short", project).status_code == 204
 
     assert (
@@ -129,11 +132,29 @@ def test_a_deleted_topic_delivers_nothing_more(fleet, receiver, project):
         == 404
     )
     assert call("PUT", fleet, "/topics/short", project).status_code == 201
-    assert (
-        call(
-            "POST", fleet, "/topics/short/messages", project, json={"messages": [{"body": 2}]}
-        ).status_code
-        == 201
+    assert call("GET", fleet, f"/topics/short/subscriptions/{old_id}", project).status_code == 404
+    # A subscriber of the new topic: the post below is fanned out and
+    # delivered, so the old subscriber's silence is not just a slow fleet.
+    new = subscribe(fleet, project, "short", receiver.url + "/witness")
+    assert new.status_code == 201, new.text
+    new_id = new.json()["subscription_id"]
+    posted = call(
+        "POST", fleet, "/topics/short/messages", project, json={"messages": [{"body": 2}]}
     )
-    receiver.wait_for(1, "/short", timeout=3)
+    assert posted.status_code == 201, posted.text
+    message_id = posted.json()["resources"][0].rsplit("/", 1)[1]
+
+    [witnessed] = receiver.wait_for(1, "/witness", timeout=30)
+    assert witnessed.json()["message_id"] == message_id
+    # Every subscription the fan-out matched is in the message's attempt log,
+    # written once the deliveries of the fan-out ran: only the new one.
+    attempts_path = f"/topics/short/messages/{message_id}/attempts"
+
+    def logged():
+        response = call("GET", fleet, attempts_path, project)
+        assert response.status_code == 200, response.text
+        return response.json()["attempts"]
+
+    attempts = wait_until(logged)
+    assert [(a["subscription_id"], a["outcome"]) for a in attempts] == [(new_id, "delivered")]
     assert receiver.received("/short") == []

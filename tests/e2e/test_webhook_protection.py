@@ -26,19 +26,21 @@ def test_the_secret_returned_at_creation_verifies_every_delivery(fleet, receiver
         timeout=5,
     ).json()
     assert "secret" not in record and "secrets" not in record
-    post(fleet, project, "signed", [{"ttl": 60, "body": {"n": n}} for n in range(3)])
+    posted = post(fleet, project, "signed", [{"ttl": 60, "body": {"n": n}} for n in range(3)])
 
-    for request in receiver.wait_for(3, "/signed", timeout=30):
-        assert Webhook(created["secret"]).verify(request.body, request.headers)
+    arrived = receiver.wait_for(3, "/signed", timeout=30)
+    assert len(arrived) == 3
+    verified = [Webhook(created["secret"]).verify(r.body, r.headers) for r in arrived]
+    assert sorted(v["message_id"] for v in verified) == sorted(posted)
 
 
 def test_a_subscriber_supplied_secret_is_used(fleet, receiver, project):
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     created = create(fleet, project, "own", receiver.url + "/own", secret=secret)
     assert created["secret"] == secret
-    post(fleet, project, "own", [{"ttl": 60, "body": 1}])
+    [message_id] = post(fleet, project, "own", [{"ttl": 60, "body": 1}])
     [request] = receiver.wait_for(1, "/own", timeout=30)
-    Webhook(secret).verify(request.body, request.headers)
+    assert Webhook(secret).verify(request.body, request.headers)["message_id"] == message_id
 
 
 def test_a_loopback_subscriber_is_refused_unless_allowed(fleet, project):
@@ -61,9 +63,10 @@ def test_the_rate_limit_holds_across_two_worker_processes(fleet, receiver, proje
         receiver.url + "/throttled",
         throttle_policy={"max_receives_per_second": rate},
     )
+    posted = []
     with Role("worker", fleet.config, log_path=str(fleet.logs / "worker2.log")):
         for start in range(0, 60, 10):
-            post(
+            posted += post(
                 fleet,
                 project,
                 "throttled",
@@ -71,10 +74,11 @@ def test_the_rate_limit_holds_across_two_worker_processes(fleet, receiver, proje
             )
         arrived = receiver.wait_for(60, "/throttled", timeout=60)
 
-    assert len(arrived) == 60
+    # Held back, not dropped or repeated: each message arrives once. (How
+    # close to the limit the fleet gets is a speed figure: bench/.)
+    assert sorted(r.json()["message_id"] for r in arrived) == sorted(posted)
     times = sorted(r.at for r in arrived)
     measured = (len(times) - 1) / (times[-1] - times[0])
     busiest_second = max(sum(1 for t in times if start <= t < start + 1) for start in times)
     assert busiest_second <= rate * 1.1, busiest_second
     assert measured <= rate * 1.1, measured
-    assert measured >= rate * 0.5, measured  # and the limit is not starving it

@@ -102,8 +102,8 @@ def test_a_subscriber_down_then_back_gets_everything_per_the_retry_policy(make_f
                 assert records[-1]["outcome"] == "delivered", records[-1]
                 for record in records[:-1]:
                     assert record["outcome"] == "failed", record
-                    # "timeout" is a misreport: see the test below
-                    assert record.get("error") in ("connection", "timeout"), record
+                    # refused, not timed out: see the test below
+                    assert record.get("error") == "connection", record
                     assert "refused" in record.get("detail", ""), record
                     refused += 1
                 # each retry no earlier than the policy allows (deferrals by
@@ -145,9 +145,9 @@ def test_a_refused_connection_is_recorded_as_a_connection_error():
         payload=payloads.notification_payload(message, "queues", "q"),
         attempt=0,
     )
-    started = time.monotonic()
     with pytest.raises(errors.TransientDeliveryError) as failure:
         WebhookSink(conf).deliver(notification)
-    assert time.monotonic() - started < 1  # refused at once, not timed out
-    assert "refused" in str(failure.value)
+    # refused at once, not reported as the connect timeout (2 s) running out
     assert failure.value.kind == "connection"
+    assert "refused" in str(failure.value)
+    assert "timed out" not in str(failure.value)

@@ -121,14 +121,13 @@ def test_a_chunked_messages_post_without_length_is_a_clear_4xx(client):
     result = raw_request(
         client, "POST", "/v2/queues/q/messages", body=body, headers=CLIENT, content_length=None
     )
-    assert 400 <= result.status_code < 500
-    assert_error(result, result.status_code)
+    assert_error(result, 400, "body")  # the size limit holds without a declared length
 
 
 def test_a_chunked_put_is_not_silently_ignored(client):
     body = json.dumps({"_default_message_ttl": -5}).encode()
     result = raw_request(client, "PUT", "/v2/queues/chunked", body=body, content_length=None)
-    assert 400 <= result.status_code < 500, result.status_code
+    assert_error(result, 400, "_default_message_ttl")  # the body was read and checked
 
 
 # --- deep nesting ----------------------------------------------------------------
@@ -203,14 +202,12 @@ def test_undecodable_bodies_are_refused(client, raw):
 
 def test_invalid_utf8_in_the_path_is_a_4xx(client):
     result = client.simulate_get("/v2/queues/%FF%FE", headers=CLIENT)
-    assert 400 <= result.status_code < 500
-    assert_error(result, result.status_code)
+    assert_error(result, 400, "queue_name")
 
 
 def test_invalid_utf8_in_a_message_id_is_a_4xx(client):
     result = client.simulate_get("/v2/queues/q/messages/%ED%A0%80", headers=CLIENT)
-    assert 400 <= result.status_code < 500, result.text
-    assert_error(result, result.status_code)
+    assert_error(result, 404)  # no such message: ids are hex
 
 
 def test_a_non_ascii_project_header_is_refused(client):
@@ -428,8 +425,10 @@ def send_raw(port, data, timeout=10):
     return int(status_line.split()[1]), received
 
 
-def assert_refused_cleanly(status):
-    assert status is None or 400 <= status < 500, status
+def assert_refused_cleanly(status, expected):
+    """The server answers ``expected``, or closes the connection before the
+    client could read the answer (it may refuse while the client still sends)."""
+    assert status in (None, expected), status
 
 
 @pytest.mark.slow
@@ -441,7 +440,7 @@ def test_the_server_refuses_a_64_kib_header_line(api_process):
             b"X-Project-ID: " + b"a" * (64 * KIB) + b"\r\nConnection: close\r\n\r\n"
         ),
     )
-    assert_refused_cleanly(status)
+    assert_refused_cleanly(status, 431)
 
 
 @pytest.mark.slow
@@ -453,7 +452,7 @@ def test_the_server_refuses_a_64_kib_request_line(api_process):
             b"Host: 127.0.0.1\r\nX-Project-ID: p\r\nConnection: close\r\n\r\n"
         ),
     )
-    assert_refused_cleanly(status)
+    assert_refused_cleanly(status, 414)
 
 
 @pytest.mark.slow
@@ -467,7 +466,7 @@ def test_the_server_refuses_thousands_of_headers(api_process):
             + b"Connection: close\r\n\r\n"
         ),
     )
-    assert_refused_cleanly(status)
+    assert_refused_cleanly(status, 431)
 
 
 @pytest.mark.slow
@@ -502,7 +501,8 @@ def test_the_server_refuses_a_chunked_oversized_body(api_process):
             b"Connection: close\r\n\r\n" + chunks + b"0\r\n\r\n"
         ),
     )
-    assert status is not None and 400 <= status < 500, response[:500]
+    assert status == 400, response[:500]
+    assert b'"field": "body"' in response
 
 
 @pytest.mark.slow
@@ -514,8 +514,7 @@ def test_the_server_answers_invalid_utf8_in_the_path_with_a_4xx(api_process):
             b"Connection: close\r\n\r\n"
         ),
     )
-    assert_refused_cleanly(status)
-    assert status is not None, "a request line that is not UTF-8 deserves an answer"
+    assert status == 400, "a request line that is not UTF-8 deserves an answer"
 
 
 @pytest.mark.slow
@@ -531,4 +530,5 @@ def test_the_server_answers_an_out_of_range_signed_expiry_without_a_5xx(api_proc
             b'Connection: close\r\n\r\n{"confirmed": 1}\n'
         ),
     )
-    assert_refused_cleanly(status)
+    assert status == 401, response[:500]  # the signature is checked, the date parsed safely
+    assert b"application/json" in response

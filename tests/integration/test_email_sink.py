@@ -211,8 +211,9 @@ def test_smtp_4xx_replies_are_transient_and_5xx_permanent(smtp, make_sink, code,
 def test_the_connection_is_reused_after_a_refused_message(smtp, make_sink):
     smtp.script([451, 250])
     sink = make_sink(**smtp.options())
-    with pytest.raises(errors.TransientDeliveryError):
+    with pytest.raises(errors.TransientDeliveryError) as failure:
         sink.deliver(notification("mailto:ops@example.com"))
+    assert failure.value.status == 451
     sink.deliver(notification("mailto:ops@example.com"))
     assert smtp.handler.data_commands == 2 and len(smtp.wait_for(1)) == 1
 

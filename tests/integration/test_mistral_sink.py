@@ -21,6 +21,7 @@ import time
 
 import falcon
 import pytest
+import requests
 from falcon import testing
 
 from notifier import errors, payloads, validation
@@ -405,8 +406,9 @@ def test_no_token_or_trust_id_reaches_the_logs(trust_conf, keystone, mistral, al
     trust_id, _ = split_subscriber(record["subscriber"])
     token = sink.keystone.trust_token(trust_id)[0].token
     TrustSink.release_subscription(record, trust_conf)
-    with pytest.raises(errors.PermanentDeliveryError):
+    with pytest.raises(errors.PermanentDeliveryError) as failure:
         TrustSink(trust_conf).deliver(notification(record, 2))
+    assert failure.value.kind == "trust_invalid"
 
     assert any(r.name.startswith("notifier") for r in caplog.records)
     for secret in (trust_id, token, alice.auth_token):
@@ -471,12 +473,14 @@ def test_patching_the_ttl_replaces_the_trust_and_delete_removes_it(
     second = storage.get_subscription(source, subscription_id)
     assert split_subscriber(second["subscriber"])[0] != split_subscriber(first["subscriber"])[0]
     assert epoch(trust_of(keystone, alice, second)["expires_at"]) > time.time() + 86000
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(requests.HTTPError) as gone:
         trust_of(keystone, alice, first)
+    assert gone.value.response.status_code == 404
 
     assert api.simulate_delete(f"{path}/{subscription_id}").status_code == 204
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(requests.HTTPError) as gone:
         trust_of(keystone, alice, second)
+    assert gone.value.response.status_code == 404
 
 
 def test_the_subscriber_of_a_trust_subscription_cannot_be_patched(api, mistral, receiver):

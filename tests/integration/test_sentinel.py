@@ -79,7 +79,7 @@ def test_storage_writes_and_reads_the_master_the_sentinel_names(through_sentinel
     conf, master = through_sentinel
     storage = Storage.from_conf(conf)
 
-    assert storage.put_source(SOURCE, {"color": "blue"})
+    assert storage.put_source(SOURCE, {"color": "blue"}) is True  # new
 
     assert storage.get_source_metadata(SOURCE) == {"color": "blue"}
     assert in_db(master).exists(META_KEY)  # redis_url's database number applies
@@ -89,7 +89,7 @@ def test_storage_writes_and_reads_the_master_the_sentinel_names(through_sentinel
 def test_celery_publishes_to_and_consumes_from_the_master_through_sentinel(through_sentinel):
     conf, master = through_sentinel
     app = create_celery(conf)
-    assert CeleryDispatcher(app).ping()
+    assert CeleryDispatcher(app).ping() is True
 
     app.send_task(DELIVER_TASK, args=[[]])
 

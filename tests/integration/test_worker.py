@@ -9,6 +9,7 @@ import pytest
 
 from notifier.storage import Source
 from tests.support.processes import Role, write_config
+from tests.support.waiting import wait_until
 from workers.app import CeleryDispatcher, create_celery
 
 
@@ -157,9 +158,12 @@ def test_the_inline_broker_message_has_the_shape_kombu_publishes(conf, redis_cli
 
 
 def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once(
-    worker_conf, conf, storage, redis_client, receiver, tmp_path
+    worker_conf, conf, storage, redis_client, receiver, tmp_path, monkeypatch
 ):
-    from concurrent.futures import ThreadPoolExecutor
+    """200 posts wait in line behind a write held open (as a slow Redis round
+    trip would hold it): they go in groups of max_group, one transaction and
+    one fan-out task each, through real Redis and a real worker."""
+    import threading
 
     from notifier.ingest import MessageWriter
 
@@ -168,22 +172,47 @@ def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once
     )
     source = Source("p1", "queues", "grouped")
     subscribe_all(storage, source, [receiver.url + "/a"])
-    with ThreadPoolExecutor(8) as pool:
-        ids = [
-            i
-            for batch in pool.map(
-                lambda n: writer.post(source, [{"body": n, "ttl": 600}]), range(200)
-            )
-            for i in batch
-        ]
-    fanouts = redis_client.llen("notifier.fanout")
-    assert 1 <= fanouts <= 200
+    store_posts = storage.store_posts
+    first_started, release, groups = threading.Event(), threading.Event(), []
+
+    def held_store_posts(posts, now=None):
+        groups.append(sum(len(ids) for _, _, ids, _ in posts))
+        if len(groups) == 1:
+            first_started.set()
+            assert release.wait(30)
+        return store_posts(posts, now)
+
+    monkeypatch.setattr(storage, "store_posts", held_store_posts)
+    ids, errors = [], []
+
+    def post(n):
+        try:
+            ids.extend(writer.post(source, [{"body": n, "ttl": 600}]))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(200)]
+    threads[0].start()
+    assert first_started.wait(30)
+    for thread in threads[1:]:
+        thread.start()
+    # every later post waits in line behind the held one
+    assert wait_until(lambda: len(writer._line) == 200, 30, 0.01)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert writer.max_group == 64
+    assert groups == [1, 64, 64, 64, 7]  # the held one alone, then max_group at a time
+    assert redis_client.llen("notifier.fanout") == len(groups)
 
     with Role("worker", worker_conf, log_path=str(tmp_path / "worker.log")):
         receiver.wait_for(200, timeout=60)
         receiver.wait_for(201, timeout=1)
 
     assert sorted(m for _, m in delivered_pairs(receiver)) == sorted(ids)
+    assert len(set(ids)) == 200
 
 
 def test_a_fanout_is_enqueued_only_where_there_is_something_to_match(conf, storage, redis_client):

@@ -159,7 +159,7 @@ def test_a_page_url_with_a_query_gets_more_parameters_with_ampersand():
 
 
 def test_only_the_two_confirmation_types_are_built():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="message_type must be"):
         payload("Notification")
 
 

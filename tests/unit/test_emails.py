@@ -217,7 +217,7 @@ def test_a_template_dir_overrides_file_by_file_and_must_exist(tmp_path):
     result = templates.render("notification", context)
     assert result.text == "custom orders\n"
     assert result.subject == "New message on queue orders"  # packaged
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="missing is not a directory"):
         emails.EmailTemplates(str(tmp_path / "missing"))
 
 
@@ -263,7 +263,7 @@ def test_a_zaqar_template_dict_makes_a_plain_text_confirmation():
     )
     assert (result.subject, result.text, result.html) == ("Confirm", "q of p: L", None)
     assert result.sender == "Zaqar <no-reply@openstack.org>"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="kind must be one of"):
         emails.render_confirmation_email("resubscribe", {})
 
 

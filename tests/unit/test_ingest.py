@@ -127,7 +127,7 @@ class BrokerDown(MemoryDispatcher):
 def test_messages_are_taken_back_when_their_fanout_cannot_be_sent():
     storage = GatedStorage()
     storage.release.set()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="broker down"):
         MessageWriter(storage, BrokerDown()).post(QUEUE, [{"body": 1, "ttl": 60}])
     [[(_, _, ids, _)]] = storage.writes
     assert storage.deleted == ids

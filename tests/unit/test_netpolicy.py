@@ -6,6 +6,16 @@ import pytest
 
 from notifier import errors, netpolicy, validation
 from notifier.conf import load_conf
+from tests.support.resolver import FakeResolver
+
+RESOLVER = FakeResolver(
+    {
+        "localhost": ["127.0.0.1", "::1"],
+        "public.example": ["93.184.215.14"],
+        "split.example": ["93.184.215.14", "10.0.0.7"],
+        "metadata.example": ["169.254.169.254"],
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -89,13 +99,31 @@ def conf():
         "https://10.1.2.3/",
         "http://[fd00::1]:9000/",
         "http://localhost:9/",
+        "http://split.example/",
+        "https://metadata.example/latest/",
     ],
 )
 def test_a_subscription_to_a_forbidden_address_is_a_400(conf, subscriber):
     with pytest.raises(errors.ValidationError) as caught:
-        validation.subscription({"subscriber": subscriber}, conf)
+        validation.subscription({"subscriber": subscriber}, conf, RESOLVER)
     assert caught.value.field == "subscriber"
     assert "allowed_networks" in caught.value.description
+
+
+def test_a_host_name_is_judged_by_every_address_it_resolves_to(conf):
+    resolver = FakeResolver(RESOLVER.table)
+    fields = validation.subscription({"subscriber": "http://public.example/"}, conf, resolver)
+    assert fields["subscriber"] == "http://public.example/"
+    with pytest.raises(errors.ValidationError, match="private address"):
+        validation.subscription({"subscriber": "http://split.example/"}, conf, resolver)
+    assert resolver.asked == ["public.example", "split.example"]
+
+
+def test_a_name_that_does_not_resolve_yet_is_accepted_and_left_to_delivery(conf):
+    resolver = FakeResolver({})
+    fields = validation.subscription({"subscriber": "http://later.example/"}, conf, resolver)
+    assert fields["subscriber"] == "http://later.example/"
+    assert resolver.asked == ["later.example"]
 
 
 def test_loopback_subscriptions_are_accepted_once_allowed_in_config(conf):

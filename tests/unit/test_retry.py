@@ -1,6 +1,7 @@
 """Unit tests of notifier.retry: schedules, validation, precedence, classification."""
 
 import calendar
+import dataclasses
 import itertools
 import math
 
@@ -200,7 +201,7 @@ def test_next_delay_walks_the_default_schedule(retry_number, expected):
 
 @pytest.mark.parametrize("retry_number", [0, -1])
 def test_next_delay_rejects_retry_numbers_below_one(retry_number):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retry_number starts at 1"):
         RetryPolicy().next_delay(retry_number)
 
 
@@ -240,7 +241,7 @@ def test_to_dict_and_from_dict_round_trip():
 
 
 def test_a_policy_is_frozen():
-    with pytest.raises(AttributeError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         RetryPolicy().minimum_delay = 1
 
 
@@ -329,8 +330,9 @@ def test_a_policy_that_is_not_an_object_is_rejected(value):
 
 
 def test_the_constructor_validates_too():
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as raised:
         RetryPolicy(minimum_delay=-5)
+    assert raised.value.field == "_retry_policy.minimum_delay"
 
 
 # --- resolve_policy --------------------------------------------------------------
@@ -374,8 +376,9 @@ def test_resolve_policy_without_defaults_uses_the_built_in_ones():
 
 
 def test_resolve_policy_validates_the_policies_it_reads():
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as raised:
         resolve_policy({"minimum_delay": -1}, SUBSCRIPTION, DEFAULTS)
+    assert raised.value.field == "_retry_policy.minimum_delay"
 
 
 # --- classify_http_status -----------------------------------------------------------
@@ -420,7 +423,7 @@ def test_classify_http_status_follows_the_table(status, expected):
 
 @pytest.mark.parametrize("status", ["200", 200.0, None, True])
 def test_classify_http_status_rejects_non_integers(status):
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="status must be an int"):
         classify_http_status(status)
 
 
@@ -479,7 +482,7 @@ def test_parse_retry_after_with_a_zero_cap_always_gives_zero():
 
 
 def test_parse_retry_after_rejects_a_negative_cap():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cap_seconds must be >= 0"):
         parse_retry_after("120", NOW, -1)
 
 

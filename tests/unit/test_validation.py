@@ -7,6 +7,12 @@ import pytest
 from notifier import validation
 from notifier.conf import load_conf
 from notifier.errors import ValidationError
+from tests.support.resolver import FakeResolver
+
+# The host names these subscriptions use, as DNS answered them once.
+RESOLVER = FakeResolver(
+    {"example.com": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]}
+)
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +295,7 @@ def test_bad_queue_metadata_is_rejected_naming_the_field(conf, metadata, field):
 
 
 def test_a_subscription_gets_the_default_ttl_and_empty_options(conf):
-    assert validation.subscription({"subscriber": "http://example.com/"}, conf) == {
+    assert validation.subscription({"subscriber": "http://example.com/"}, conf, RESOLVER) == {
         "subscriber": "http://example.com/",
         "ttl": 3600,
         "options": {},
@@ -317,7 +323,7 @@ def test_a_subscription_gets_the_default_ttl_and_empty_options(conf):
     ],
 )
 def test_a_good_subscription_is_accepted(conf, document):
-    fields = validation.subscription(document, conf)
+    fields = validation.subscription(document, conf, RESOLVER)
     assert fields["subscriber"] == document["subscriber"]
     assert fields["options"] == document.get("options", {})
 
@@ -387,17 +393,18 @@ def test_a_good_subscription_is_accepted(conf, document):
     ],
 )
 def test_a_bad_subscription_is_rejected_naming_the_field(conf, document, field):
-    rejects(lambda: validation.subscription(document, conf), field)
+    rejects(lambda: validation.subscription(document, conf, RESOLVER), field)
 
 
 def test_a_scheme_left_out_of_subscriber_types_is_rejected(conf):
     conf.set_override("subscriber_types", ["https"], group="transport")
     try:
         rejects(
-            lambda: validation.subscription({"subscriber": "http://example.com/"}, conf),
+            lambda: validation.subscription({"subscriber": "http://example.com/"}, conf, RESOLVER),
             "subscriber",
         )
-        assert validation.subscription({"subscriber": "https://example.com/"}, conf)
+        fields = validation.subscription({"subscriber": "https://example.com/"}, conf, RESOLVER)
+        assert fields["subscriber"] == "https://example.com/"
     finally:
         conf.clear_override("subscriber_types", group="transport")
 
