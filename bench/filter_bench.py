@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notifier import filtering  # noqa: E402
+from notifier.core import filtering  # noqa: E402
 
 TARGET_PER_SECOND = 200_000
 EVENTS = [

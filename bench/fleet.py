@@ -22,7 +22,7 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from notifier.redis_server import RedisServer, free_port  # noqa: E402
+from notifier.cli.redis_server import RedisServer, free_port  # noqa: E402
 
 BROKER_QUEUES = ("notifier.fanout", "notifier.deliver")
 

@@ -767,7 +767,7 @@ class Bench:
         self.fleet.start_workers()
 
     def backlog(self):
-        from notifier.storage import Storage
+        from notifier.store.storage import Storage
 
         total = self.p["backlog"]
         count, subs = (200, 5) if not self.args.quick else (10, 5)

@@ -1,4 +1,4 @@
-"""Draw docs/retry-backoff.svg: the four backoff curves of notifier.retry.
+"""Draw docs/retry-backoff.svg: the four backoff curves of notifier.core.retry.
 
 Usage: python scripts/plot_backoff.py [OUTPUT]   (default docs/retry-backoff.svg)
 
@@ -13,7 +13,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notifier.retry import BACKOFF_FUNCTIONS, backoff_delays  # noqa: E402
+from notifier.core.retry import BACKOFF_FUNCTIONS, backoff_delays  # noqa: E402
 
 MINIMUM, MAXIMUM, COUNT = 5, 260, 10
 WIDTH, HEIGHT = 640, 420

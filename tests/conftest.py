@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from notifier import conf as conf_module
-from notifier.redis_server import RedisServer
-from notifier.storage import Storage
+from notifier.cli.redis_server import RedisServer
+from notifier.store.storage import Storage
 from tests.support.receiver import Receiver
 
 pytest_plugins = ["tests.support.ci_plugin"]

@@ -208,7 +208,7 @@ def add_heartbeat(app, path, interval_seconds=5.0):
     """Touch ``path`` from the worker's own timer while its event loop runs."""
     from celery import bootsteps
 
-    from notifier.heartbeat import Heartbeat
+    from notifier.observability.heartbeat import Heartbeat
 
     heartbeat = Heartbeat(path, interval_seconds=0)
 

@@ -8,8 +8,8 @@ import redis
 from celery import signals
 from celery.exceptions import Reject
 
-from notifier.service import DeliveryService
-from notifier.storage import Storage
+from notifier.delivery.service import DeliveryService
+from notifier.store.storage import Storage
 from workers.app import (
     DELIVER_TASK,
     FANOUT_TASK,

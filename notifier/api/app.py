@@ -4,14 +4,14 @@ import logging
 
 import falcon
 
-from notifier import confirm_drivers, confirmation
-from notifier.api import confirm, openapi, queues, subscriptions, system, topics
+from notifier.api import confirm, confirm_drivers, openapi, queues, subscriptions, system, topics
 from notifier.api import errors as api_errors
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
 from notifier.conf import broker_url
-from notifier.ingest import MessageWriter
-from notifier.service import DeliveryService
+from notifier.core import confirmation
+from notifier.delivery.ingest import MessageWriter
+from notifier.delivery.service import DeliveryService
 from workers.app import DELIVER_QUEUE, FANOUT_QUEUE
 
 LOG = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def create_app(conf, storage=None, dispatcher=None):
             confirmation.base_url(conf),
         )
     if storage is None:
-        from notifier.storage import Storage
+        from notifier.store.storage import Storage
 
         storage = Storage.from_conf(conf)
     if dispatcher is None:

@@ -1,9 +1,9 @@
 """Request helpers shared by the resources: body reading, scoping, paging."""
 
-from notifier import validation
+from notifier.core import validation
 from notifier.errors import ValidationError
 from notifier.sinks import RequestContext
-from notifier.storage import Source
+from notifier.store.storage import Source
 
 
 def read_json(req, limit):

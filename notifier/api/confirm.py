@@ -25,12 +25,13 @@ from pathlib import Path
 
 import falcon
 
-from notifier import confirmation, emails, errors, resources, signing, validation
+from notifier import errors, resources
 from notifier.api import common
 from notifier.api.queues import ProjectScope
 from notifier.api.signed import is_signed
+from notifier.core import confirmation, emails, signing, validation
 from notifier.sinks import scheme_of, sink_class
-from notifier.storage import Source
+from notifier.store.storage import Source
 
 LOG = logging.getLogger(__name__)
 

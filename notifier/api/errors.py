@@ -49,7 +49,7 @@ def _notifier_error(req, resp, exc, params):
 
 
 def _backend_down(req, resp, exc, params):
-    from notifier.metrics import REDIS_ERRORS
+    from notifier.observability.metrics import REDIS_ERRORS
 
     REDIS_ERRORS.labels("api").inc()
     LOG.warning("backend unavailable during %s %s: %s", req.method, req.path, type(exc).__name__)

@@ -10,7 +10,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from notifier.metrics import SharedStateCollector
+from notifier.observability.metrics import SharedStateCollector
 
 
 class Metrics:

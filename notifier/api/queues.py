@@ -10,8 +10,8 @@ import time
 
 import falcon
 
-from notifier import validation
 from notifier.api import common
+from notifier.core import validation
 from notifier.errors import NotFoundError, ValidationError
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"

@@ -23,9 +23,9 @@ import json
 import logging
 import re
 
-from notifier import signing
 from notifier.api.errors import error_body
-from notifier.confirmation import PAGE_PATH
+from notifier.core import signing
+from notifier.core.confirmation import PAGE_PATH
 from notifier.errors import AuthError
 
 LOG = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import time
 
 import falcon
 
-from notifier import confirmation, errors, sinks, validation
+from notifier import errors, sinks
 from notifier.api import common
 from notifier.api.confirm import (
     check_confirmable,
@@ -20,6 +20,7 @@ from notifier.api.confirm import (
     send_confirmation,
 )
 from notifier.api.queues import ProjectScope, without_replies
+from notifier.core import confirmation, validation
 
 HIDDEN = "<hidden>"
 

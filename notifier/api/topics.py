@@ -4,13 +4,14 @@ A topic lives in its owner's project. Another project addresses it by
 sending ``X-Topic-Owner: <owner project id>`` with its own ``X-Project-ID``;
 without the header the requester's project is the owner. Only the owner
 reads and changes the topic itself; who may publish and subscribe is the
-topic's metadata (``notifier.topics``).
+topic's metadata (``notifier.core.topics``).
 """
 
-from notifier import errors, sinks, topics, validation
+from notifier import errors, sinks
 from notifier.api import common
 from notifier.api.queues import ProjectScope, SourceItem, without_replies
-from notifier.storage import Source
+from notifier.core import topics, validation
+from notifier.store.storage import Source
 
 OWNER_HEADER = "X-Topic-Owner"
 

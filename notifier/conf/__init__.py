@@ -435,6 +435,6 @@ def _netloc(host, port):
 
 def retry_defaults(conf):
     """Return the RetryPolicy used where neither queue nor subscription sets one."""
-    from notifier.retry import RetryPolicy
+    from notifier.core.retry import RetryPolicy
 
     return RetryPolicy(**{opt.dest: conf.retry[opt.dest] for opt in RETRY_OPTS})

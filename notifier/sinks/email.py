@@ -31,7 +31,8 @@ import time
 
 import jinja2
 
-from notifier import emails, errors
+from notifier import errors
+from notifier.core import emails
 from notifier.sinks import DeliveryReport
 
 LOG = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """urllib3 pools that connect only to vetted addresses (SSRF defence).
 
 The host name is resolved once per connection, every address is checked
-against ``notifier.netpolicy``, and the socket is opened to a vetted address
+against ``notifier.core.netpolicy``, and the socket is opened to a vetted address
 itself, so a DNS answer that changes between check and connect (rebinding)
 cannot slip through. TLS still verifies the certificate against the host
 name, because urllib3 keeps using ``self.host`` for SNI and verification.
@@ -15,7 +15,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from notifier import netpolicy
+from notifier.core import netpolicy
 
 
 class ForbiddenAddressError(urllib3.exceptions.HTTPError):

@@ -1,7 +1,7 @@
 """Trust sink: trust+http(s) subscribers, served as the subscribing user.
 
 At creation (Keystone auth only) the user's request creates a Keystone trust
-to notifier's trustee (``notifier.keystone``); its id is stored as the URI's
+to notifier's trustee (``notifier.sinks.keystone``); its id is stored as the URI's
 user info, ``trust+https://<trust_id>@host/path``, which the API never shows.
 At delivery a trust-scoped token (cached) acts as the user:
 
@@ -26,8 +26,9 @@ import weakref
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from notifier import errors, signing
-from notifier.retry import classify_http_status
+from notifier import errors
+from notifier.core import signing
+from notifier.core.retry import classify_http_status
 from notifier.sinks import DeliveryReport
 from notifier.sinks.webhook import (
     WebhookSink,
@@ -90,7 +91,7 @@ def keystone_for(conf):
     """Return this process's Keystone helper for ``conf``."""
     entry = _KEYSTONES.get(id(conf))
     if entry is None or entry[0]() is not conf:
-        from notifier.keystone import Keystone
+        from notifier.sinks.keystone import Keystone
 
         entry = _KEYSTONES[id(conf)] = (weakref.ref(conf), Keystone(conf))
     return entry[1]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.support.processes import Role, wait_http_ok, write_config
 
 

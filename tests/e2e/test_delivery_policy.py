@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from notifier.storage import Source, Storage
+from notifier.store.storage import Source, Storage
 from tests.e2e.test_pipeline import headers, post, subscribe
 from tests.support.processes import Role
 from tests.support.waiting import wait_until

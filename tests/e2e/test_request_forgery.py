@@ -7,7 +7,7 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from notifier.storage import Source, Storage
+from notifier.store.storage import Source, Storage
 from tests.e2e.test_pipeline import headers, post
 from tests.support.raw_receiver import RawReceiver
 from tests.support.waiting import wait_until

@@ -6,7 +6,7 @@ import pytest
 import redis
 import requests
 
-from notifier.storage import (
+from notifier.store.storage import (
     dead_letters_key,
     subscription_attempts_key,
     subscription_keys,

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.support.processes import Role, wait_http_ok, write_config
 
 SLOW = 12  # more connections than the worker has threads (8)

@@ -5,7 +5,7 @@
 import pytest
 import redis
 
-from notifier.redis_server import RedisServer
+from notifier.cli.redis_server import RedisServer
 from tests.support.faults import FaultFleet
 
 # The roles' settings that make faults observable within seconds: a killed

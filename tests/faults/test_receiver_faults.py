@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from notifier import errors, payloads
+from notifier import errors
+from notifier.cli.redis_server import free_port
 from notifier.conf import load_conf
-from notifier.redis_server import free_port
-from notifier.retry import RetryPolicy
+from notifier.core import payloads
+from notifier.core.retry import RetryPolicy
 from notifier.sinks import Notification
 from notifier.sinks.webhook import WebhookSink
 from tests.support.faults import (

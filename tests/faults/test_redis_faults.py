@@ -13,7 +13,7 @@ import pytest
 import redis
 import requests
 
-from notifier.redis_server import RedisServer
+from notifier.cli.redis_server import RedisServer
 from tests.faults.conftest import CONCURRENCY, FAULT_CONF, PREFETCH
 from tests.support.faults import (
     Api,

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # real processes, several seconds each
 # Breakers out of the way: this is about schedulers, so every failure must be
 # an attempt that follows the policy, not a deferral.
 CONF = FAULT_CONF + "breaker_failure_threshold = 1000\n"
-LEASE_SECONDS = 30  # notifier.storage.Storage.lease_due_retries' default
+LEASE_SECONDS = 30  # notifier.store.storage.Storage.lease_due_retries' default
 
 
 def policy(delay, retries):

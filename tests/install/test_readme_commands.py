@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.install.conftest import ROOT, clean_env, run
 from tests.support.dev import DevProcess, none_alive
 from tests.support.waiting import wait_until

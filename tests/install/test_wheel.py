@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.install.conftest import ROOT, clean_env, run
 from tests.support.dev import DevProcess, none_alive
 from tests.support.smtp import SMTPServer

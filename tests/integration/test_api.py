@@ -19,8 +19,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from notifier.api.app import create_app
-from notifier.redis_server import free_port
-from notifier.storage import PREFIX, Source, Storage
+from notifier.cli.redis_server import free_port
+from notifier.store.storage import PREFIX, Source, Storage
 from tests.support.expiry import assert_lives
 from workers.app import FANOUT_QUEUE, FANOUT_TASK, CeleryDispatcher, PreparedTask, create_celery
 

@@ -19,7 +19,7 @@ import pytest
 from falcon import testing
 
 from notifier.api.app import create_app
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.support.processes import Role, wait_http_ok, write_config
 from workers.app import CeleryDispatcher, create_celery
 

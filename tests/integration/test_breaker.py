@@ -5,7 +5,7 @@ then the concurrency cap)."""
 
 import pytest
 
-from notifier.endpoint_state import EndpointState
+from notifier.store.endpoint_state import EndpointState
 
 ENDPOINT = "p1:http://hooks.example:80"
 THRESHOLD, BASE, MAX = 5, 30, 900

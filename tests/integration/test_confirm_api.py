@@ -12,16 +12,17 @@ import uuid
 import pytest
 from falcon import testing
 
-from notifier import confirm_drivers, signing
+from notifier.api import confirm_drivers
 from notifier.api.app import create_app
-from notifier.confirmation import (
+from notifier.core import signing
+from notifier.core.confirmation import (
     NONCE_FIELD,
     ConfirmationConfigError,
     confirmation_payload,
     headers_of,
 )
-from notifier.service import DeliveryService
-from notifier.storage import Source
+from notifier.delivery.service import DeliveryService
+from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 
 KEY = "integration-signing-key"

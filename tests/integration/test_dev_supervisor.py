@@ -15,7 +15,7 @@ import psutil
 import pytest
 import requests
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.support.dev import DevProcess, none_alive
 from tests.support.waiting import wait_until
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from notifier import conf as conf_module
-from notifier import errors, payloads
+from notifier import errors
+from notifier.core import payloads
 from notifier.sinks import Notification
 from notifier.sinks.email import EmailSink
 from tests.support.smtp import SMTPServer, make_self_signed_cert

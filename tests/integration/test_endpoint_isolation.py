@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from notifier.endpoint_state import EndpointState
-from notifier.service import DeliveryService
-from notifier.storage import Source
+from notifier.delivery.service import DeliveryService
+from notifier.store.endpoint_state import EndpointState
+from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 from tests.support.receiver import Receiver
 

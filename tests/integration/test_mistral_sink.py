@@ -24,12 +24,13 @@ import pytest
 import requests
 from falcon import testing
 
-from notifier import errors, payloads, validation
+from notifier import errors
 from notifier.api import errors as api_errors
 from notifier.api.app import add_routes, create_app
-from notifier.keystone import TokenCache, TrustToken
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
+from notifier.core import payloads, validation
 from notifier.sinks import Notification, RequestContext
+from notifier.sinks.keystone import TokenCache, TrustToken
 from notifier.sinks.trust import (
     TrustSink,
     keystone_for,
@@ -37,7 +38,7 @@ from notifier.sinks.trust import (
     public_form,
     split_subscriber,
 )
-from notifier.storage import Source
+from notifier.store.storage import Source
 from tests.support.keystone_server import PASSWORDS, KeystoneServer
 from tests.support.mistral_standin import MistralStandIn
 from tests.support.processes import Role, write_config

@@ -9,7 +9,7 @@ import re
 import pytest
 import requests
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.support.processes import Role, wait_http_ok, write_config
 from tests.support.waiting import wait_until
 

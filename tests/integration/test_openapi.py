@@ -29,10 +29,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from notifier import signing
 from notifier.api import openapi
 from notifier.api.app import create_app
-from notifier.service import DeliveryService
+from notifier.core import signing
+from notifier.delivery.service import DeliveryService
 from tests.support.dispatch import MemoryDispatcher
 from workers.app import CeleryDispatcher, create_celery
 

@@ -10,10 +10,10 @@ import pytest
 
 from notifier.api.app import create_app
 from notifier.cli import main as cli_main
-from notifier.heartbeat import Heartbeat, is_fresh
-from notifier.logs import JsonFormatter
-from notifier.service import DeliveryService
-from notifier.storage import Source
+from notifier.delivery.service import DeliveryService
+from notifier.observability.heartbeat import Heartbeat, is_fresh
+from notifier.observability.logs import JsonFormatter
+from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 
 
@@ -39,7 +39,7 @@ def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storag
 
 def test_json_logs_carry_ids_as_fields():
     record = logging.LogRecord(
-        "notifier.service", logging.INFO, __file__, 1, "delivery %s", ("failed",), None
+        "notifier.delivery.service", logging.INFO, __file__, 1, "delivery %s", ("failed",), None
     )
     record.message_id, record.subscription_id = "m1", "s1"
     document = json.loads(JsonFormatter().format(record))

@@ -5,8 +5,8 @@ nothing of a subscription outlives it. Times are injected (``now``)."""
 import pytest
 
 from notifier import errors
-from notifier.endpoint_state import EndpointState
-from notifier.storage import (
+from notifier.store.endpoint_state import EndpointState
+from notifier.store.storage import (
     Limits,
     Source,
     Storage,

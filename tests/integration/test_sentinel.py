@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from notifier import conf as conf_module
-from notifier.redis_server import RedisServer, free_port
-from notifier.storage import Source, Storage
+from notifier.cli.redis_server import RedisServer, free_port
+from notifier.store.storage import Source, Storage
 from tests.support.sentinel import MASTER_NAME, RedisSentinel
 from tests.support.waiting import wait_until
 from workers.app import DELIVER_QUEUE, DELIVER_TASK, CeleryDispatcher, create_celery

@@ -3,7 +3,7 @@ steady load (the memory benchmark shows the curve)."""
 
 import time
 
-from notifier.storage import PREFIX, Source, done_horizon_seconds
+from notifier.store.storage import PREFIX, Source, done_horizon_seconds
 from tests.support.expiry import assert_lives
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from notifier.service import DeliveryService
-from notifier.storage import Source
+from notifier.delivery.service import DeliveryService
+from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 from tests.support.receiver import Receiver
 

@@ -12,8 +12,8 @@ import pytest
 from falcon import testing
 
 from notifier.api.app import create_app
-from notifier.service import DeliveryService
-from notifier.storage import PREFIX
+from notifier.delivery.service import DeliveryService
+from notifier.store.storage import PREFIX
 from tests.integration.test_api import assert_error
 from tests.support.dispatch import MemoryDispatcher
 

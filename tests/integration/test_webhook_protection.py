@@ -8,10 +8,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from notifier import errors
-from notifier.service import DeliveryService
+from notifier.delivery.service import DeliveryService
 from notifier.sinks import Notification, SinkRegistry
 from notifier.sinks.webhook import WebhookSink, rotate_secret
-from notifier.storage import Source
+from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

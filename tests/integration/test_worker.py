@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 
-from notifier.storage import Source
+from notifier.store.storage import Source
 from tests.support.processes import Role, write_config
 from tests.support.waiting import wait_until
 from workers.app import CeleryDispatcher, create_celery
@@ -165,7 +165,7 @@ def test_concurrent_posts_share_transactions_and_every_message_is_delivered_once
     one fan-out task each, through real Redis and a real worker."""
     import threading
 
-    from notifier.ingest import MessageWriter
+    from notifier.delivery.ingest import MessageWriter
 
     writer = MessageWriter(
         storage, CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)

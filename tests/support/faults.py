@@ -22,7 +22,7 @@ from http.server import ThreadingHTTPServer
 
 import requests
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 from tests.support.processes import ROOT, Role, wait_http_ok, write_config
 from tests.support.receiver import Received, Receiver
 from tests.support.waiting import wait_until
@@ -175,7 +175,7 @@ def receiver_on_port(port):
 # these windows rarely; this hits them every time.
 DYING_SCHEDULER = r"""
 import os, signal, sys
-from notifier import storage
+from notifier.store import storage
 from workers import app
 
 point, config = sys.argv[1], sys.argv[2]

@@ -26,7 +26,7 @@ import time
 import requests
 from cryptography.fernet import Fernet
 
-from notifier.redis_server import free_port, stop_process
+from notifier.cli.redis_server import free_port, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_PASSWORD = "admin-secret"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from notifier.redis_server import find_redis_server, free_port, stop_process
+from notifier.cli.redis_server import find_redis_server, free_port, stop_process
 from tests.support.waiting import wait_until
 
 MASTER_NAME = "mymaster"

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from notifier.redis_server import free_port
+from notifier.cli.redis_server import free_port
 
 REPLIES = {
     250: "250 2.0.0 Ok: queued",

@@ -1,4 +1,4 @@
-"""Confirmation payloads and links (notifier.confirmation) and drivers."""
+"""Confirmation payloads and links (notifier.core.confirmation) and drivers."""
 
 import datetime
 import hashlib
@@ -8,7 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from notifier import confirm_drivers, confirmation, signing
+from notifier.api import confirm_drivers
+from notifier.core import confirmation, signing
 from notifier.errors import AuthError, ForbiddenError, ValidationError
 
 KEY = "confirmation-key"

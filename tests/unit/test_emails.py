@@ -6,7 +6,7 @@ import email.policy
 import jinja2
 import pytest
 
-from notifier import emails
+from notifier.core import emails
 from notifier.errors import ValidationError
 
 SUBSCRIPTION = {"id": "s1", "source": ["proj", "queues", "orders"]}

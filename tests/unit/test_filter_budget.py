@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifier import filtering
-from notifier.filter_operators import BUILDERS, TRUE, Ranges, numeric_bounds, scalar
-from notifier.matching import match_within, matching_pairs
+from notifier.core import filtering
+from notifier.core.filter_operators import BUILDERS, TRUE, Ranges, numeric_bounds, scalar
+from notifier.core.matching import match_within, matching_pairs
 
 BODY = "MessageBody"
 

@@ -1,4 +1,4 @@
-"""Tables and properties for notifier.filtering (tags and SNS filter policies)."""
+"""Tables and properties for notifier.core.filtering (tags and SNS filter policies)."""
 
 import ipaddress
 import json
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from notifier import filtering
+from notifier.core import filtering
 from notifier.errors import ValidationError
 
 ATTR, BODY = "MessageAttributes", "MessageBody"

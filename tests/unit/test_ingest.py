@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from notifier.ingest import MessageWriter
-from notifier.storage import Source
+from notifier.delivery.ingest import MessageWriter
+from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
 
 QUEUE = Source("p", "queues", "q")

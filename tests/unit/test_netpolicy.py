@@ -4,8 +4,9 @@ import ipaddress
 
 import pytest
 
-from notifier import errors, netpolicy, validation
+from notifier import errors
 from notifier.conf import load_conf
+from notifier.core import netpolicy, validation
 from tests.support.resolver import FakeResolver
 
 RESOLVER = FakeResolver(

@@ -4,8 +4,8 @@ import socket
 
 import pytest
 
-from notifier import validation
 from notifier.conf import load_conf
+from notifier.core import validation
 from tests.unit.conftest import NameResolutionInUnitTest
 
 

@@ -1,10 +1,10 @@
-"""Unit tests of notifier.payloads: what a webhook receives, byte for byte."""
+"""Unit tests of notifier.core.payloads: what a webhook receives, byte for byte."""
 
 import json
 
 import pytest
 
-from notifier.payloads import (
+from notifier.core.payloads import (
     delivery_id,
     isoformat,
     notification_payload,

@@ -1,4 +1,4 @@
-"""Unit tests of notifier.retry: schedules, validation, precedence, classification."""
+"""Unit tests of notifier.core.retry: schedules, validation, precedence, classification."""
 
 import calendar
 import dataclasses
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.errors import ValidationError
-from notifier.retry import (
+from notifier.core.retry import (
     BACKOFF_FUNCTIONS,
     MAX_DELAY_SECONDS,
     MAX_RETRIES_PER_PHASE,
@@ -20,6 +19,7 @@ from notifier.retry import (
     parse_retry_after,
     resolve_policy,
 )
+from notifier.errors import ValidationError
 
 DEFAULT_BACKOFF = {
     "linear": [5.0, 7.778, 10.556, 13.333, 16.111, 18.889, 21.667, 24.444, 27.222, 30.0],

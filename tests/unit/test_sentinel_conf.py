@@ -12,7 +12,7 @@ from notifier.conf import (
     sentinel_addresses,
     sentinel_broker_url,
 )
-from notifier.redis_client import redis_client
+from notifier.store.redis_client import redis_client
 
 
 @pytest.fixture

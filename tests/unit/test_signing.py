@@ -1,4 +1,4 @@
-"""Tests for notifier.signing: Zaqar pre-signed URLs and Standard Webhooks."""
+"""Tests for notifier.core.signing: Zaqar pre-signed URLs and Standard Webhooks."""
 
 import base64
 import datetime
@@ -10,7 +10,7 @@ import time
 import pytest
 from standardwebhooks import webhooks  # the library receivers use
 
-from notifier import signing
+from notifier.core import signing
 from notifier.errors import AuthError, ValidationError
 
 UTC = datetime.UTC

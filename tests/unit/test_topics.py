@@ -1,9 +1,9 @@
-"""Unit tests of notifier.topics: who may publish and subscribe, and metadata checks."""
+"""Unit tests of notifier.core.topics: who may publish and subscribe, and metadata checks."""
 
 import pytest
 
-from notifier import topics
 from notifier.conf import load_conf
+from notifier.core import topics
 from notifier.errors import ValidationError
 from notifier.sinks import RequestContext
 

@@ -1,11 +1,11 @@
-"""Unit tests of notifier.validation: every rejection names its field."""
+"""Unit tests of notifier.core.validation: every rejection names its field."""
 
 import json
 
 import pytest
 
-from notifier import validation
 from notifier.conf import load_conf
+from notifier.core import validation
 from notifier.errors import ValidationError
 from tests.support.resolver import FakeResolver
 

@@ -10,7 +10,7 @@ fewer round trips and fewer, larger fan-out tasks for the workers.
 
 import threading
 
-from notifier.storage import new_id
+from notifier.store.storage import new_id
 
 
 class _Post:

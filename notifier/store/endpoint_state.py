@@ -38,7 +38,7 @@ has its full concurrency cap again.
 
 import json
 
-from notifier.storage import _key, dumps
+from notifier.store.storage import _key, dumps
 
 #: Held deliveries refer to messages, which live at most [transport]
 #: max_message_ttl (14 days by default): held ones are kept that long after the

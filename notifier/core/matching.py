@@ -1,6 +1,6 @@
 """Decide which subscriptions receive a message: pure, no I/O."""
 
-from notifier import filtering
+from notifier.core import filtering
 
 
 def accepts_everything(tags, prepared):

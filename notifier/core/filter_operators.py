@@ -2,7 +2,7 @@
 
 Each builder in :data:`BUILDERS` validates an operator's arguments (raising
 :class:`PolicyError` with AWS's messages) and returns a predicate on one
-flattened message value; :mod:`notifier.filtering` compiles policies from
+flattened message value; :mod:`notifier.core.filtering` compiles policies from
 them. Pure: stdlib only, no I/O.
 """
 

@@ -48,12 +48,12 @@ import importlib
 from importlib import metadata
 
 from notifier import errors
-from notifier.confirmation import ConfirmationConfigError
+from notifier.core.confirmation import ConfirmationConfigError
 
 GROUP = "notifier.confirmation_drivers"
 BUILTIN_DRIVERS = {
-    "noop": "notifier.confirm_drivers:NoopDriver",
-    "mac": "notifier.confirm_drivers:MacDriver",
+    "noop": "notifier.api.confirm_drivers:NoopDriver",
+    "mac": "notifier.api.confirm_drivers:MacDriver",
 }
 MAC_FIELD = "message_authentication_code"
 

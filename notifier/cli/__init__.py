@@ -66,7 +66,7 @@ def run_healthcheck(conf, target):
                 return 0 if response.status == 200 else 1
         except OSError:
             return 1
-    from notifier.heartbeat import is_fresh
+    from notifier.observability.heartbeat import is_fresh
 
     path = conf.worker.heartbeat_file
     if target == "scheduler":
@@ -190,9 +190,9 @@ def quiet_task_logs():
 
 
 def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
-    from notifier.heartbeat import Heartbeat
-    from notifier.service import DeliveryService
-    from notifier.storage import Storage
+    from notifier.delivery.service import DeliveryService
+    from notifier.observability.heartbeat import Heartbeat
+    from notifier.store.storage import Storage
     from workers.app import DELIVER_QUEUE, FANOUT_QUEUE, CeleryDispatcher, create_celery
 
     stop_event = stop_event or threading.Event()
@@ -212,7 +212,7 @@ def run_scheduler(conf, stop_event=None, poll_seconds=0.1):
                     conf.worker.reconcile_after_seconds, [FANOUT_QUEUE, DELIVER_QUEUE]
                 )
         except Exception:  # Redis restarting: keep going, say so
-            from notifier.metrics import REDIS_ERRORS
+            from notifier.observability.metrics import REDIS_ERRORS
 
             REDIS_ERRORS.labels("scheduler").inc()
             LOG.exception("moving due retries failed; retrying in 1 s")
@@ -229,8 +229,8 @@ DEV_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
 def run_dev(args, conf):
     """Start a private Redis and every role as child processes; return the exit status."""
-    from notifier import supervisor
-    from notifier.redis_server import RedisServer
+    from notifier.cli import supervisor
+    from notifier.cli.redis_server import RedisServer
 
     with (
         RedisServer(appendfsync=conf.dev_redis_appendfsync) as server,
@@ -330,7 +330,8 @@ def _alive(pid):
 
 def check_startup(conf):
     """Exit with a clear message if the configuration cannot work."""
-    from notifier import confirm_drivers, confirmation
+    from notifier.api import confirm_drivers
+    from notifier.core import confirmation
 
     try:
         confirmation.check_conf(conf)
@@ -343,7 +344,7 @@ def check_startup(conf):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     conf = load(args)
-    from notifier.logs import setup_logging
+    from notifier.observability.logs import setup_logging
 
     setup_logging(json_logs=conf.metrics.json_logs)
     logging.getLogger("notifier").setLevel(logging.INFO)

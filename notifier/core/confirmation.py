@@ -31,7 +31,7 @@ import hmac
 import re
 from urllib.parse import urlencode, urlsplit
 
-from notifier import signing
+from notifier.core import signing
 
 SUBSCRIPTION = "SubscriptionConfirmation"
 UNSUBSCRIBE = "UnsubscribeConfirmation"

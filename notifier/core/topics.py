@@ -17,7 +17,7 @@ both lists of a pair are set, a project *or* a user match is enough.
 
 import json
 
-from notifier import validation
+from notifier.core import validation
 from notifier.errors import ValidationError
 
 SENDING_PROJECTS = "_allowed_sending_projects"

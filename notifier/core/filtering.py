@@ -9,7 +9,7 @@ sets for exact values, one predicate per operator family); a message is
 flattened once into a :class:`PreparedMessage` and checked against many
 matchers. In a flattened message strings stay ``str``, numbers become
 ``float`` and JSON true/false/null become ``TRUE``/``FALSE``/``NULL``
-(:mod:`notifier.filter_operators`, with the operators themselves), so that
+(:mod:`notifier.core.filter_operators`, with the operators themselves), so that
 ``True != 1`` and ``"5" != 5`` as in SNS. Pure: stdlib only, no I/O.
 """
 
@@ -17,8 +17,15 @@ import functools
 import json
 import math
 
+from notifier.core.filter_operators import (
+    BUILDERS,
+    PolicyError,
+    fail,
+    is_number,
+    numeric_bounds,
+    scalar,
+)
 from notifier.errors import ValidationError
-from notifier.filter_operators import BUILDERS, PolicyError, fail, is_number, numeric_bounds, scalar
 
 ATTRIBUTES, BODY = "MessageAttributes", "MessageBody"
 SCOPES = (ATTRIBUTES, BODY)

@@ -5,8 +5,8 @@ import re
 import uuid
 
 from notifier.conf import retry_defaults
+from notifier.core.retry import RetryPolicy
 from notifier.errors import ValidationError
-from notifier.retry import RetryPolicy
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 PROJECT_RE = re.compile(r"^[!-9;-~]{1,256}\Z")  # printable ASCII except ':'
@@ -166,7 +166,7 @@ def message(value, index, conf, default_ttl):
     ttl = integer(value.get("ttl", default_ttl), f"{field}.ttl", 60, conf.transport.max_message_ttl)
     result = {"body": value["body"], "ttl": ttl}
     if "filter_policies" in value:
-        from notifier import filtering
+        from notifier.core import filtering
 
         filtering.validate_tags(value["filter_policies"], f"{field}.filter_policies")
         result["filter_policies"] = value["filter_policies"]
@@ -239,7 +239,8 @@ def subscription(document, conf, resolver=None):
 
     ``resolver`` (``socket.getaddrinfo``'s signature) resolves webhook host
     names; None: the sink's own (the system resolver)."""
-    from notifier import filtering, sinks
+    from notifier import sinks
+    from notifier.core import filtering
 
     obj(document, "body")
     _no_unknown(document, SUBSCRIPTION_FIELDS)

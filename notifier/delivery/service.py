@@ -11,13 +11,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from notifier import confirmation, errors, metrics, payloads
+from notifier import errors
 from notifier.conf import retry_defaults as configured_retry_defaults
-from notifier.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_key
-from notifier.matching import match_within
-from notifier.retry import resolve_policy
+from notifier.core import confirmation, payloads
+from notifier.core.matching import match_within
+from notifier.core.retry import resolve_policy
+from notifier.delivery.guard import FAIL_FAST_ERRORS, EndpointGuard, endpoint_key
+from notifier.observability import metrics
 from notifier.sinks import Notification, SinkRegistry
-from notifier.storage import Source, redacted_attempt
+from notifier.store.storage import Source, redacted_attempt
 
 LOG = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ an endpoint failing for ``disable_after_failing_seconds``, or answering
 the subscription is enabled again.
 """
 
-from notifier import metrics, netpolicy
-from notifier.endpoint_state import EndpointState
+from notifier.core import netpolicy
+from notifier.observability import metrics
+from notifier.store.endpoint_state import EndpointState
 
 FAIL_FAST_ERRORS = ("timeout", "connection")
 

@@ -61,7 +61,7 @@ from redis.exceptions import WatchError
 from redis.retry import Retry
 
 from notifier import errors
-from notifier.redis_client import redis_client
+from notifier.store.redis_client import redis_client
 
 PREFIX = "notifier:"
 #: Ids of control messages (confirmation requests) start with this; they are
@@ -121,7 +121,7 @@ def project_buckets_key(project):
 def subscription_keys(subscription_id):
     """Every key that belongs to one subscription alone, its record first:
     what deleting the subscription deletes."""
-    from notifier import endpoint_state  # held deliveries, rate-limit state
+    from notifier.store import endpoint_state  # held deliveries, rate-limit state
 
     return [
         _key("sub", subscription_id),

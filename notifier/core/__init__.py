@@ -1,0 +1,1 @@
+"""The pure core: plain functions and value types, no I/O."""

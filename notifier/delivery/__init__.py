@@ -1,0 +1,1 @@
+"""Fan-out, batch delivery, admission, outcomes, scheduling and ingest."""
