@@ -13,6 +13,8 @@ def read_json(req, limit):
     stream = req.stream if req.content_length is None and is_chunked(req) else req.bounded_stream
     try:
         raw = stream.read(limit + 1)  # the server decodes chunks
+    except TimeoutError:
+        raise  # a body too slow to arrive: 408 (api.errors.RequestTimeout)
     except Exception as exc:  # noqa: BLE001 - whatever the server raises for it
         # A malformed chunked body (a bad chunk size, a missing CRLF) or a
         # client gone mid-body: the request's fault, never a 500 or a 503.
