@@ -77,7 +77,7 @@ OPTS = [
 def broker_url(conf: Any) -> str:
     """Return the Celery broker URL: ``broker_url`` or else ``redis_url``,
     through the sentinels when ``sentinel_hosts`` is set."""
-    url = conf.broker_url or conf.redis_url
+    url: str = conf.broker_url or conf.redis_url
     if not conf.sentinel_hosts:
         return url
     return sentinel_broker_url(url, sentinel_addresses(conf.sentinel_hosts))
@@ -94,7 +94,8 @@ def sentinel_master(conf: Any) -> str:
     """Return the name of the Sentinel-managed master, or raise ValueError."""
     if not conf.sentinel_master:
         raise ValueError("sentinel_hosts is set but sentinel_master is not")
-    return conf.sentinel_master
+    master: str = conf.sentinel_master
+    return master
 
 
 def sentinel_kwargs(conf: Any) -> dict[str, Any]:
