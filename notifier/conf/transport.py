@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from notifier.core import schemes
+
 GROUP = "transport"
 
 OPTS = [
@@ -48,7 +50,7 @@ OPTS = [
     cfg.IntOpt("max_page_size", default=20, min=1, help="Most items a list request returns."),
     cfg.ListOpt(
         "subscriber_types",
-        default=["http", "https", "mailto", "trust+http", "trust+https"],
+        default=list(schemes.NAMES),
         help="Subscriber URI schemes accepted at subscription creation.",
     ),
 ]

@@ -31,14 +31,13 @@ import hmac
 import re
 from urllib.parse import urlencode, urlsplit
 
-from notifier.core import signing
+from notifier.core import schemes, signing
 
 SUBSCRIPTION = "SubscriptionConfirmation"
 UNSUBSCRIBE = "UnsubscribeConfirmation"
-#: Schemes whose subscribers confirm. Another sink opts in or out with a
-#: class attribute ``requires_confirmation``; trust+ subscribers are the
-#: creator's own workflows, authorised by their Keystone trust.
-CONFIRMING_SCHEMES = frozenset({"http", "https", "mailto"})
+#: Schemes whose subscribers confirm (the scheme table's ``confirms``).
+#: Another sink opts in or out with a class attribute ``requires_confirmation``.
+CONFIRMING_SCHEMES = frozenset(name for name in schemes.NAMES if schemes.confirms(name))
 PAGE_PATH = "/v2/confirmation"
 SUBSCRIBE_BODY = {"confirmed": True}
 UNSUBSCRIBE_BODY = {"confirmed": False}
@@ -65,7 +64,7 @@ def check_conf(conf):
 
 def requires_confirmation(scheme, sink_class=None):
     """Return whether subscribers of ``scheme`` must confirm (when required)."""
-    default = scheme in CONFIRMING_SCHEMES
+    default = schemes.confirms(scheme)
     return bool(getattr(sink_class, "requires_confirmation", default))
 
 
@@ -120,7 +119,7 @@ def rate_subject(project, subscriber):
     if rest.startswith("//"):
         authority = re.split(r"[/?]", rest[2:], maxsplit=1)[0]
         rest = "//" + authority.rsplit("@", 1)[-1].lower()
-    elif scheme.lower() == "mailto":
+    elif schemes.kind(scheme) == "email":
         rest = rest.split("?", 1)[0].lower()
     return f"{project}\n{scheme.lower()}:{rest}"
 

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from notifier.core.schemes import TRUST_PREFIX
+
 # Wrapping forms whose inner IPv4 address could be anything: refuse them all,
 # as Svix does, rather than trust the translator on the other side.
 ALWAYS_REFUSED = (
@@ -144,7 +146,7 @@ def parse_http_url(url, trust=False):
     except (LocationParseError, ValueError) as exc:
         raise ValueError(f"the URL does not parse: {exc}") from None
     scheme = (connects.scheme or "").lower()
-    plain = scheme.removeprefix("trust+") if trust else scheme
+    plain = scheme.removeprefix(TRUST_PREFIX) if trust else scheme
     if plain not in DEFAULT_PORTS:
         raise ValueError(f"the scheme {scheme!r} is not http(s)")
     host = (connects.host or "").strip("[]").lower()

@@ -17,7 +17,7 @@ both lists of a pair are set, a project *or* a user match is enough.
 
 import json
 
-from notifier.core import validation
+from notifier.core import schemes, validation
 from notifier.errors import ValidationError
 
 SENDING_PROJECTS = "_allowed_sending_projects"
@@ -32,21 +32,14 @@ ID_LISTS = (SENDING_PROJECTS, SENDING_USERS, SUBSCRIBE_PROJECTS, SUBSCRIBE_USERS
 #: a misspelt permission cannot leave a topic open.
 RESERVED = (*ID_LISTS, SUBSCRIBE_PROTOCOLS, RETRY_POLICY, "_default_message_ttl")
 
-PROTOCOLS = ("email", "webhook", "trust")
-PROTOCOL_BY_SCHEME = {
-    "mailto": "email",
-    "http": "webhook",
-    "https": "webhook",
-    "trust+http": "trust",
-    "trust+https": "trust",
-}
+#: Subscribe protocols: the kinds of the scheme table.
+PROTOCOLS = schemes.KINDS
 MAX_IDS = 1000
 
 
 def protocol_of(subscriber):
     """Return the topic protocol of a subscriber URI, or None if it has none."""
-    scheme, sep, _ = subscriber.partition(":")
-    return PROTOCOL_BY_SCHEME.get(scheme.lower()) if sep else None
+    return schemes.kind_of(subscriber)
 
 
 def _listed(metadata, projects_key, users_key, context):

@@ -27,18 +27,17 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from notifier import errors
-from notifier.core import signing
+from notifier.core import schemes
 from notifier.core.retry import classify_http_status
 from notifier.sinks import DeliveryReport
 from notifier.sinks.webhook import (
     WebhookSink,
-    _check_header_map,
     check_destination,
-    check_throttle_policy,
+    check_webhook_options,
     http_target,
 )
 
-PREFIX = "trust+"
+PREFIX = schemes.TRUST_PREFIX
 _KEYSTONES: dict[
     int, tuple[Any, Any]
 ] = {}  # id(conf) -> (weak reference to conf, its Keystone), on first use
@@ -141,16 +140,7 @@ def _check_options(options):
             "options.params.env must be an object.", field="options.params.env"
         )
     # The webhook options, for trust+ URLs that are not Mistral's.
-    if "secret" in options:
-        signing.validate_webhook_secret(options["secret"], "options.secret")
-    if "throttle_policy" in options:
-        check_throttle_policy(options["throttle_policy"])
-    if not isinstance(options.get("post_data", ""), str):
-        raise errors.ValidationError(
-            "options.post_data must be a string.", field="options.post_data"
-        )
-    if "post_headers" in options:
-        _check_header_map(options["post_headers"], TrustSink.reserved_headers)
+    check_webhook_options(options, TrustSink.reserved_headers)
 
 
 class TokenRejected(Exception):

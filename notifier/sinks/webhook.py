@@ -82,12 +82,25 @@ def header_problem(headers, reserved=()):
     return None
 
 
-def _check_header_map(headers, reserved=()):
-    problem = header_problem(headers, reserved)
-    if problem:
+def check_webhook_options(options, reserved_headers=()):
+    """Check the options of an HTTP delivery (``secret``, ``throttle_policy``,
+    ``post_data``, ``post_headers``), as webhook and trust+ subscribers share
+    them; ``reserved_headers``: names (lower case) the sink sets itself."""
+    if "secret" in options:
+        signing.validate_webhook_secret(options["secret"], "options.secret")
+    if "throttle_policy" in options:
+        check_throttle_policy(options["throttle_policy"])
+    post_data = options.get("post_data")
+    if post_data is not None and not isinstance(post_data, str):
         raise errors.ValidationError(
-            f"options.post_headers is refused: {problem}.", field="options.post_headers"
+            "options.post_data must be a string.", field="options.post_data"
         )
+    if "post_headers" in options:
+        problem = header_problem(options["post_headers"], reserved_headers)
+        if problem:
+            raise errors.ValidationError(
+                f"options.post_headers is refused: {problem}.", field="options.post_headers"
+            )
 
 
 def http_target(url, trust=False, shown=None):
@@ -112,17 +125,7 @@ class WebhookSink:
     def validate(cls, subscriber, options, conf, resolver=None):
         target = http_target(subscriber)
         check_destination(target.host, target.port, conf, resolver)
-        if "secret" in options:
-            signing.validate_webhook_secret(options["secret"], "options.secret")
-        if "throttle_policy" in options:
-            check_throttle_policy(options["throttle_policy"])
-        post_data = options.get("post_data")
-        if post_data is not None and not isinstance(post_data, str):
-            raise errors.ValidationError(
-                "options.post_data must be a string.", field="options.post_data"
-            )
-        if "post_headers" in options:
-            _check_header_map(options["post_headers"])
+        check_webhook_options(options, cls.reserved_headers)
 
     @classmethod
     def prepare_subscription(cls, fields, context, conf):
