@@ -29,7 +29,7 @@ from notifier import errors, resources
 from notifier.api import common
 from notifier.api.queues import ProjectScope
 from notifier.api.signed import is_signed
-from notifier.core import confirmation, emails, signing, validation
+from notifier.core import confirmation, emails, schemes, signing, validation
 from notifier.sinks import scheme_of, sink_class
 from notifier.store.storage import Source
 
@@ -64,7 +64,7 @@ def needs_confirmation(conf, subscriber):
 def check_confirmable(subscriber, options):
     """Refuse what one confirmation cannot vouch for: an e-mail subscription
     with several recipients (each address must confirm for itself)."""
-    if scheme_of(subscriber) != "mailto":
+    if schemes.kind(scheme_of(subscriber)) != "email":
         return
     target = emails.email_target(subscriber, options or {})
     if len(set(target.to + target.cc + target.bcc)) > 1:

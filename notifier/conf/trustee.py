@@ -7,12 +7,14 @@ optional ``mistral`` extra: without it only notifier's own are listed, and
 trust+ subscribers are refused at creation.
 """
 
+from typing import Any
+
 from oslo_config import cfg
 
 GROUP = "trustee"
 
 
-def _keystoneauth_opts():
+def _keystoneauth_opts() -> list[Any]:
     try:
         from keystoneauth1 import loading
     except ImportError:

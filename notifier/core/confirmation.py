@@ -29,21 +29,24 @@ no longer confirms (``link_is_current``). Clients that PUT to
 import datetime
 import hmac
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from notifier.core import signing
+from notifier.core import schemes, signing
 
 SUBSCRIPTION = "SubscriptionConfirmation"
 UNSUBSCRIBE = "UnsubscribeConfirmation"
-#: Schemes whose subscribers confirm. Another sink opts in or out with a
-#: class attribute ``requires_confirmation``; trust+ subscribers are the
-#: creator's own workflows, authorised by their Keystone trust.
-CONFIRMING_SCHEMES = frozenset({"http", "https", "mailto"})
+#: Schemes whose subscribers confirm (the scheme table's ``confirms``).
+#: Another sink opts in or out with a class attribute ``requires_confirmation``.
+CONFIRMING_SCHEMES = frozenset(name for name in schemes.NAMES if schemes.confirms(name))
 PAGE_PATH = "/v2/confirmation"
 SUBSCRIBE_BODY = {"confirmed": True}
 UNSUBSCRIBE_BODY = {"confirmed": False}
 #: The subscription field holding the nonce of its one valid confirmation.
 NONCE_FIELD = "confirmation_nonce"
+#: (project, kind, name) of a queue or topic.
+Source = tuple[str, str, str]
 SIGNED_HEADER_NAMES = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths", "X-Project-ID")
 
 
@@ -51,7 +54,7 @@ class ConfirmationConfigError(ValueError):
     """The configuration cannot work: the service must not start."""
 
 
-def check_conf(conf):
+def check_conf(conf: Any) -> None:
     """Raise ConfirmationConfigError for settings that would fail silently."""
     if conf.notification.require_confirmation and not conf.signed_url.secret_key:
         raise ConfirmationConfigError(
@@ -63,40 +66,44 @@ def check_conf(conf):
         )
 
 
-def requires_confirmation(scheme, sink_class=None):
+def requires_confirmation(scheme: str, sink_class: object = None) -> bool:
     """Return whether subscribers of ``scheme`` must confirm (when required)."""
-    default = scheme in CONFIRMING_SCHEMES
+    default = schemes.confirms(scheme)
     return bool(getattr(sink_class, "requires_confirmation", default))
 
 
-def base_url(conf):
+def base_url(conf: Any) -> str:
     """Return the URL clients reach the API at, without a trailing slash."""
     if conf.api.public_url:
-        return conf.api.public_url.rstrip("/")
-    host = conf.api.bind_host
+        public: str = conf.api.public_url
+        return public.rstrip("/")
+    host: str = conf.api.bind_host
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{conf.api.bind_port}"
 
 
-def api_origin(conf):
+def api_origin(conf: Any) -> str:
     """Return the origin (``scheme://host[:port]``) of the API's public
     URL: the only place the confirmation page sends signed headers to."""
     parts = urlsplit(base_url(conf))
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-def page_url(conf):
+def page_url(conf: Any) -> str:
     """Return the confirmation page e-mails link to."""
-    return conf.notification.external_confirmation_url or base_url(conf) + PAGE_PATH
+    external: str | None = conf.notification.external_confirmation_url
+    return external or base_url(conf) + PAGE_PATH
 
 
-def confirm_path(source_kind, source_name, subscription_id, nonce=None):
+def confirm_path(
+    source_kind: str, source_name: str, subscription_id: str, nonce: str | None = None
+) -> str:
     path = f"/v2/{source_kind}/{source_name}/subscriptions/{subscription_id}/confirm"
     return f"{path}/{nonce}" if nonce else path
 
 
-def link_is_current(subscription, nonce):
+def link_is_current(subscription: Mapping[str, Any], nonce: object) -> bool:
     """Return whether a confirm link with ``nonce`` (None: a link without
     one) is the subscription's current confirmation.
 
@@ -110,7 +117,7 @@ def link_is_current(subscription, nonce):
     return isinstance(nonce, str) and hmac.compare_digest(stored.encode(), nonce.encode())
 
 
-def rate_subject(project, subscriber):
+def rate_subject(project: str, subscriber: str) -> str:
     """Return what the confirmation rate limit counts by: the asking project
     and the subscriber's endpoint (scheme and host of a URL, the address of
     a mailto:). Per project, so one tenant cannot use up another's budget;
@@ -120,18 +127,25 @@ def rate_subject(project, subscriber):
     if rest.startswith("//"):
         authority = re.split(r"[/?]", rest[2:], maxsplit=1)[0]
         rest = "//" + authority.rsplit("@", 1)[-1].lower()
-    elif scheme.lower() == "mailto":
+    elif schemes.kind(scheme) == "email":
         rest = rest.split("?", 1)[0].lower()
     return f"{project}\n{scheme.lower()}:{rest}"
 
 
-def expiry(now, ttl_seconds):
+def expiry(now: float, ttl_seconds: float) -> datetime.datetime:
     """Return the naive-UTC expiry ``ttl_seconds`` after epoch ``now``."""
     moment = datetime.datetime.fromtimestamp(now + ttl_seconds, datetime.UTC)
     return moment.replace(tzinfo=None, microsecond=0)
 
 
-def signed_fields(key, source, subscription_id, now, ttl_seconds, nonce=None):
+def signed_fields(
+    key: str | bytes,
+    source: Source,
+    subscription_id: str,
+    now: float,
+    ttl_seconds: float,
+    nonce: str | None = None,
+) -> dict[str, Any]:
     """Return the signed-header fields of a subscription's confirm URL,
     valid for ``ttl_seconds`` from epoch ``now``, for confirmation ``nonce``."""
     project, kind, name = source
@@ -148,7 +162,9 @@ def signed_fields(key, source, subscription_id, now, ttl_seconds, nonce=None):
     }
 
 
-def confirmation_link(page, fields, source_kind, source_name, subscribe_url):
+def confirmation_link(
+    page: str, fields: Mapping[str, Any], source_kind: str, source_name: str, subscribe_url: str
+) -> str:
     """Return the page URL with Zaqar's query parameters appended."""
     params = {
         "Signature": fields["URL-Signature"],
@@ -166,8 +182,17 @@ def confirmation_link(page, fields, source_kind, source_name, subscribe_url):
 
 
 def confirmation_payload(
-    message_type, *, key, source, subscription_id, api_url, page, now, ttl_seconds, nonce=None
-):
+    message_type: str,
+    *,
+    key: str | bytes,
+    source: Source,
+    subscription_id: str,
+    api_url: str,
+    page: str,
+    now: float,
+    ttl_seconds: float,
+    nonce: str | None = None,
+) -> dict[str, Any]:
     """Return the body of a SubscriptionConfirmation or UnsubscribeConfirmation.
 
     ``source`` is (project, kind, name); ``api_url`` the API's public base
@@ -208,6 +233,6 @@ def confirmation_payload(
     return payload
 
 
-def headers_of(payload):
+def headers_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     """Return the request headers that confirm with ``payload``'s URL."""
     return {name: payload[name] for name in SIGNED_HEADER_NAMES}

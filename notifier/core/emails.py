@@ -25,9 +25,11 @@ import email.utils
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import jinja2
@@ -59,9 +61,9 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 class EmailTarget:
     """Who gets a subscription's e-mail and how it is headed."""
 
-    to: tuple
-    cc: tuple = ()
-    bcc: tuple = ()
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
     subject: str | None = None
     sender: str | None = None  # the `from` option, "Name <addr>" or addr
     intro: str | None = None  # the URI's body field
@@ -80,12 +82,12 @@ class OutgoingEmail:
     """A built message and its envelope; ``smtputf8`` if an address is not ASCII."""
 
     sender: str
-    recipients: tuple
+    recipients: tuple[str, ...]
     message: EmailMessage
-    bcc: tuple = ()
+    bcc: tuple[str, ...] = ()
     smtputf8: bool = False
 
-    def as_bytes(self, linesep="\r\n", include_bcc=False):
+    def as_bytes(self, linesep: str = "\r\n", include_bcc: bool = False) -> bytes:
         """Serialize; ``include_bcc`` for ``sendmail -t``, which removes it."""
         message = self.message
         if include_bcc and self.bcc:
@@ -98,7 +100,7 @@ class OutgoingEmail:
 # -- checking -----------------------------------------------------------------
 
 
-def check_text(value, field, max_chars, multiline=False):
+def check_text(value: object, field: str, max_chars: int, multiline: bool = False) -> str:
     """Return ``value`` if it is a string safe to put in a header (or body)."""
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be a string.", field=field)
@@ -113,7 +115,7 @@ def check_text(value, field, max_chars, multiline=False):
     return value
 
 
-def check_address(value, field):
+def check_address(value: str, field: str) -> str:
     """Return an addr-spec with its domain IDNA-encoded, or raise."""
     check_text(value, field, 254)
     local, at, domain = value.strip().rpartition("@")
@@ -134,7 +136,7 @@ def check_address(value, field):
     return f"{local}@{domain}"
 
 
-def check_mailbox(value, field):
+def check_mailbox(value: str, field: str) -> tuple[str, str]:
     """Return (display name, addr-spec) of ``addr`` or ``Name <addr>``."""
     check_text(value, field, 320)
     match = _MAILBOX.fullmatch(value)
@@ -144,7 +146,7 @@ def check_mailbox(value, field):
     return name, check_address(match["addr"], field)
 
 
-def _address_list(value, field):
+def _address_list(value: Any, field: str) -> list[str]:
     if value in (None, "", {}):
         return []
     items = value.split(",") if isinstance(value, str) else value
@@ -156,7 +158,7 @@ def _address_list(value, field):
 # -- mailto URIs ---------------------------------------------------------------
 
 
-def parse_mailto(uri):
+def parse_mailto(uri: str) -> dict[str, list[str]]:
     """Split a mailto URI into ``{field: [decoded values]}`` (MAILTO_FIELDS)."""
     scheme, _, rest = uri.partition(":")
     if scheme.lower() != "mailto":
@@ -164,7 +166,7 @@ def parse_mailto(uri):
     if "#" in rest:
         raise ValidationError("A mailto: URI has no fragment; write # as %23.", field="subscriber")
     path, _, query = rest.partition("?")
-    fields = {name: [] for name in MAILTO_FIELDS}
+    fields: dict[str, list[str]] = {name: [] for name in MAILTO_FIELDS}
     pairs = [("to", path)] if path else []
     pairs += [pair.partition("=")[::2] for pair in query.split("&") if pair]
     for name, value in pairs:
@@ -178,7 +180,7 @@ def parse_mailto(uri):
     return fields
 
 
-def _decode(text):
+def _decode(text: str) -> str:
     try:
         return unquote(text, errors="strict")
     except UnicodeDecodeError as exc:
@@ -187,13 +189,13 @@ def _decode(text):
         ) from exc
 
 
-def _single(values, name, field):
+def _single(values: list[str], name: str, field: str) -> str | None:
     if len(values) > 1:
         raise ValidationError(f"mailto: field {name!r} appears twice.", field=field)
     return values[0] if values else None
 
 
-def email_target(subscriber, options):
+def email_target(subscriber: str, options: Mapping[str, Any]) -> EmailTarget:
     """Check a mailto subscriber and its options; return its EmailTarget."""
     fields = parse_mailto(subscriber)
     to = [a for value in fields["to"] for a in _address_list(value, "subscriber")]
@@ -229,14 +231,14 @@ def email_target(subscriber, options):
     )
 
 
-def _unique(items):
+def _unique(items: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
 # -- templates -------------------------------------------------------------------
 
 
-def load_packaged_template(name):
+def load_packaged_template(name: str) -> str | None:
     """Return the source of the shipped ``templates/email/<name>``, or None."""
     return resources.read_packaged("email", name)
 
@@ -248,8 +250,8 @@ class EmailTemplates:
     (subjects, bodies) is passed as variables, never rendered as a template.
     """
 
-    def __init__(self, override_dir=None):
-        loaders = [jinja2.FunctionLoader(load_packaged_template)]
+    def __init__(self, override_dir: str | Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = [jinja2.FunctionLoader(load_packaged_template)]
         if override_dir:
             if not Path(override_dir).is_dir():
                 raise ValueError(f"email_template_dir {override_dir} is not a directory")
@@ -263,13 +265,13 @@ class EmailTemplates:
             keep_trailing_newline=True,
         )
 
-    def check(self):
+    def check(self) -> None:
         """Load every template now, so a missing or broken one fails early."""
         for name in TEMPLATE_NAMES:
             for suffix in (".subject.txt", ".txt", ".html"):
                 self.env.get_template(name + suffix)
 
-    def render(self, name, context):
+    def render(self, name: str, context: Mapping[str, Any]) -> RenderedEmail:
         subject = self.env.get_template(f"{name}.subject.txt").render(context)
         return RenderedEmail(
             subject=" ".join(subject.split()),
@@ -278,7 +280,9 @@ class EmailTemplates:
         )
 
 
-def notification_context(payload, subscription, target):
+def notification_context(
+    payload: Mapping[str, Any], subscription: Mapping[str, Any], target: EmailTarget
+) -> dict[str, Any]:
     """Return the variables of the notification templates."""
     project, kind, name = subscription["source"]
     body = payload.get("body")
@@ -302,7 +306,12 @@ def notification_context(payload, subscription, target):
     }
 
 
-def render_confirmation_email(kind, context, templates=None, zaqar_template=None):
+def render_confirmation_email(
+    kind: str,
+    context: Mapping[str, Any],
+    templates: EmailTemplates | None = None,
+    zaqar_template: Mapping[str, Any] | None = None,
+) -> RenderedEmail:
     """Render a ``subscription`` or ``unsubscribe`` confirmation e-mail.
 
     ``context``: ``source_kind`` (queue/topic), ``source_name``, ``project``,
@@ -330,7 +339,9 @@ def render_confirmation_email(kind, context, templates=None, zaqar_template=None
 # -- building --------------------------------------------------------------------
 
 
-def build_email(target, rendered, smtp_from, delivery_id, now):
+def build_email(
+    target: EmailTarget, rendered: RenderedEmail, smtp_from: str, delivery_id: str, now: float
+) -> OutgoingEmail:
     """Return the OutgoingEmail of a rendered e-mail for ``target``.
 
     The envelope sender is always ``smtp_from``; a different From (the
@@ -365,17 +376,17 @@ def build_email(target, rendered, smtp_from, delivery_id, now):
     )
 
 
-def _address(addr_spec, display_name=""):
+def _address(addr_spec: str, display_name: str = "") -> Address:
     local, _, domain = addr_spec.rpartition("@")
     return Address(display_name=display_name, username=local, domain=domain)
 
 
-def _message_id(delivery_id, envelope):
+def _message_id(delivery_id: str | None, envelope: str) -> str:
     token = re.sub(r"[^A-Za-z0-9._-]", "-", delivery_id or "")
     domain = envelope.rpartition("@")[2]
     return f"<{token}@{domain}>" if token else email.utils.make_msgid(domain=domain)
 
 
-def classify_smtp_code(code):
+def classify_smtp_code(code: int | None) -> str:
     """Return ``"transient"`` (4xx, or no code) or ``"permanent"`` (5xx)."""
     return "permanent" if 500 <= (code or 0) <= 599 else "transient"

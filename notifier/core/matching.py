@@ -1,13 +1,22 @@
 """Decide which subscriptions receive a message: pure, no I/O."""
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from notifier.core import filtering
+from notifier.core.filtering import Matcher, PreparedMessage
+
+#: Whether one subscription wants a message: (message tags, prepared message).
+Wants = Callable[[list[str] | None, PreparedMessage], bool]
+Message = dict[str, Any]
+Subscription = dict[str, Any]
 
 
-def accepts_everything(tags, prepared):
+def accepts_everything(tags: list[str] | None, prepared: PreparedMessage) -> bool:
     return True
 
 
-def _plan(subscription):
+def _plan(subscription: Subscription) -> tuple[list[str] | None, Matcher | None] | None:
     """Return (tags, matcher or None) of a subscription, or None when it
     receives nothing (unconfirmed). A disabled subscription still matches:
     its deliveries are held until it is enabled again."""
@@ -15,7 +24,7 @@ def _plan(subscription):
         return None
     options = subscription.get("options") or {}
     policy = options.get("filter_policy")
-    matcher = None
+    matcher: Matcher | None = None
     if policy:
         matcher = filtering.compiled(
             filtering.canonical_json(policy),
@@ -24,7 +33,7 @@ def _plan(subscription):
     return options.get("filter_policies"), matcher
 
 
-def subscription_filter(subscription):
+def subscription_filter(subscription: Subscription) -> Wants | None:
     """Return a predicate (message tags, prepared message) for one subscription,
     or None when it receives nothing (unconfirmed).
 
@@ -39,7 +48,7 @@ def subscription_filter(subscription):
     if not tags and matcher is None:
         return accepts_everything
 
-    def wants(message_tags, prepared):
+    def wants(message_tags: list[str] | None, prepared: PreparedMessage) -> bool:
         if not filtering.tags_match(tags, message_tags):
             return False
         return matcher is None or matcher.matches_prepared(prepared)
@@ -47,12 +56,16 @@ def subscription_filter(subscription):
     return wants
 
 
-def matching_pairs(messages, subscriptions):
+def matching_pairs(
+    messages: Sequence[Message], subscriptions: Sequence[Subscription]
+) -> list[tuple[Message, Subscription]]:
     """Return (message, subscription) pairs that should be delivered."""
     return match_within(messages, subscriptions)[0]
 
 
-def match_within(messages, subscriptions, budget=None):
+def match_within(
+    messages: Sequence[Message], subscriptions: Sequence[Subscription], budget: int | None = None
+) -> tuple[list[tuple[Message, Subscription]], list[tuple[Message, Subscription, str]]]:
     """Return (pairs to deliver, skipped) for messages and subscriptions.
 
     Without a ``budget`` every filter policy is evaluated. With one (units,
@@ -71,7 +84,8 @@ def match_within(messages, subscriptions, budget=None):
         )
         for m in messages
     ]
-    jobs = []  # (cost, subscription index, message index, matcher)
+    # (cost, subscription index, message index, matcher)
+    jobs: list[tuple[int, int, int, Matcher | None]] = []
     for s_index, subscription in enumerate(subscriptions):
         plan = _plan(subscription)
         if plan is None:
@@ -84,7 +98,9 @@ def match_within(messages, subscriptions, budget=None):
             jobs.append((cost, s_index, m_index, matcher))
     if budget is not None:
         jobs.sort(key=lambda job: job[0])
-    left, chosen, skipped = budget, [], []
+    left = 0 if budget is None else budget  # read only with a budget
+    chosen: list[tuple[int, int]] = []
+    skipped: list[tuple[Message, Subscription, str]] = []
     for cost, s_index, m_index, matcher in jobs:
         message, _, view = prepared[m_index]
         if budget is not None and cost > left:

@@ -15,11 +15,17 @@ the host and port it returns.
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
+
+from notifier.core.schemes import TRUST_PREFIX
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Wrapping forms whose inner IPv4 address could be anything: refuse them all,
 # as Svix does, rather than trust the translator on the other side.
@@ -30,9 +36,9 @@ ALWAYS_REFUSED = (
 )
 
 
-def parse_networks(values):
+def parse_networks(values: Iterable[str] | None) -> tuple[Network, ...]:
     """Parse CIDR strings (config) into networks; ValueError names a bad one."""
-    networks = []
+    networks: list[Network] = []
     for value in values or ():
         try:
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
@@ -41,7 +47,7 @@ def parse_networks(values):
     return tuple(networks)
 
 
-def host_literal(host):
+def host_literal(host: str) -> Address | None:
     """Return the IP address a URL host spells, or None for a host name.
 
     Accepts the legacy IPv4 spellings resolvers accept too (``2130706433``,
@@ -60,18 +66,20 @@ def host_literal(host):
         return None
 
 
-def _unwrap(address):
+def _unwrap(address: Address) -> Address:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
 
 
-def refusal_reason(address, allowed_networks=()):
+def refusal_reason(
+    address: str | int | Address, allowed_networks: Iterable[Network] = ()
+) -> str | None:
     """Return why ``address`` may not be reached, or None if it may."""
-    address = _unwrap(ipaddress.ip_address(address))
-    if any(address in network for network in allowed_networks):
+    unwrapped = _unwrap(ipaddress.ip_address(address))
+    if any(unwrapped in network for network in allowed_networks):
         return None
-    if any(address in network for network in ALWAYS_REFUSED):
+    if any(unwrapped in network for network in ALWAYS_REFUSED):
         return "an IPv6 form wrapping an IPv4 address"
     for attribute, reason in (
         ("is_loopback", "loopback"),
@@ -81,14 +89,14 @@ def refusal_reason(address, allowed_networks=()):
         ("is_private", "private"),
         ("is_reserved", "reserved"),
     ):
-        if getattr(address, attribute):
+        if getattr(unwrapped, attribute):
             return f"{reason} address"
-    if not address.is_global:
+    if not unwrapped.is_global:
         return "not a globally routable address"
     return None
 
 
-def is_allowed(address, allowed_networks=()):
+def is_allowed(address: str | int | Address, allowed_networks: Iterable[Network] = ()) -> bool:
     return refusal_reason(address, allowed_networks) is None
 
 
@@ -106,19 +114,19 @@ class HttpTarget(NamedTuple):
     port: int  # the explicit port or the scheme's default
 
     @property
-    def endpoint(self):
+    def endpoint(self) -> str:
         """``scheme://host:port``: the key of the endpoint's breaker."""
         return f"{self.scheme}://{self.host}:{self.port}"
 
 
-def _refused_character(url):
+def _refused_character(url: str) -> str | None:
     for char in url:
         if char == "\\" or not "!" <= char <= "~":
             return char
     return None
 
 
-def parse_http_url(url, trust=False):
+def parse_http_url(url: object, trust: bool = False) -> HttpTarget:
     """Return the :class:`HttpTarget` of an http(s) URL, or raise ValueError.
 
     urllib3 (``parse_url``) decides where a delivery connects; ``urlsplit``
@@ -144,7 +152,7 @@ def parse_http_url(url, trust=False):
     except (LocationParseError, ValueError) as exc:
         raise ValueError(f"the URL does not parse: {exc}") from None
     scheme = (connects.scheme or "").lower()
-    plain = scheme.removeprefix("trust+") if trust else scheme
+    plain = scheme.removeprefix(TRUST_PREFIX) if trust else scheme
     if plain not in DEFAULT_PORTS:
         raise ValueError(f"the scheme {scheme!r} is not http(s)")
     host = (connects.host or "").strip("[]").lower()
@@ -157,7 +165,7 @@ def parse_http_url(url, trust=False):
     return HttpTarget(plain, host, connects.port or DEFAULT_PORTS[plain])
 
 
-def endpoint_key(subscriber):
+def endpoint_key(subscriber: str) -> str | None:
     """Return ``scheme://host:port`` of an http(s) or trust+http(s)
     subscriber as :func:`parse_http_url` reads it, else None (not a network
     subscriber, or one a delivery refuses)."""

@@ -2,22 +2,25 @@
 
 import datetime
 import json
+from typing import Any
 
 NOTIFICATION = "Notification"
 
 
-def isoformat(epoch_seconds):
+def isoformat(epoch_seconds: float) -> str:
     """Format epoch seconds as RFC 3339 UTC with milliseconds."""
     moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def delivery_id(message_id, subscription_id):
+def delivery_id(message_id: str, subscription_id: str) -> str:
     """Return the id of one (message, subscription) delivery, stable across retries."""
     return f"msg_{message_id}_{subscription_id}"
 
 
-def notification_payload(message, source_kind, source_name):
+def notification_payload(
+    message: dict[str, Any], source_kind: str, source_name: str
+) -> dict[str, Any]:
     """Return the JSON document a webhook receives for one message.
 
     Zaqar's fields (``body``, ``ttl``, ``queue_name``, ``Message_Type``) so
@@ -40,7 +43,7 @@ def notification_payload(message, source_kind, source_name):
 POST_DATA_PLACEHOLDER = '"$zaqar_message$"'
 
 
-def render_webhook_body(payload, post_data_template=None):
+def render_webhook_body(payload: Any, post_data_template: str | None = None) -> bytes:
     """Return the HTTP body: the payload as JSON, or Zaqar's ``post_data``
     template with ``"$zaqar_message$"`` replaced by it."""
     document = json.dumps(payload, ensure_ascii=False)

@@ -17,6 +17,8 @@ import datetime
 import email.utils
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 from notifier.errors import ValidationError
 
@@ -39,30 +41,31 @@ _DELAY_FIELDS = ("minimum_delay", "maximum_delay")
 _DELTA_SECONDS = re.compile(r"[+-]?[0-9]+")
 
 
-def _linear(lo, hi, i, n):
+def _linear(lo: float, hi: float, i: int, n: int) -> float:
     # Interval (MAX-MIN)/(N-1), not the spec's /N, so that retry N is at MAX.
     return lo + (hi - lo) * i / (n - 1)
 
 
-def _arithmetic(lo, hi, i, n):
+def _arithmetic(lo: float, hi: float, i: int, n: int) -> float:
     # Spec: time_n = MIN + n(n-1)/2 * d, d = 2(MAX-MIN)/(N(N-1)), n = i + 1.
     return lo + (hi - lo) * i * (i + 1) / (n * (n - 1))
 
 
-def _geometric(lo, hi, i, n):
+def _geometric(lo: float, hi: float, i: int, n: int) -> float:
     if lo == 0:
         # MAX/0 has no ratio: run the series from 1 to MAX+1, one second lower.
         return _geometric(1, hi + 1, i, n) - 1
-    return lo * (hi / lo) ** (i / (n - 1))
+    ratio: float = (hi / lo) ** (i / (n - 1))
+    return lo * ratio
 
 
-def _exponential(lo, hi, i, n):
+def _exponential(lo: float, hi: float, i: int, n: int) -> float:
     # The spec's p*k^n equals the geometric series, so use a distinct curve:
     # the excess over MIN grows by a factor of about e per retry.
     return lo + (hi - lo) * math.expm1(i) / math.expm1(n - 1)
 
 
-_CURVES = {
+_CURVES: dict[str, Callable[[float, float, int, int], float]] = {
     "linear": _linear,
     "arithmetic": _arithmetic,
     "geometric": _geometric,
@@ -70,7 +73,9 @@ _CURVES = {
 }
 
 
-def backoff_delays(function, minimum_delay, maximum_delay, count):
+def backoff_delays(
+    function: str, minimum_delay: float, maximum_delay: float, count: int
+) -> list[float]:
     """Return the backoff phase's ``count`` delays, from minimum to maximum.
 
     The first value is ``minimum_delay`` and the last ``maximum_delay``
@@ -89,11 +94,11 @@ def backoff_delays(function, minimum_delay, maximum_delay, count):
     return [float(minimum_delay), *middle, float(maximum_delay)]
 
 
-def _field(key):
+def _field(key: str) -> str:
     return f"_retry_policy.{key}"
 
 
-def _check_int(key, value, upper):
+def _check_int(key: str, value: object, upper: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(
             f"{key} must be an integer, not {type(value).__name__}", field=_field(key)
@@ -117,7 +122,7 @@ class RetryPolicy:
     ignore_subscription_override: bool = False
     backoff_retries: int = 10
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for key in _COUNT_FIELDS:
             _check_int(key, getattr(self, key), MAX_RETRIES_PER_PHASE)
         for key in _DELAY_FIELDS:
@@ -140,7 +145,7 @@ class RetryPolicy:
             )
 
     @classmethod
-    def from_dict(cls, d, defaults=None):
+    def from_dict(cls, d: Any, defaults: "RetryPolicy | None" = None) -> "RetryPolicy":
         """Build a policy from a ``_retry_policy`` dict; missing keys take ``defaults``."""
         if not isinstance(d, dict):
             raise ValidationError("_retry_policy must be an object", field="_retry_policy")
@@ -154,12 +159,12 @@ class RetryPolicy:
                 )
         return dataclasses.replace(defaults or cls(), **d)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Return the policy as a ``_retry_policy`` dict."""
         return dataclasses.asdict(self)
 
     @property
-    def total_retries(self):
+    def total_retries(self) -> int:
         """Number of retries after the initial attempt, over all four phases."""
         return (
             self.retries_with_no_delay
@@ -168,7 +173,7 @@ class RetryPolicy:
             + self.maximum_delay_retries
         )
 
-    def delays(self):
+    def delays(self) -> list[float]:
         """Return the delay in seconds before each retry, all phases in order."""
         return (
             [0.0] * self.retries_with_no_delay
@@ -182,7 +187,7 @@ class RetryPolicy:
             + [float(self.maximum_delay)] * self.maximum_delay_retries
         )
 
-    def next_delay(self, retry_number):
+    def next_delay(self, retry_number: int) -> float | None:
         """Return the delay before retry ``retry_number`` (1-based), None when exhausted."""
         if retry_number < 1:
             raise ValueError(f"retry_number starts at 1, got {retry_number}")
@@ -191,7 +196,9 @@ class RetryPolicy:
             return None
         return schedule[retry_number - 1]
 
-    def delay_after_failure(self, retry_number, retry_after=None):
+    def delay_after_failure(
+        self, retry_number: int, retry_after: float | None = None
+    ) -> float | None:
         """Return the policy delay, raised to ``retry_after`` seconds when given.
 
         None when the policy is exhausted: a Retry-After header never adds
@@ -203,7 +210,9 @@ class RetryPolicy:
         return max(delay, float(retry_after))
 
 
-def resolve_policy(queue_policy, subscription_policy, defaults=None):
+def resolve_policy(
+    queue_policy: Any, subscription_policy: Any, defaults: RetryPolicy | None = None
+) -> RetryPolicy:
     """Pick the policy for one subscription from the queue's and its own.
 
     The subscription's policy wins unless the queue's sets
@@ -220,7 +229,7 @@ def resolve_policy(queue_policy, subscription_policy, defaults=None):
     return queue or defaults
 
 
-def classify_http_status(status):
+def classify_http_status(status: object) -> str:
     """Return ``"success"``, ``"transient"`` or ``"permanent"`` for an HTTP status.
 
     2xx succeeds. 5xx, 408, 429 and anything outside 200-599 (the spec's
@@ -238,7 +247,7 @@ def classify_http_status(status):
     return "transient"
 
 
-def parse_retry_after(value, now_epoch_seconds, cap_seconds):
+def parse_retry_after(value: object, now_epoch_seconds: float, cap_seconds: float) -> float | None:
     """Return a Retry-After header's wait in seconds, clamped to [0, cap].
 
     ``value`` is delta-seconds or an HTTP-date (compared with
@@ -253,7 +262,7 @@ def parse_retry_after(value, now_epoch_seconds, cap_seconds):
     return float(min(max(0.0, seconds), cap_seconds))
 
 
-def _retry_after_seconds(value, now):
+def _retry_after_seconds(value: object, now: float) -> float | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if not isinstance(value, str):

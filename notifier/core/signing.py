@@ -22,6 +22,8 @@ import hashlib
 import hmac
 import re
 import secrets as _secrets
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from notifier.errors import AuthError, ValidationError
 
@@ -50,7 +52,13 @@ _UNSAFE_PROJECT_RE = re.compile(r"[\\\x00-\x1f\x7f]")
 # ---------------------------------------------------------------- Zaqar URLs
 
 
-def sign_url(key, paths, methods=None, project=None, expires=None):
+def sign_url(
+    key: str | bytes,
+    paths: str | Iterable[Any],
+    methods: str | Iterable[Any] | None = None,
+    project: str | None = None,
+    expires: datetime.datetime | str | None = None,
+) -> str:
     """Return Zaqar's hex HMAC-SHA256 signature of a pre-signed URL."""
     expires_at = _parse_expires(expires)
     if expires_at is None:
@@ -67,9 +75,16 @@ def sign_url(key, paths, methods=None, project=None, expires=None):
     return hmac.new(_key_bytes(key), text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def create_signed_url(key, paths, methods=None, project=None, expires_at=None, now=None):
+def create_signed_url(
+    key: str | bytes,
+    paths: Any,
+    methods: Any = None,
+    project: Any = None,
+    expires_at: datetime.datetime | str | None = None,
+    now: datetime.datetime | None = None,
+) -> dict[str, Any]:
     """Validate a share request and return Zaqar's share response body."""
-    now = _utc_naive(now)
+    moment = _utc_naive(now)
     paths = _validated_paths(paths)
     methods = _validated_methods(methods)
     if project is not None and (
@@ -82,16 +97,16 @@ def create_signed_url(key, paths, methods=None, project=None, expires_at=None, n
             "without backslashes or control characters",
             field="project",
         )
-    expires_at = _parse_expires(now + DEFAULT_TTL if expires_at is None else expires_at)
-    if expires_at is None:
+    expiry = _parse_expires(moment + DEFAULT_TTL if expires_at is None else expires_at)
+    if expiry is None:
         raise ValidationError(
             "expires must be a date and time like 2100-01-01T00:00:00Z", field="expires"
         )
-    if expires_at <= now:
+    if expiry <= moment:
         raise ValidationError("expires must be in the future", field="expires")
     return {
-        "signature": sign_url(key, paths, methods, project, expires_at),
-        "expires": expires_at.strftime(EXPIRES_FORMAT),
+        "signature": sign_url(key, paths, methods, project, expiry),
+        "expires": expiry.strftime(EXPIRES_FORMAT),
         "project": project,
         "paths": paths,
         "methods": methods,
@@ -99,8 +114,17 @@ def create_signed_url(key, paths, methods=None, project=None, expires_at=None, n
 
 
 def verify_signed_request(
-    key, *, signature, expires, methods, paths, project, request_method, request_path, now=None
-):
+    key: str | bytes,
+    *,
+    signature: object,
+    expires: object,
+    methods: str | Iterable[Any] | None,
+    paths: str | Iterable[Any] | None,
+    project: str | None,
+    request_method: str,
+    request_path: object,
+    now: datetime.datetime | None = None,
+) -> None:
     """Raise AuthError unless the request is allowed by its signed headers.
 
     ``methods`` and ``paths`` are header values (comma-separated) or lists.
@@ -111,29 +135,29 @@ def verify_signed_request(
     expires_at = _parse_expires(expires)
     if expires_at is None:
         raise AuthError("URL-Expires is missing or not a date and time like 2100-01-01T00:00:00")
-    methods, paths = _as_list(methods), _as_list(paths)
-    if not methods:
+    method_list, path_list = _as_list(methods), _as_list(paths)
+    if not method_list:
         raise AuthError("URL-Methods is missing")
-    if not paths:
+    if not path_list:
         raise AuthError("URL-Paths is missing")
     if project == "None":
         # Signs exactly like a missing project: refuse to conflate the two.
         raise AuthError(
             "X-Project-ID 'None' is ambiguous; omit the header for a URL signed without a project"
         )
-    expected = sign_url(key, paths, methods, project, expires_at)
+    expected = sign_url(key, path_list, method_list, project, expires_at)
     if not hmac.compare_digest(expected.encode("utf-8"), signature.encode("utf-8")):
         raise AuthError("URL-Signature does not match the signed headers")
     if expires_at <= _utc_naive(now):
         raise AuthError("the pre-signed URL has expired")
-    if request_method not in methods:
+    if request_method not in method_list:
         raise AuthError("the request method is not one of URL-Methods")
     _check_request_path(request_path)
-    if request_path not in paths:
+    if request_path not in path_list:
         raise AuthError("the request path is not one of URL-Paths")
 
 
-def parse_signed_headers(headers):
+def parse_signed_headers(headers: Mapping[Any, Any]) -> dict[str, Any] | None:
     """Return the signed-URL fields of ``headers``, or None if unsigned."""
     lowered = {str(name).lower(): value for name, value in headers.items()}
     if not lowered.get(SIGNED_HEADERS["signature"]):
@@ -141,7 +165,7 @@ def parse_signed_headers(headers):
     return {field: lowered.get(name) for field, name in SIGNED_HEADERS.items()}
 
 
-def _validated_paths(paths):
+def _validated_paths(paths: Any) -> list[str]:
     if not isinstance(paths, (list, tuple)) or not paths:
         raise ValidationError("paths must be a non-empty list", field="paths")
     for path in paths:
@@ -154,7 +178,7 @@ def _validated_paths(paths):
     return sorted(set(paths))
 
 
-def _validated_methods(methods):
+def _validated_methods(methods: Any) -> list[str]:
     if methods is None or methods == []:
         return ["GET"]
     if not isinstance(methods, (list, tuple)) or any(m not in ALLOWED_METHODS for m in methods):
@@ -164,7 +188,7 @@ def _validated_methods(methods):
     return sorted(set(methods))
 
 
-def _check_request_path(path):
+def _check_request_path(path: object) -> None:
     if not isinstance(path, str) or not path.startswith("/"):
         raise AuthError("the request path must start with '/'")
     if _UNSAFE_PATH_RE.search(path):
@@ -175,14 +199,14 @@ def _check_request_path(path):
         raise AuthError("the request path contains dot segments")
 
 
-def _as_list(value):
+def _as_list(value: str | Iterable[Any] | None) -> list[str]:
     if value is None:
         return []
     items = value.split(",") if isinstance(value, str) else value
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def _parse_expires(value):
+def _parse_expires(value: object) -> datetime.datetime | None:
     """Return a datetime or ISO text as whole seconds of naive UTC, or None."""
     if isinstance(value, datetime.datetime):
         return _utc_naive(value).replace(microsecond=0)
@@ -195,7 +219,7 @@ def _parse_expires(value):
         return None
 
 
-def _utc_naive(moment=None):
+def _utc_naive(moment: datetime.datetime | None = None) -> datetime.datetime:
     """Return ``moment`` (default now) in naive UTC; naive input is UTC."""
     if moment is None:
         return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -204,7 +228,7 @@ def _utc_naive(moment=None):
     return moment.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
-def _key_bytes(key):
+def _key_bytes(key: str | bytes) -> bytes:
     if not key:
         raise ValueError("the signing key is empty")
     return key if isinstance(key, bytes) else key.encode("utf-8")
@@ -213,19 +237,19 @@ def _key_bytes(key):
 # ---------------------------------------------------------- Standard Webhooks
 
 
-def generate_webhook_secret():
+def generate_webhook_secret() -> str:
     """Return a new random ``whsec_`` secret."""
     raw = _secrets.token_bytes(WEBHOOK_SECRET_BYTES)
     return WEBHOOK_SECRET_PREFIX + base64.b64encode(raw).decode("ascii")
 
 
-def validate_webhook_secret(secret, field="secret"):
+def validate_webhook_secret(secret: str, field: str = "secret") -> str:
     """Return ``secret`` if it is ``whsec_`` + base64 of 16-64 bytes."""
     _decode_webhook_secret(secret, field)
     return secret
 
 
-def sign_webhook(secret, msg_id, timestamp, body):
+def sign_webhook(secret: str, msg_id: object, timestamp: object, body: str | bytes) -> str:
     """Return the ``v1,<base64>`` Standard Webhooks signature of one body."""
     key = _decode_webhook_secret(secret, "secret")
     if isinstance(body, str):
@@ -239,7 +263,9 @@ def sign_webhook(secret, msg_id, timestamp, body):
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def webhook_signature_header(secrets, msg_id, timestamp, body):
+def webhook_signature_header(
+    secrets: str | Sequence[str], msg_id: object, timestamp: object, body: str | bytes
+) -> str:
     """Return one signature per secret (current first), space-separated."""
     if isinstance(secrets, str):
         secrets = [secrets]
@@ -248,7 +274,9 @@ def webhook_signature_header(secrets, msg_id, timestamp, body):
     return " ".join(sign_webhook(s, msg_id, timestamp, body) for s in secrets)
 
 
-def webhook_headers(secrets, msg_id, timestamp, body):
+def webhook_headers(
+    secrets: str | Sequence[str], msg_id: object, timestamp: object, body: str | bytes
+) -> dict[str, str]:
     """Return the ``webhook-id``/``-timestamp``/``-signature`` headers."""
     return {
         "webhook-id": str(msg_id),
@@ -257,7 +285,7 @@ def webhook_headers(secrets, msg_id, timestamp, body):
     }
 
 
-def _decode_webhook_secret(secret, field):
+def _decode_webhook_secret(secret: object, field: str) -> bytes:
     if not isinstance(secret, str) or not secret.startswith(WEBHOOK_SECRET_PREFIX):
         raise ValidationError("a webhook secret must start with 'whsec_'", field=field)
     encoded = secret[len(WEBHOOK_SECRET_PREFIX) :]
@@ -272,7 +300,7 @@ def _decode_webhook_secret(secret, field):
     return raw
 
 
-def _timestamp_text(timestamp):
+def _timestamp_text(timestamp: object) -> str:
     """Return integer Unix seconds as text, from an int, digits or datetime."""
     if isinstance(timestamp, datetime.datetime):
         utc = _utc_naive(timestamp).replace(tzinfo=datetime.UTC)

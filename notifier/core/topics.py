@@ -16,8 +16,10 @@ both lists of a pair are set, a project *or* a user match is enough.
 """
 
 import json
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from notifier.core import validation
+from notifier.core import schemes, validation
 from notifier.errors import ValidationError
 
 SENDING_PROJECTS = "_allowed_sending_projects"
@@ -32,24 +34,31 @@ ID_LISTS = (SENDING_PROJECTS, SENDING_USERS, SUBSCRIBE_PROJECTS, SUBSCRIBE_USERS
 #: a misspelt permission cannot leave a topic open.
 RESERVED = (*ID_LISTS, SUBSCRIBE_PROTOCOLS, RETRY_POLICY, "_default_message_ttl")
 
-PROTOCOLS = ("email", "webhook", "trust")
-PROTOCOL_BY_SCHEME = {
-    "mailto": "email",
-    "http": "webhook",
-    "https": "webhook",
-    "trust+http": "trust",
-    "trust+https": "trust",
-}
+#: Subscribe protocols: the kinds of the scheme table.
+PROTOCOLS = schemes.KINDS
 MAX_IDS = 1000
 
+Metadata = Mapping[str, Any]
 
-def protocol_of(subscriber):
+
+class Requester(Protocol):
+    """Who asks (``notifier.sinks.RequestContext`` is one)."""
+
+    @property
+    def project_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str | None: ...
+
+
+def protocol_of(subscriber: str) -> str | None:
     """Return the topic protocol of a subscriber URI, or None if it has none."""
-    scheme, sep, _ = subscriber.partition(":")
-    return PROTOCOL_BY_SCHEME.get(scheme.lower()) if sep else None
+    return schemes.kind_of(subscriber)
 
 
-def _listed(metadata, projects_key, users_key, context):
+def _listed(
+    metadata: Metadata, projects_key: str, users_key: str, context: Requester
+) -> bool | None:
     """Return None when neither list is set, else whether the requester is listed."""
     if projects_key not in metadata and users_key not in metadata:
         return None
@@ -58,7 +67,7 @@ def _listed(metadata, projects_key, users_key, context):
     )
 
 
-def publish_refusal(metadata, owner_project, context):
+def publish_refusal(metadata: Metadata, owner_project: str, context: Requester) -> str | None:
     """Return why the requester may not publish to the topic, or None."""
     listed = _listed(metadata, SENDING_PROJECTS, SENDING_USERS, context)
     if listed is None:
@@ -76,7 +85,9 @@ def publish_refusal(metadata, owner_project, context):
     )
 
 
-def subscribe_refusal(metadata, owner_project, context, subscriber):
+def subscribe_refusal(
+    metadata: Metadata, owner_project: str, context: Requester, subscriber: str
+) -> str | None:
     """Return why the requester may not subscribe ``subscriber``, or None.
 
     ``owner_project`` gets no special right: by the spec's default every
@@ -90,7 +101,7 @@ def subscribe_refusal(metadata, owner_project, context, subscriber):
     return protocol_refusal(metadata, subscriber)
 
 
-def protocol_refusal(metadata, subscriber):
+def protocol_refusal(metadata: Metadata, subscriber: str) -> str | None:
     """Return why the topic takes no subscriber of this URI scheme, or None."""
     allowed = metadata.get(SUBSCRIBE_PROTOCOLS, PROTOCOLS)
     protocol = protocol_of(subscriber)
@@ -104,17 +115,19 @@ def protocol_refusal(metadata, subscriber):
     )
 
 
-def may_publish(metadata, owner_project, context):
+def may_publish(metadata: Metadata, owner_project: str, context: Requester) -> bool:
     """Return whether the requester may post messages to the topic."""
     return publish_refusal(metadata, owner_project, context) is None
 
 
-def may_subscribe(metadata, owner_project, context, subscriber):
+def may_subscribe(
+    metadata: Metadata, owner_project: str, context: Requester, subscriber: str
+) -> bool:
     """Return whether the requester may subscribe ``subscriber`` to the topic."""
     return subscribe_refusal(metadata, owner_project, context, subscriber) is None
 
 
-def validate_topic_metadata(metadata, conf):
+def validate_topic_metadata(metadata: Any, conf: Any) -> dict[str, Any]:
     """Check topic metadata; raise ValidationError naming the attribute."""
     validation.obj(metadata, "metadata")
     if len(json.dumps(metadata)) > conf.transport.max_queue_metadata:
@@ -144,7 +157,7 @@ def validate_topic_metadata(metadata, conf):
     return validation.queue_metadata(metadata, conf)
 
 
-def canonical_patch_paths(ops):
+def canonical_patch_paths(ops: Any) -> Any:
     """Return PATCH ops with the spec's ``/metadata/allowed_...`` spelling of a
     reserved attribute rewritten to its ``_allowed_...`` key."""
     aliases = {f"/metadata/{key[1:]}": f"/metadata/{key}" for key in RESERVED}

@@ -3,6 +3,8 @@
 import json
 import re
 import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from notifier.conf import retry_defaults
 from notifier.core.retry import RetryPolicy
@@ -13,18 +15,18 @@ PROJECT_RE = re.compile(r"^[!-9;-~]{1,256}\Z")  # printable ASCII except ':'
 MAX_JSON_DEPTH = 32
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _finite_float(text):
+def _finite_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
         raise ValueError(f"{text} does not fit in a double")
     return value
 
 
-def parse_json(raw, field="body"):
+def parse_json(raw: bytes, field: str = "body") -> Any:
     """Parse a request body as strict JSON (UTF-8, no NaN, bounded depth)."""
     if not raw:
         raise ValidationError("The request body is empty; JSON was expected.", field=field)
@@ -45,7 +47,7 @@ def parse_json(raw, field="body"):
     return document
 
 
-def _depth(value, level=0):
+def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_JSON_DEPTH:
         return level
     if isinstance(value, dict):
@@ -55,7 +57,7 @@ def _depth(value, level=0):
     return level
 
 
-def source_name(name, kind="queue"):
+def source_name(name: str, kind: str = "queue") -> str:
     if not NAME_RE.match(name or ""):
         raise ValidationError(
             f"The {kind} name {name!r} is invalid: use 1 to 64 letters, digits, "
@@ -65,7 +67,7 @@ def source_name(name, kind="queue"):
     return name
 
 
-def project_id(value):
+def project_id(value: str | None) -> str:
     if value is None or value == "":
         raise ValidationError("The header X-Project-ID is missing.", field="X-Project-ID")
     if not PROJECT_RE.match(value):
@@ -77,7 +79,7 @@ def project_id(value):
     return value
 
 
-def client_id(value):
+def client_id(value: str | None) -> str:
     if not value:
         raise ValidationError("The header Client-ID is missing.", field="Client-ID")
     try:
@@ -87,7 +89,9 @@ def client_id(value):
     return value
 
 
-def integer(value, field, minimum=None, maximum=None):
+def integer(
+    value: object, field: str, minimum: int | None = None, maximum: int | None = None
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{field} must be an integer.", field=field)
     if minimum is not None and value < minimum:
@@ -97,13 +101,13 @@ def integer(value, field, minimum=None, maximum=None):
     return value
 
 
-def obj(value, field):
+def obj(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError(f"{field} must be a JSON object.", field=field)
     return value
 
 
-def limit_param(raw, maximum):
+def limit_param(raw: str | None, maximum: int) -> int:
     if raw is None:
         return maximum
     try:
@@ -113,9 +117,9 @@ def limit_param(raw, maximum):
     return integer(value, "limit", 1, maximum)
 
 
-def queue_metadata(metadata, conf):
+def queue_metadata(metadata: Any, conf: Any) -> dict[str, Any]:
     """Check queue metadata, including the reserved keys notifier reads."""
-    obj(metadata, "metadata")
+    checked = obj(metadata, "metadata")
     if len(json.dumps(metadata)) > conf.transport.max_queue_metadata:
         raise ValidationError(
             f"Queue metadata is larger than {conf.transport.max_queue_metadata} bytes.",
@@ -130,13 +134,13 @@ def queue_metadata(metadata, conf):
             60,
             conf.transport.max_message_ttl,
         )
-    return metadata
+    return checked
 
 
 MESSAGE_FIELDS = {"body", "ttl", "filter_policies", "attributes"}
 
 
-def messages(document, conf, default_ttl):
+def messages(document: Any, conf: Any, default_ttl: int) -> list[dict[str, Any]]:
     """Return the list of message dicts of a POST .../messages body."""
     if isinstance(document, dict):
         if "messages" not in document:
@@ -153,7 +157,7 @@ def messages(document, conf, default_ttl):
     return [message(m, i, conf, default_ttl) for i, m in enumerate(document)]
 
 
-def message(value, index, conf, default_ttl):
+def message(value: Any, index: int, conf: Any, default_ttl: int) -> dict[str, Any]:
     field = f"messages[{index}]"
     obj(value, field)
     unknown = set(value) - MESSAGE_FIELDS
@@ -175,7 +179,7 @@ def message(value, index, conf, default_ttl):
     return result
 
 
-def string_list(value, field, max_items=100, max_length=256):
+def string_list(value: Any, field: str, max_items: int = 100, max_length: int = 256) -> list[str]:
     if (
         not isinstance(value, list)
         or len(value) > max_items
@@ -190,9 +194,9 @@ def string_list(value, field, max_items=100, max_length=256):
 ATTRIBUTE_TYPES = ("String", "Number", "String.Array", "Binary")
 
 
-def message_attributes(value, field):
+def message_attributes(value: Any, field: str) -> dict[str, Any]:
     """Check SNS-style attributes: {name: {DataType, StringValue}}."""
-    obj(value, field)
+    checked = obj(value, field)
     if len(value) > 10:
         raise ValidationError(f"{field} may hold at most 10 attributes.", field=field)
     for name, attribute in value.items():
@@ -212,29 +216,31 @@ def message_attributes(value, field):
             raise ValidationError(
                 f"{where}.StringValue must be a string.", field=f"{where}.StringValue"
             )
-    return value
+    return checked
 
 
 SUBSCRIPTION_FIELDS = {"subscriber", "ttl", "options"}
 
 
-def subscription_patch(document):
+def subscription_patch(document: Any) -> dict[str, Any]:
     """Check a subscription PATCH body's shape; the merged result is then
     checked whole by ``subscription``."""
-    obj(document, "body")
-    _no_unknown(document, SUBSCRIPTION_FIELDS)
-    if not document:
+    checked = obj(document, "body")
+    _no_unknown(checked, SUBSCRIPTION_FIELDS)
+    if not checked:
         raise ValidationError("Nothing to update.", field="body")
-    return document
+    return checked
 
 
-def _no_unknown(document, allowed):
+def _no_unknown(document: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(document) - allowed)
     if unknown:
         raise ValidationError(f"Unknown fields: {', '.join(unknown)}.", field=unknown[0])
 
 
-def subscription(document, conf, resolver=None):
+def subscription(
+    document: Any, conf: Any, resolver: Callable[..., Any] | None = None
+) -> dict[str, Any]:
     """Check a whole subscription body; return {subscriber, ttl, options}.
 
     ``resolver`` (``socket.getaddrinfo``'s signature) resolves webhook host
@@ -264,7 +270,7 @@ def subscription(document, conf, resolver=None):
     return {"subscriber": document["subscriber"], "ttl": ttl, "options": options}
 
 
-def since_param(raw):
+def since_param(raw: Any) -> float:
     """Parse a ``since`` value: epoch seconds (query string or JSON number)."""
     if raw is None:
         return 0
@@ -277,7 +283,7 @@ def since_param(raw):
     return value
 
 
-def replay_request(document):
+def replay_request(document: Any) -> dict[str, Any]:
     """Check a replay body: {"message_id": ID} or {"since": EPOCH}."""
     obj(document, "body")
     _no_unknown(document, {"message_id", "since"})

@@ -27,6 +27,8 @@ Names (all prefixed ``notifier_``):
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from notifier.core import schemes
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 DELIVERIES = Counter(
@@ -59,13 +61,7 @@ SUBSCRIPTIONS_DISABLED = Counter(
 
 def sink_label(subscriber):
     scheme = subscriber.split(":", 1)[0].lower()
-    return {
-        "http": "webhook",
-        "https": "webhook",
-        "mailto": "email",
-        "trust+http": "trust",
-        "trust+https": "trust",
-    }.get(scheme, scheme)
+    return schemes.kind(scheme) or scheme
 
 
 def observe_results(results, now):

@@ -28,25 +28,40 @@ subscription (the Mistral sink's Keystone trust):
 - ``public_subscriber(subscriber) -> str``: the subscriber as API output
   shows it (secrets such as trust ids removed).
 
-Built-in sinks are listed here; packages may add more through the
-``notifier.sinks`` entry point group (key: URI scheme).
+Built-in sinks are named by the scheme table, ``notifier.core.schemes``;
+packages may add more through the ``notifier.sinks`` entry point group (key:
+URI scheme), which is read first.
 """
 
 import dataclasses
 import functools
 import importlib
+from collections.abc import Callable
 from importlib import metadata
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 from notifier import errors
+from notifier.core import schemes
+from notifier.core.schemes import scheme_of
 
-BUILTIN_SINKS = {
-    "http": "notifier.sinks.webhook:WebhookSink",
-    "https": "notifier.sinks.webhook:WebhookSink",
-    "mailto": "notifier.sinks.email:EmailSink",
-    "trust+http": "notifier.sinks.trust:TrustSink",
-    "trust+https": "notifier.sinks.trust:TrustSink",
-}
+__all__ = [
+    "BUILTIN_SINKS",
+    "DeliveryReport",
+    "Notification",
+    "RequestContext",
+    "Sink",
+    "SinkRegistry",
+    "prepare_subscription",
+    "public_subscriber",
+    "release_subscription",
+    "renew_subscription",
+    "scheme_of",
+    "sink_class",
+    "validate_subscriber",
+]
+
+#: scheme -> "module:attribute" of its sink class, from the scheme table.
+BUILTIN_SINKS = {name: scheme.sink for name, scheme in schemes.SCHEMES.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +69,9 @@ class Notification:
     """One thing to deliver: a message (or a control message) to a subscription."""
 
     delivery_id: str
-    subscription: dict
-    message: dict
-    payload: dict
+    subscription: dict[str, Any]
+    message: dict[str, Any]
+    payload: dict[str, Any]
     attempt: int
 
 
@@ -68,23 +83,19 @@ class DeliveryReport:
     response_body: str | None = None
 
 
-def scheme_of(subscriber):
-    """Return the lower-case URI scheme of a subscriber."""
-    try:
-        return urlsplit(subscriber).scheme.lower()
-    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
-        raise errors.ValidationError(
-            f"Subscriber is not a valid URI: {exc}.", field="subscriber"
-        ) from exc
+class Sink(Protocol):
+    """What the registry hands out: one instance per sink class and process."""
+
+    def deliver(self, notification: Notification) -> DeliveryReport: ...
 
 
-def _load(target):
+def _load(target: str) -> Any:
     module_name, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
 
 
 @functools.lru_cache(maxsize=64)
-def _sink_class(scheme):
+def _sink_class(scheme: str) -> Any:
     # Scanning entry points reads every installed package's metadata: it was
     # 75% of worker CPU when done per delivery, so it is done once per scheme.
     for entry in metadata.entry_points(group="notifier.sinks", name=scheme):
@@ -94,7 +105,7 @@ def _sink_class(scheme):
     return None
 
 
-def sink_class(scheme):
+def sink_class(scheme: str) -> Any:
     """Return the sink class serving ``scheme`` or raise ValidationError."""
     cls = _sink_class(scheme)
     if cls is not None:
@@ -104,18 +115,15 @@ def sink_class(scheme):
     )
 
 
-def validate_subscriber(subscriber, options, conf, resolver=None):
+def validate_subscriber(
+    subscriber: object,
+    options: dict[str, Any],
+    conf: Any,
+    resolver: Callable[..., Any] | None = None,
+) -> None:
     """Check a subscriber URI and its options at subscription creation;
     ``resolver``: see the module docstring (None: the system resolver)."""
-    if not isinstance(subscriber, str) or not subscriber:
-        raise errors.ValidationError("subscriber must be a non-empty string.", field="subscriber")
-    scheme = scheme_of(subscriber)
-    if scheme not in conf.transport.subscriber_types:
-        raise errors.ValidationError(
-            f"Subscriber scheme {scheme!r} is not one of the enabled types "
-            f"{', '.join(conf.transport.subscriber_types)}.",
-            field="subscriber",
-        )
+    scheme = schemes.check_enabled(subscriber, conf.transport.subscriber_types)
     injected = {} if resolver is None else {"resolver": resolver}
     sink_class(scheme).validate(subscriber, options, conf, **injected)
 
@@ -123,11 +131,12 @@ def validate_subscriber(subscriber, options, conf, resolver=None):
 class SinkRegistry:
     """One sink instance per scheme, built on first use in this process."""
 
-    def __init__(self, conf):
+    def __init__(self, conf: Any) -> None:
         self.conf = conf
-        self._sinks = {}
+        self._sinks: dict[Any, Any] = {}
 
-    def for_subscriber(self, subscriber):
+    def for_subscriber(self, subscriber: str) -> Any:
+        """Return the sink delivering to ``subscriber`` (ValidationError: none)."""
         scheme = scheme_of(subscriber)
         cls = sink_class(scheme)
         sink = self._sinks.get(cls)
@@ -143,17 +152,22 @@ class RequestContext:
     project_id: str
     user_id: str | None = None
     auth_token: str | None = None
-    roles: tuple = ()
+    roles: tuple[str, ...] = ()
     authenticated: bool = False
 
 
-def prepare_subscription(fields, context, conf):
+def prepare_subscription(
+    fields: dict[str, Any], context: RequestContext, conf: Any
+) -> dict[str, Any]:
     """Let the subscriber's sink prepare a new subscription's fields."""
     hook = getattr(sink_class(scheme_of(fields["subscriber"])), "prepare_subscription", None)
-    return hook(fields, context, conf) if hook else fields
+    if not hook:
+        return fields
+    prepared: dict[str, Any] = hook(fields, context, conf)
+    return prepared
 
 
-def release_subscription(record, conf):
+def release_subscription(record: dict[str, Any], conf: Any) -> None:
     """Let the subscriber's sink free what it held for a deleted subscription."""
     try:
         cls = sink_class(scheme_of(record["subscriber"]))
@@ -164,10 +178,12 @@ def release_subscription(record, conf):
         hook(record, conf)
 
 
-def renew_subscription(record, before, context, conf):
+def renew_subscription(
+    record: dict[str, Any], before: dict[str, Any], context: RequestContext, conf: Any
+) -> dict[str, Any]:
     """Let the sinks of a patched subscription's old and new subscriber renew
     what they hold; return the record to store."""
-    classes = []
+    classes: list[Any] = []
     for subscriber in (before["subscriber"], record["subscriber"]):
         try:
             cls = sink_class(scheme_of(subscriber))
@@ -182,11 +198,14 @@ def renew_subscription(record, before, context, conf):
     return record
 
 
-def public_subscriber(subscriber):
+def public_subscriber(subscriber: str) -> str:
     """Return the subscriber URI as the API shows it."""
     try:
         cls = sink_class(scheme_of(subscriber))
     except errors.ValidationError:
         return subscriber
     hook = getattr(cls, "public_subscriber", None)
-    return hook(subscriber) if hook else subscriber
+    if not hook:
+        return subscriber
+    shown: str = hook(subscriber)
+    return shown

@@ -28,12 +28,14 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jinja2
 
 from notifier import errors
 from notifier.core import emails
-from notifier.sinks import DeliveryReport
+from notifier.sinks import DeliveryReport, Notification
 
 LOG = logging.getLogger(__name__)
 
@@ -46,22 +48,30 @@ CONFIRMATION_KINDS = {
 # user or host, permission, configuration.
 PERMANENT_EXIT_CODES = {64, 65, 66, 67, 68, 77, 78}
 DETAIL_CHARS = 500
+#: Refused recipients: address -> (SMTP code, reply).
+Refusals = dict[str, tuple[int, bytes]]
 
 
 class EmailSink:
     """Render a notification with jinja2 templates and send it as e-mail."""
 
     @classmethod
-    def validate(cls, subscriber, options, conf, resolver=None):
+    def validate(
+        cls,
+        subscriber: str,
+        options: Mapping[str, Any],
+        conf: Any,
+        resolver: Callable[..., Any] | None = None,
+    ) -> None:
         emails.email_target(subscriber, options)
 
-    def __init__(self, conf):
+    def __init__(self, conf: Any) -> None:
         self.conf = conf.notification
         try:
             self.templates = emails.EmailTemplates(self.conf.email_template_dir)
             self.templates.check()
             emails.check_mailbox(self.conf.smtp_from, "smtp_from")
-            self.transport = (
+            self.transport: SMTPTransport | CommandTransport = (
                 SMTPTransport(self.conf)
                 if self.conf.smtp_mode == "self_local"
                 else CommandTransport(self.conf)
@@ -71,14 +81,15 @@ class EmailSink:
                 f"E-mail sink misconfigured: {exc}", kind="config"
             ) from exc
 
-    def deliver(self, notification):
+    def deliver(self, notification: Notification) -> DeliveryReport:
         return self.transport.send(self.compose(notification))
 
-    def compose(self, notification):
+    def compose(self, notification: Notification) -> emails.OutgoingEmail:
         """Return the OutgoingEmail of one notification."""
         subscription = notification.subscription
         target = emails.email_target(subscription["subscriber"], subscription.get("options") or {})
-        kind = CONFIRMATION_KINDS.get(notification.payload.get("Message_Type"))
+        message_type: Any = notification.payload.get("Message_Type")
+        kind = CONFIRMATION_KINDS.get(message_type)
         try:
             if kind:
                 rendered = self._render_confirmation(kind, notification)
@@ -99,7 +110,7 @@ class EmailSink:
         except errors.ValidationError as exc:
             raise errors.PermanentDeliveryError(str(exc), kind="config") from exc
 
-    def _render_confirmation(self, kind, notification):
+    def _render_confirmation(self, kind: str, notification: Notification) -> emails.RenderedEmail:
         project, source_kind, name = notification.subscription["source"]
         link = notification.payload.get("confirmation_link")
         if not link:
@@ -120,17 +131,17 @@ class EmailSink:
 class SMTPTransport:
     """One reused SMTP connection (per sink, so per worker process)."""
 
-    def __init__(self, conf, clock=time.monotonic):
+    def __init__(self, conf: Any, clock: Callable[[], float] = time.monotonic) -> None:
         check_plaintext_auth(conf)
         self.conf = conf
-        self.port = conf.smtp_port or DEFAULT_PORTS[conf.smtp_security]
+        self.port: int = conf.smtp_port or DEFAULT_PORTS[conf.smtp_security]
         self.context = self._tls_context() if conf.smtp_security != "none" else None
         self.clock = clock
-        self._smtp = None
+        self._smtp: smtplib.SMTP | None = None
         self._last_used = 0.0
         self._lock = threading.Lock()
 
-    def send(self, mail):
+    def send(self, mail: emails.OutgoingEmail) -> DeliveryReport:
         with self._lock:
             try:
                 refused, (code, reply) = self._send(mail)
@@ -143,12 +154,12 @@ class SMTPTransport:
             text += "; refused: " + _refusals(refused)
         return DeliveryReport(status=code, response_body=text)
 
-    def close(self):
+    def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             _quit(smtp)
 
-    def _send(self, mail):
+    def _send(self, mail: emails.OutgoingEmail) -> tuple[Refusals, tuple[int, bytes]]:
         smtp, reused = self._connection()
         try:
             return transaction(smtp, mail)
@@ -166,7 +177,7 @@ class SMTPTransport:
         )
         return transaction(self._connection()[0], mail)
 
-    def _connection(self):
+    def _connection(self) -> tuple[smtplib.SMTP, bool]:
         idle = self.clock() - self._last_used
         if (
             self._smtp is not None
@@ -179,10 +190,12 @@ class SMTPTransport:
             return self._smtp, False
         return self._smtp, True
 
-    def _open(self):
+    def _open(self) -> smtplib.SMTP:
         conf = self.conf
-        factory = smtplib.SMTP_SSL if conf.smtp_security == "tls" else smtplib.SMTP
-        kwargs = {"context": self.context} if conf.smtp_security == "tls" else {}
+        factory: type[smtplib.SMTP] = (
+            smtplib.SMTP_SSL if conf.smtp_security == "tls" else smtplib.SMTP
+        )
+        kwargs: dict[str, Any] = {"context": self.context} if conf.smtp_security == "tls" else {}
         smtp = factory(conf.smtp_host, self.port, timeout=conf.smtp_timeout_seconds, **kwargs)
         try:
             smtp.set_debuglevel(0)
@@ -198,7 +211,7 @@ class SMTPTransport:
         LOG.debug("SMTP connection to %s:%s open", conf.smtp_host, self.port)
         return smtp
 
-    def _tls_context(self):
+    def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.conf.smtp_ca_file)
         if not self.conf.smtp_verify:
             context.check_hostname = False
@@ -209,7 +222,7 @@ class SMTPTransport:
 _warned_plaintext_auth = False
 
 
-def check_plaintext_auth(conf):
+def check_plaintext_auth(conf: Any) -> None:
     """Refuse an SMTP login without TLS unless smtp_allow_plaintext_auth says
     so; then warn once per process (naming the user, never the password)."""
     global _warned_plaintext_auth
@@ -231,9 +244,12 @@ def check_plaintext_auth(conf):
         )
 
 
-def transaction(smtp, mail):
+def transaction(
+    smtp: smtplib.SMTP, mail: emails.OutgoingEmail
+) -> tuple[Refusals, tuple[int, bytes]]:
     """Run MAIL, RCPT, DATA; return ({refused rcpt: (code, reply)}, data reply)."""
-    data, options = mail.as_bytes(), []
+    data = mail.as_bytes()
+    options: list[str] = []
     if mail.smtputf8:
         if not smtp.has_extn("smtputf8"):
             raise smtplib.SMTPNotSupportedError(
@@ -244,7 +260,7 @@ def transaction(smtp, mail):
     if code != 250:
         _reset(smtp)
         raise smtplib.SMTPSenderRefused(code, reply, mail.sender)
-    refused = {}
+    refused: Refusals = {}
     for recipient in mail.recipients:
         code, reply = smtp.rcpt(recipient)
         if code not in (250, 251):
@@ -263,7 +279,7 @@ def transaction(smtp, mail):
     return refused, (code, reply)
 
 
-def translate_smtp_error(exc):
+def translate_smtp_error(exc: BaseException) -> errors.DeliveryError:
     """Return the DeliveryError for an smtplib or socket exception."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
@@ -297,14 +313,14 @@ def translate_smtp_error(exc):
 class CommandTransport:
     """Pipe each message to ``smtp_command`` (a sendmail-compatible program)."""
 
-    def __init__(self, conf):
+    def __init__(self, conf: Any) -> None:
         self.argv = shlex.split(conf.smtp_command)
         if not self.argv:
             raise ValueError("smtp_command is empty")
-        self.timeout = conf.smtp_timeout_seconds
+        self.timeout: float = conf.smtp_timeout_seconds
         self.reads_headers = "-t" in self.argv[1:]
 
-    def send(self, mail):
+    def send(self, mail: emails.OutgoingEmail) -> DeliveryReport:
         argv = self.argv if self.reads_headers else self.argv + list(mail.recipients)
         data = mail.as_bytes(linesep="\n", include_bcc=self.reads_headers)
         try:
@@ -331,36 +347,36 @@ class CommandTransport:
         )
 
 
-def _error_class(transient):
+def _error_class(transient: bool) -> type[errors.DeliveryError]:
     return errors.TransientDeliveryError if transient else errors.PermanentDeliveryError
 
 
-def _answers_noop(smtp):
+def _answers_noop(smtp: smtplib.SMTP) -> bool:
     try:
         return smtp.noop()[0] == 250
     except (smtplib.SMTPException, OSError):
         return False
 
 
-def _reset(smtp):
+def _reset(smtp: smtplib.SMTP) -> None:
     try:
         smtp.rset()
     except (smtplib.SMTPException, OSError):
         pass
 
 
-def _quit(smtp):
+def _quit(smtp: smtplib.SMTP) -> None:
     try:
         smtp.quit()
     except (smtplib.SMTPException, OSError):
         smtp.close()
 
 
-def _text(value):
+def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
 
 
-def _refusals(refused):
+def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:
     return "; ".join(f"{rcpt}: {code} {_text(reply)}" for rcpt, (code, reply) in refused.items())

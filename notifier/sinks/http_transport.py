@@ -8,6 +8,8 @@ name, because urllib3 keeps using ``self.host`` for SNI and verification.
 """
 
 import socket
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import certifi
 import urllib3
@@ -17,18 +19,25 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from notifier.core import netpolicy
 
+#: ``socket.getaddrinfo``'s signature.
+Resolver = Callable[..., Any]
+
 
 class ForbiddenAddressError(urllib3.exceptions.HTTPError):
     """Every address of the host is one webhooks may not reach."""
 
 
-def vetted_addresses(host, port, resolver, allowed_networks):
+def vetted_addresses(
+    host: str, port: int, resolver: Resolver, allowed_networks: Sequence[netpolicy.Network]
+) -> list[tuple[int, Any]]:
     """Resolve ``host`` and return the (family, sockaddr) pairs allowed."""
     try:
         infos = resolver(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise NewConnectionError(None, f"cannot resolve {host}: {exc}") from exc
-    allowed, refused = [], []
+        # No connection object exists yet to name (urllib3 only stores it).
+        raise NewConnectionError(None, f"cannot resolve {host}: {exc}") from exc  # type: ignore[arg-type]
+    allowed: list[tuple[int, Any, str | None]] = []
+    refused: list[tuple[int, Any, str | None]] = []
     for family, _, _, _, sockaddr in infos:
         reason = netpolicy.refusal_reason(sockaddr[0], allowed_networks)
         (refused if reason else allowed).append((family, sockaddr, reason))
@@ -38,7 +47,7 @@ def vetted_addresses(host, port, resolver, allowed_networks):
     return [(family, sockaddr) for family, sockaddr, _ in allowed]
 
 
-def _connect_vetted(conn):
+def _connect_vetted(conn: Any) -> socket.socket:
     addresses = vetted_addresses(conn._dns_host, conn.port, conn.resolver, conn.allowed_networks)
     timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
     error = None
@@ -59,15 +68,26 @@ def _connect_vetted(conn):
     raise NewConnectionError(conn, f"cannot connect to {conn.host}: {error}")
 
 
-def build_pool_manager(timeout, pool_maxsize, allowed_networks, resolver=socket.getaddrinfo):
+def build_pool_manager(
+    timeout: urllib3.Timeout,
+    pool_maxsize: int,
+    allowed_networks: Sequence[netpolicy.Network],
+    resolver: Resolver = socket.getaddrinfo,
+) -> urllib3.PoolManager:
     """Return a PoolManager whose connections go only to vetted addresses."""
 
     class VettedHTTPConnection(HTTPConnection):
-        def _new_conn(self):
+        resolver: Any
+        allowed_networks: Sequence[netpolicy.Network]
+
+        def _new_conn(self) -> socket.socket:
             return _connect_vetted(self)
 
     class VettedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self):
+        resolver: Any
+        allowed_networks: Sequence[netpolicy.Network]
+
+        def _new_conn(self) -> socket.socket:
             return _connect_vetted(self)
 
     for cls in (VettedHTTPConnection, VettedHTTPSConnection):

@@ -24,12 +24,17 @@ import datetime
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from keystoneauth1 import adapter, loading, plugin, token_endpoint
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1.access import service_catalog
 
 from notifier import errors
+
+if TYPE_CHECKING:
+    from notifier.sinks import RequestContext
 
 LOG = logging.getLogger(__name__)
 GROUP = "trustee"
@@ -52,12 +57,12 @@ REJECTED_TRUST = (
 )
 
 
-def isoformat(epoch_seconds):
+def isoformat(epoch_seconds: float) -> str:
     moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def scrub(text, secret):
+def scrub(text: object, secret: str | None) -> str:
     return str(text).replace(secret, "<trust>") if secret else str(text)
 
 
@@ -77,15 +82,21 @@ class TokenCache:
     Least recently used trusts are dropped past ``max_size``.
     """
 
-    def __init__(self, fetch, margin_seconds, max_size=1024, clock=time.time):
+    def __init__(
+        self,
+        fetch: Callable[[str], TrustToken],
+        margin_seconds: float,
+        max_size: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.fetch = fetch
         self.margin_seconds = margin_seconds
         self.max_size = max_size
         self.clock = clock
-        self._tokens = collections.OrderedDict()
+        self._tokens: collections.OrderedDict[str, TrustToken] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, trust_id):
+    def get(self, trust_id: str) -> tuple[TrustToken, bool]:
         with self._lock:
             cached = self._tokens.get(trust_id)
             if cached and cached.expires_at - self.margin_seconds > self.clock():
@@ -99,7 +110,7 @@ class TokenCache:
                 self._tokens.popitem(last=False)
         return token, True
 
-    def forget(self, trust_id):
+    def forget(self, trust_id: str) -> None:
         with self._lock:
             self._tokens.pop(trust_id, None)
 
@@ -107,7 +118,7 @@ class TokenCache:
 class Keystone:
     """notifier's trustee at Keystone: one per process and configuration."""
 
-    def __init__(self, conf, clock=time.time):
+    def __init__(self, conf: Any, clock: Callable[[], float] = time.time) -> None:
         self.options = conf[GROUP]
         self.session = loading.load_session_from_conf_options(conf, GROUP)
         if self.session.timeout is None:
@@ -119,28 +130,29 @@ class Keystone:
             self.options.token_cache_size,
             clock,
         )
-        self._trustee_id = self.options.user_id
-        self.workflow_url = None  # Mistral's, from the first catalog read
+        self._trustee_id: str | None = self.options.user_id
+        self.workflow_url: str | None = None  # Mistral's, from the first catalog read
         self._catalog_read = False
 
-    def _password(self, **overrides):
-        loader = loading.get_plugin_loader("password")
+    def _password(self, **overrides: Any) -> Any:
+        loader: Any = loading.get_plugin_loader("password")
         return loader.load_from_options_getter(lambda opt: self.options[opt.dest], **overrides)
 
     # -- at subscription creation (API process) ----------------------------
 
-    def identity_url(self):
+    def identity_url(self) -> str:
         """Return Keystone's v3 URL, found by version discovery of ``auth_url``."""
-        return self.session.get_endpoint(
+        endpoint: Any = self.session.get_endpoint(
             auth=self.trustee, version=(3, 0), interface=plugin.AUTH_INTERFACE
-        ).rstrip("/")
+        )
+        return str(endpoint.rstrip("/"))
 
-    def trustee_id(self):
+    def trustee_id(self) -> str | None:
         if not self._trustee_id:
             self._trustee_id = self.session.get_user_id(auth=self.trustee)
         return self._trustee_id
 
-    def workflow_url_for(self, user_token):
+    def workflow_url_for(self, user_token: str | None) -> str | None:
         """Return the catalog's workflowv2 URL, reading it (once) with a user token."""
         if not self._catalog_read:
             try:
@@ -151,7 +163,7 @@ class Keystone:
             self._note_catalog(service_catalog.ServiceCatalogV3(response.json()["catalog"]))
         return self.workflow_url
 
-    def _note_catalog(self, catalog):
+    def _note_catalog(self, catalog: Any) -> None:
         if self._catalog_read:
             return
         try:
@@ -164,7 +176,7 @@ class Keystone:
             self.workflow_url = None
         self._catalog_read = True
 
-    def create_trust(self, context, expires_at):
+    def create_trust(self, context: "RequestContext", expires_at: float | None) -> str:
         """Create a trust from the requesting user to the trustee; return its id."""
         body = {
             "trustor_user_id": context.user_id,
@@ -194,9 +206,10 @@ class Keystone:
             context.user_id,
             context.project_id,
         )
-        return response.json()["trust"]["id"]
+        trust_id: str = response.json()["trust"]["id"]
+        return trust_id
 
-    def delete_trust(self, trust_id):
+    def delete_trust(self, trust_id: str) -> bool:
         """Delete a trust, acting through it; return False if that failed.
 
         An already expired or deleted trust counts as deleted. Failures are
@@ -230,11 +243,11 @@ class Keystone:
 
     # -- at delivery (worker process) --------------------------------------
 
-    def trust_token(self, trust_id):
+    def trust_token(self, trust_id: str) -> tuple[TrustToken, bool]:
         """Return ``(TrustToken, fresh)`` for a trust, from the cache if still good."""
         return self.tokens.get(trust_id)
 
-    def _fetch_token(self, trust_id):
+    def _fetch_token(self, trust_id: str) -> TrustToken:
         auth = self._password(trust_id=trust_id, **NO_OTHER_SCOPE)
         try:
             access = auth.get_access(self.session)
@@ -245,11 +258,11 @@ class Keystone:
         self._note_catalog(access.service_catalog)
         return TrustToken(access.auth_token, access.expires.timestamp())
 
-    def adapter(self, token):
+    def adapter(self, token: str) -> Any:
         """Return an HTTP client on this session that sends ``token``."""
         return adapter.Adapter(self.session, auth=token_endpoint.Token(None, token))
 
-    def _rejected(self, exc, trust_id):
+    def _rejected(self, exc: Exception, trust_id: str) -> errors.DeliveryError:
         """Tell a dead trust from rejected trustee credentials (both are a 401)."""
         try:
             self._password().get_access(self.session)  # a new login, not a cached one
@@ -268,7 +281,7 @@ class Keystone:
         )
 
 
-def _unavailable(exc):
+def _unavailable(exc: Exception) -> bool:
     if isinstance(
         exc,
         (
@@ -282,7 +295,7 @@ def _unavailable(exc):
     return status is None or status >= 500 or status == 429
 
 
-def _api_error(exc):
+def _api_error(exc: Exception) -> errors.NotifierError:
     """Translate a keystoneauth error met while creating a trust."""
     status = getattr(exc, "http_status", None)
     if _unavailable(exc):
@@ -296,7 +309,7 @@ def _api_error(exc):
     )
 
 
-def _delivery_error(exc, trust_id):
+def _delivery_error(exc: Exception, trust_id: str) -> errors.DeliveryError:
     """Translate a keystoneauth error met while getting a trust-scoped token."""
     text = scrub(exc, trust_id)
     status = getattr(exc, "http_status", None)

@@ -23,28 +23,30 @@ only when a trust+ subscriber is used.
 import json
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from notifier import errors
-from notifier.core import signing
+from notifier.core import schemes
 from notifier.core.retry import classify_http_status
-from notifier.sinks import DeliveryReport
+from notifier.sinks import DeliveryReport, Notification, RequestContext
 from notifier.sinks.webhook import (
     WebhookSink,
-    _check_header_map,
     check_destination,
-    check_throttle_policy,
+    check_webhook_options,
     http_target,
 )
 
-PREFIX = "trust+"
-_KEYSTONES: dict[
-    int, tuple[Any, Any]
-] = {}  # id(conf) -> (weak reference to conf, its Keystone), on first use
+if TYPE_CHECKING:
+    from notifier.sinks.keystone import Keystone
+
+PREFIX = schemes.TRUST_PREFIX
+# id(conf) -> (weak reference to conf, its Keystone), on first use
+_KEYSTONES: dict[int, tuple[Any, "Keystone"]] = {}
 
 
-def split_subscriber(subscriber):
+def split_subscriber(subscriber: str) -> tuple[str | None, str]:
     """Return (trust id or None, target URL) of a trust+ subscriber."""
     parts = urlsplit(subscriber)
     userinfo, at, hostport = parts.netloc.rpartition("@")
@@ -60,14 +62,14 @@ def split_subscriber(subscriber):
     return (unquote(userinfo) or None) if at else None, url
 
 
-def with_trust(subscriber, trust_id):
+def with_trust(subscriber: str, trust_id: str) -> str:
     """Return the subscriber with ``trust_id`` as its user info."""
     parts = urlsplit(subscriber)
     hostport = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{quote(trust_id, safe='')}@{hostport}"))
 
 
-def public_form(subscriber):
+def public_form(subscriber: str) -> str:
     """Return a subscriber without the trust id (any other URI unchanged)."""
     parts = urlsplit(subscriber)
     if not parts.scheme.lower().startswith(PREFIX):
@@ -75,19 +77,21 @@ def public_form(subscriber):
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def is_executions_url(url, workflow_url):
+def is_executions_url(url: str, workflow_url: str | None) -> bool:
     """Say whether ``url`` is the Mistral executions endpoint."""
-    return bool(workflow_url) and (url.rstrip("/") == workflow_url.rstrip("/") + "/executions")
+    if not workflow_url:
+        return False
+    return url.rstrip("/") == workflow_url.rstrip("/") + "/executions"
 
 
-def mistral_params(params, body, message_id):
+def mistral_params(params: Mapping[str, Any] | None, body: Any, message_id: str) -> dict[str, Any]:
     """Return execution params: the subscription's, with the notification in env."""
     params = dict(params or {})
     params["env"] = dict(params.get("env") or {}, notification=body, notification_id=message_id)
     return params
 
 
-def keystone_for(conf):
+def keystone_for(conf: Any) -> "Keystone":
     """Return this process's Keystone helper for ``conf``."""
     entry = _KEYSTONES.get(id(conf))
     if entry is None or entry[0]() is not conf:
@@ -97,7 +101,7 @@ def keystone_for(conf):
     return entry[1]
 
 
-def _require_extras():
+def _require_extras() -> None:
     try:
         import keystoneauth1  # noqa: F401
         import mistralclient  # noqa: F401
@@ -109,7 +113,7 @@ def _require_extras():
         ) from exc
 
 
-def _require_keystone(context, conf):
+def _require_keystone(context: RequestContext, conf: Any) -> None:
     if (
         conf.auth_strategy != "keystone"
         or not context.authenticated
@@ -124,7 +128,7 @@ def _require_keystone(context, conf):
         )
 
 
-def _check_options(options):
+def _check_options(options: Mapping[str, Any]) -> None:
     if "workflow_id" in options and not (
         isinstance(options["workflow_id"], str) and options["workflow_id"]
     ):
@@ -141,16 +145,7 @@ def _check_options(options):
             "options.params.env must be an object.", field="options.params.env"
         )
     # The webhook options, for trust+ URLs that are not Mistral's.
-    if "secret" in options:
-        signing.validate_webhook_secret(options["secret"], "options.secret")
-    if "throttle_policy" in options:
-        check_throttle_policy(options["throttle_policy"])
-    if not isinstance(options.get("post_data", ""), str):
-        raise errors.ValidationError(
-            "options.post_data must be a string.", field="options.post_data"
-        )
-    if "post_headers" in options:
-        _check_header_map(options["post_headers"], TrustSink.reserved_headers)
+    check_webhook_options(options, TrustSink.reserved_headers)
 
 
 class TokenRejected(Exception):
@@ -163,7 +158,13 @@ class TrustSink(WebhookSink):
     reserved_headers = ("x-auth-token",)  # the trust-scoped token
 
     @classmethod
-    def validate(cls, subscriber, options, conf, resolver=None):
+    def validate(
+        cls,
+        subscriber: str,
+        options: Mapping[str, Any],
+        conf: Any,
+        resolver: Callable[..., Any] | None = None,
+    ) -> None:
         # The destination is checked (and resolved) when the trust is made:
         # prepare_subscription, which knows the project's Mistral endpoint.
         _require_extras()
@@ -173,7 +174,9 @@ class TrustSink(WebhookSink):
         _check_options(options)
 
     @classmethod
-    def prepare_subscription(cls, fields, context, conf):
+    def prepare_subscription(
+        cls, fields: dict[str, Any], context: RequestContext, conf: Any
+    ) -> dict[str, Any]:
         _require_keystone(context, conf)
         trust_id, url = split_subscriber(fields["subscriber"])
         if trust_id is not None:
@@ -192,7 +195,9 @@ class TrustSink(WebhookSink):
         return dict(fields, subscriber=with_trust(fields["subscriber"], trust_id))
 
     @classmethod
-    def renew_subscription(cls, record, before, context, conf):
+    def renew_subscription(
+        cls, record: dict[str, Any], before: dict[str, Any], context: RequestContext, conf: Any
+    ) -> dict[str, Any]:
         """Keep the stored trust, or make one for a new TTL; the subscriber
         itself cannot change (a user-given trust id is never taken)."""
         if public_form(record["subscriber"]) != public_form(before["subscriber"]):
@@ -211,26 +216,27 @@ class TrustSink(WebhookSink):
         return record
 
     @classmethod
-    def release_subscription(cls, record, conf):
+    def release_subscription(cls, record: Mapping[str, Any], conf: Any) -> None:
         trust_id, _ = split_subscriber(record["subscriber"])
         if trust_id:
             keystone_for(conf).delete_trust(trust_id)
 
     @classmethod
-    def public_subscriber(cls, subscriber):
+    def public_subscriber(cls, subscriber: str) -> str:
         return public_form(subscriber)
 
     @staticmethod
-    def _trust_expiry(subscription_expires, conf):
+    def _trust_expiry(subscription_expires: float, conf: Any) -> float:
         # Our subscriptions always have a TTL; create_trust(None) never expires.
-        return subscription_expires + conf.trustee.trust_expiry_margin_seconds
+        margin: float = conf.trustee.trust_expiry_margin_seconds
+        return subscription_expires + margin
 
-    def __init__(self, conf):
+    def __init__(self, conf: Any) -> None:
         _require_extras()
         super().__init__(conf)
         self.keystone = keystone_for(conf)
 
-    def deliver(self, notification):
+    def deliver(self, notification: Notification) -> DeliveryReport:
         trust_id, url = split_subscriber(notification.subscription["subscriber"])
         if not trust_id:
             raise errors.PermanentDeliveryError(
@@ -249,17 +255,17 @@ class TrustSink(WebhookSink):
                         status=401,
                     ) from exc
 
-    def _send(self, url, token, notification):
+    def _send(self, url: str, token: str, notification: Notification) -> DeliveryReport:
         if is_executions_url(url, self.keystone.workflow_url):
             return self._execute(url, token, notification)
         try:
-            return super().deliver(notification, url=url, extra_headers={"X-Auth-Token": token})
+            return self.post(notification, url=url, extra_headers={"X-Auth-Token": token})
         except errors.PermanentDeliveryError as exc:
             if exc.status == 401:
                 raise TokenRejected("The subscriber") from exc
             raise
 
-    def _execute(self, url, token, notification):
+    def _execute(self, url: str, token: str, notification: Notification) -> DeliveryReport:
         from keystoneauth1 import exceptions as ks_exceptions
         from mistralclient.api import base as mistral_base
         from mistralclient.api.v2 import client as mistral_client
@@ -297,7 +303,7 @@ class TrustSink(WebhookSink):
         )
 
 
-def _mistral_error(exc):
+def _mistral_error(exc: Any) -> Exception:
     status = exc.error_code
     if status == 401:
         return TokenRejected("Mistral")

@@ -14,15 +14,17 @@ notifications only.
 import re
 import socket
 import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 import urllib3
-from urllib3 import HTTPHeaderDict
+from urllib3 import BaseHTTPResponse, HTTPHeaderDict
 
 from notifier import errors
 from notifier.core import netpolicy, signing
 from notifier.core.payloads import render_webhook_body
 from notifier.core.retry import classify_http_status, parse_retry_after
-from notifier.sinks import DeliveryReport
+from notifier.sinks import DeliveryReport, Notification, RequestContext
 from notifier.sinks.http_transport import ForbiddenAddressError, build_pool_manager
 
 RESPONSE_BODY_CAP = 64 * 1024
@@ -53,7 +55,7 @@ RESERVED_HEADERS = frozenset(
 RESERVED_PREFIXES = ("proxy-", "webhook-")
 
 
-def header_problem(headers, reserved=()):
+def header_problem(headers: object, reserved: Collection[str] = ()) -> str | None:
     """Return why a ``post_headers`` map may not be sent, or None."""
     if not isinstance(headers, dict):
         return "it must be an object of header names to string values"
@@ -82,15 +84,30 @@ def header_problem(headers, reserved=()):
     return None
 
 
-def _check_header_map(headers, reserved=()):
-    problem = header_problem(headers, reserved)
-    if problem:
+def check_webhook_options(
+    options: Mapping[str, Any], reserved_headers: Collection[str] = ()
+) -> None:
+    """Check the options of an HTTP delivery (``secret``, ``throttle_policy``,
+    ``post_data``, ``post_headers``), as webhook and trust+ subscribers share
+    them; ``reserved_headers``: names (lower case) the sink sets itself."""
+    if "secret" in options:
+        signing.validate_webhook_secret(options["secret"], "options.secret")
+    if "throttle_policy" in options:
+        check_throttle_policy(options["throttle_policy"])
+    post_data = options.get("post_data")
+    if post_data is not None and not isinstance(post_data, str):
         raise errors.ValidationError(
-            f"options.post_headers is refused: {problem}.", field="options.post_headers"
+            "options.post_data must be a string.", field="options.post_data"
         )
+    if "post_headers" in options:
+        problem = header_problem(options["post_headers"], reserved_headers)
+        if problem:
+            raise errors.ValidationError(
+                f"options.post_headers is refused: {problem}.", field="options.post_headers"
+            )
 
 
-def http_target(url, trust=False, shown=None):
+def http_target(url: str, trust: bool = False, shown: str | None = None) -> netpolicy.HttpTarget:
     """Return the ``netpolicy.HttpTarget`` of a subscriber URL, or raise
     ValidationError naming ``subscriber``."""
     try:
@@ -109,23 +126,21 @@ class WebhookSink:
     reserved_headers: tuple[str, ...] = ()
 
     @classmethod
-    def validate(cls, subscriber, options, conf, resolver=None):
+    def validate(
+        cls,
+        subscriber: str,
+        options: Mapping[str, Any],
+        conf: Any,
+        resolver: Callable[..., Any] | None = None,
+    ) -> None:
         target = http_target(subscriber)
         check_destination(target.host, target.port, conf, resolver)
-        if "secret" in options:
-            signing.validate_webhook_secret(options["secret"], "options.secret")
-        if "throttle_policy" in options:
-            check_throttle_policy(options["throttle_policy"])
-        post_data = options.get("post_data")
-        if post_data is not None and not isinstance(post_data, str):
-            raise errors.ValidationError(
-                "options.post_data must be a string.", field="options.post_data"
-            )
-        if "post_headers" in options:
-            _check_header_map(options["post_headers"])
+        check_webhook_options(options, cls.reserved_headers)
 
     @classmethod
-    def prepare_subscription(cls, fields, context, conf):
+    def prepare_subscription(
+        cls, fields: dict[str, Any], context: RequestContext, conf: Any
+    ) -> dict[str, Any]:
         """Give the subscription its signing secret: the subscriber's own
         (``options.secret``) or a new one, shown once in the response."""
         options = dict(fields["options"])
@@ -137,12 +152,12 @@ class WebhookSink:
             reveal={"secret": secret},
         )
 
-    def __init__(self, conf, resolver=socket.getaddrinfo):
+    def __init__(self, conf: Any, resolver: Callable[..., Any] = socket.getaddrinfo) -> None:
         # ``total``: connecting and waiting for the answer together take at
         # most connect + read; the body is read within the same bound
         # (``_read_capped``), so one attempt never outlasts it by much, which
         # is what bounds a task's runtime (workers/app.py).
-        self.attempt_seconds = (
+        self.attempt_seconds: float = (
             conf.notification.webhook_connect_timeout_seconds
             + conf.notification.webhook_read_timeout_seconds
         )
@@ -158,11 +173,21 @@ class WebhookSink:
             resolver,
         )
 
-    def deliver(self, notification, extra_headers=None, url=None):
+    def deliver(self, notification: Notification) -> DeliveryReport:
+        return self.post(notification)
+
+    def post(
+        self,
+        notification: Notification,
+        extra_headers: Mapping[str, str] | None = None,
+        url: str | None = None,
+    ) -> DeliveryReport:
+        """POST the notification to ``url`` (default: the subscriber), with
+        ``extra_headers`` set after the subscription's own."""
         # A control message (a confirmation request) is the service's own:
         # no post_data or post_headers of the subscription shape it.
         control = notification.message.get("control")
-        options = {} if control else notification.subscription.get("options") or {}
+        options: dict[str, Any] = {} if control else notification.subscription.get("options") or {}
         body = render_webhook_body(notification.payload, options.get("post_data"))
         headers = HTTPHeaderDict({"Content-Type": "application/json"})
         # Checked again here: a subscription stored before the check existed
@@ -190,7 +215,7 @@ class WebhookSink:
         response = self._post(url or notification.subscription["subscriber"], body, headers)
         return self._judge(response, deadline)
 
-    def _post(self, url, body, headers):
+    def _post(self, url: str, body: bytes, headers: HTTPHeaderDict) -> BaseHTTPResponse:
         try:
             netpolicy.parse_http_url(url)  # what was validated is what connects
         except ValueError as exc:
@@ -216,7 +241,7 @@ class WebhookSink:
             ) from exc
         return response
 
-    def _judge(self, response, deadline):
+    def _judge(self, response: BaseHTTPResponse, deadline: float) -> DeliveryReport:
         text = _read_capped(response, deadline)
         verdict = classify_http_status(response.status)
         if verdict == "success":
@@ -224,7 +249,7 @@ class WebhookSink:
         retry_after = parse_retry_after(
             response.headers.get("Retry-After"), time.time(), RETRY_AFTER_CAP_SECONDS
         )
-        cls = (
+        cls: type[errors.DeliveryError] = (
             errors.TransientDeliveryError
             if verdict == "transient"
             else errors.PermanentDeliveryError
@@ -241,7 +266,7 @@ class WebhookSink:
         )
 
 
-def _read_capped(response, deadline):
+def _read_capped(response: BaseHTTPResponse, deadline: float) -> str | None:
     """Read at most RESPONSE_BODY_CAP bytes, until ``deadline`` (monotonic):
     a body trickled byte by byte is cut there (the status is the answer).
     Keep the connection only if drained."""
@@ -260,7 +285,9 @@ def _read_capped(response, deadline):
     return data[:RESPONSE_BODY_CAP].decode("utf-8", "replace")
 
 
-def check_destination(host, port, conf, resolver=None):
+def check_destination(
+    host: str, port: int | None, conf: Any, resolver: Callable[..., Any] | None = None
+) -> None:
     """Refuse a webhook host the network policy forbids (at subscription time).
 
     A literal address is judged as it is; a name is resolved and refused if
@@ -270,7 +297,7 @@ def check_destination(host, port, conf, resolver=None):
     allowed = netpolicy.parse_networks(conf.webhook.allowed_networks)
     literal = netpolicy.host_literal(host)
     if literal is not None:
-        addresses = [literal]
+        addresses: list[Any] = [literal]
     else:
         # Looked up at call time, not bound at import: tests/unit's guard
         # replaces socket.getaddrinfo and must see every lookup.
@@ -290,7 +317,7 @@ def check_destination(host, port, conf, resolver=None):
             )
 
 
-def check_throttle_policy(policy):
+def check_throttle_policy(policy: object) -> None:
     """Check SNS's throttlePolicy: {"max_receives_per_second": N}."""
     rate = policy.get("max_receives_per_second") if isinstance(policy, dict) else None
     if (
@@ -306,11 +333,13 @@ def check_throttle_policy(policy):
         )
 
 
-def rotate_secret(record, grace_seconds, now, new_secret=None):
+def rotate_secret(
+    record: Mapping[str, Any], grace_seconds: float, now: float, new_secret: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
     """Return (secrets list, new secret): the new one first, the old ones
     kept until ``now + grace_seconds`` at the latest."""
     new_secret = new_secret or signing.generate_webhook_secret()
-    kept = []
+    kept: list[dict[str, Any]] = []
     for entry in record.get("secrets") or ():
         expires = entry.get("expires")
         expires = now + grace_seconds if expires is None else min(expires, now + grace_seconds)
@@ -319,7 +348,7 @@ def rotate_secret(record, grace_seconds, now, new_secret=None):
     return [{"secret": new_secret, "expires": None}] + kept, new_secret
 
 
-def active_secrets(subscription, now):
+def active_secrets(subscription: Mapping[str, Any], now: float) -> list[str]:
     """Return the subscription's signing secrets still in use, newest first."""
     return [
         entry["secret"]

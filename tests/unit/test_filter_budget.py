@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifier.core import filtering
-from notifier.core.filter_operators import BUILDERS, TRUE, Ranges, numeric_bounds, scalar
+from notifier.core.filtering.operators import BUILDERS, TRUE, Ranges, numeric_bounds, scalar
 from notifier.core.matching import match_within, matching_pairs
 
 BODY = "MessageBody"

@@ -61,11 +61,11 @@ def test_sample_config_is_what_the_generator_writes_today(tmp_path):
                 committed.splitlines(keepends=True),
                 expected.splitlines(keepends=True),
                 "etc/notifier.conf.sample (committed)",
-                "generated from notifier/conf.py",
+                "generated from notifier/conf/",
             )
         )
         raise AssertionError(
-            "etc/notifier.conf.sample is out of date with notifier/conf.py; "
+            "etc/notifier.conf.sample is out of date with notifier/conf/; "
             f"regenerate it from the project root with:\n  {REGENERATE}\n"
             "(if an option is missing from the output, `pip install -e .` again "
             "so the oslo.config.opts entry point is current)\n\n" + diff

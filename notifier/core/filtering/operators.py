@@ -2,8 +2,8 @@
 
 Each builder in :data:`BUILDERS` validates an operator's arguments (raising
 :class:`PolicyError` with AWS's messages) and returns a predicate on one
-flattened message value; :mod:`notifier.core.filtering` compiles policies from
-them. Pure: stdlib only, no I/O.
+flattened message value; :mod:`notifier.core.filtering.compiler` compiles
+policies from them. Pure: stdlib only, no I/O.
 """
 
 import bisect
@@ -12,6 +12,8 @@ import ipaddress
 import json
 import math
 import socket
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 
 class Literal:
@@ -19,17 +21,24 @@ class Literal:
 
     __slots__ = ("name",)
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self.name
 
 
 TRUE, FALSE, NULL = Literal("true"), Literal("false"), Literal("null")
 
+#: One flattened message value: a string, a number (always a float) or a literal.
+Value = str | float | Literal
+#: A test of one flattened value, built by an operator from its arguments.
+Predicate = Callable[[Any], bool]
+#: A numeric bound compared as a tuple: (number, side), see :class:`Ranges`.
+Bound = tuple[float, int]
 
-def scalar(value):
+
+def scalar(value: Any) -> Any:
     """Normalise one JSON scalar for matching (an integer too large for a
     double is an infinity, as the JSON parsers of other languages read it)."""
     if value is True or value is False or value is None:
@@ -45,23 +54,23 @@ def scalar(value):
 class PolicyError(Exception):
     """Why a policy is invalid; ``path`` is filled in by the key being compiled."""
 
-    def __init__(self, reason, path=()):
+    def __init__(self, reason: str, path: tuple[Any, ...] = ()) -> None:
         super().__init__(reason)
         self.reason, self.path = reason, path
 
-    def describe(self):
+    def describe(self) -> str:
         where = f' (key "{".".join(map(str, self.path))}")' if self.path else ""
         return self.reason + where
 
 
-def fail(reason):
+def fail(reason: str) -> NoReturn:
     raise PolicyError(reason)
 
 
 # -- operators: each builder validates its arguments, then returns v -> bool --
 
 
-def is_number(value):
+def is_number(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
@@ -70,29 +79,29 @@ def is_number(value):
         return False
 
 
-def _strings(operator, args):
+def _strings(operator: str, args: Iterable[Any]) -> tuple[str, ...]:
     for arg in args:
         if not isinstance(arg, str):
             fail(f"{operator} match pattern must be a string")
     return tuple(args)
 
 
-def _prefix(args):
+def _prefix(args: list[Any]) -> Predicate:
     prefixes = _strings("prefix", args)
     return lambda v: type(v) is str and v.startswith(prefixes)
 
 
-def _suffix(args):
+def _suffix(args: list[Any]) -> Predicate:
     suffixes = _strings("suffix", args)
     return lambda v: type(v) is str and v.endswith(suffixes)
 
 
-def _ignore_case(args):
+def _ignore_case(args: list[Any]) -> Predicate:
     folded = frozenset(a.lower() for a in _strings("equals-ignore-case", args))
     return lambda v: type(v) is str and v.lower() in folded
 
 
-def _numeric(bounds):
+def _numeric(bounds: list[Any]) -> Predicate:
     ranges = Ranges(
         ((low, 0 if low_inc else 1), (high, 0 if high_inc else -1))
         for low, low_inc, high, high_inc in bounds
@@ -111,8 +120,8 @@ class Ranges:
 
     __slots__ = ("lows", "highs")
 
-    def __init__(self, intervals):
-        merged = []
+    def __init__(self, intervals: Iterable[tuple[Any, Any]]) -> None:
+        merged: list[list[Any]] = []
         for low, high in sorted(intervals):
             if merged and low <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], high)
@@ -121,7 +130,7 @@ class Ranges:
         self.lows = [low for low, _ in merged]
         self.highs = [high for _, high in merged]
 
-    def contains(self, value):
+    def contains(self, value: Any) -> bool:
         index = bisect.bisect_right(self.lows, value) - 1
         return index >= 0 and value <= self.highs[index]
 
@@ -129,7 +138,7 @@ class Ranges:
 _LOWER, _UPPER = {">": False, ">=": True}, {"<": False, "<=": True}  # -> inclusive
 
 
-def numeric_bounds(argument):
+def numeric_bounds(argument: Any) -> tuple[float, bool, float, bool]:
     """Parse a ``numeric`` expression into (low, low_inclusive, high, high_inclusive)."""
     if not isinstance(argument, list) or not argument:
         fail("Value of numeric must be an array.")
@@ -164,21 +173,21 @@ def numeric_bounds(argument):
     return first, _LOWER[operator], second, _UPPER[upper]
 
 
-def _operand(argument, index, operator):
-    value = argument[index] if index < len(argument) else None
+def _operand(argument: list[Any], index: int, operator: str) -> float:
+    value: Any = argument[index] if index < len(argument) else None
     if not is_number(value):
         fail(f"Value of {'equals' if operator == '=' else operator} must be numeric")
     return float(value)
 
 
-def _cidr(args):
-    by_version = {4: [], 6: []}
+def _cidr(args: list[Any]) -> Predicate:
+    by_version: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for network in (_network(a) for a in args):
         first = int(network.network_address)
         by_version[network.version].append((first, first + network.num_addresses - 1))
     ranges = {version: Ranges(spans) for version, spans in by_version.items() if spans}
 
-    def in_networks(v):
+    def in_networks(v: Any) -> bool:
         if type(v) is not str:
             return False
         version, number = _ip_number(v)
@@ -187,7 +196,7 @@ def _cidr(args):
     return in_networks
 
 
-def _ip_number(text):
+def _ip_number(text: str) -> tuple[int | None, int | None]:
     """Return (IP version, address as an integer), or (None, None)."""
     try:  # the usual dotted quad, ~10x cheaper than ipaddress (same strictness)
         return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
@@ -197,7 +206,7 @@ def _ip_number(text):
     return (None, None) if address is None else (address.version, int(address))
 
 
-def _network(argument):
+def _network(argument: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(argument, str):
         fail("cidr match pattern must be a string")
     address, slash, mask = argument.partition("/")
@@ -212,21 +221,21 @@ def _network(argument):
 
 
 @functools.lru_cache(maxsize=4096)
-def _ip_address(text):
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
 
 
-def _anything_but(args):
+def _anything_but(args: list[Any]) -> Predicate:
     predicates = tuple(_one_anything_but(a) for a in args)
     if len(predicates) == 1:
         return predicates[0]
     return lambda v: any(p(v) for p in predicates)
 
 
-def _one_anything_but(argument):
+def _one_anything_but(argument: Any) -> Predicate:
     if isinstance(argument, dict):
         inner = next(iter(argument), "{}")
         if len(argument) != 1 or inner not in ("prefix", "suffix", "equals-ignore-case"):
@@ -245,7 +254,7 @@ def _one_anything_but(argument):
 
 
 # Cheapest first: a key's predicates are tried in this order.
-BUILDERS = {
+BUILDERS: dict[str, Callable[[Any], Predicate]] = {
     "prefix": _prefix,
     "suffix": _suffix,
     "equals-ignore-case": _ignore_case,
