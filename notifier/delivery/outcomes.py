@@ -99,10 +99,12 @@ class Outcomes:
         records += [a.to_dict() for a in self._disable(to_disable, [r.job for r in results])]
         self.storage.record_attempts(records)
         metrics.observe_results(
-            [(job.delivery, job.message, job.subscription, record)
-             for (job, _), record in zip(results, records)],
+            [
+                (job.delivery, job.message, job.subscription, record)
+                for (job, _), record in zip(results, records)
+            ],
             self.clock(),
-        )  # fmt: skip
+        )
         log_results(Result(r.job, a) for r, a in zip(results, settled.attempts))
         self.hold(settled.hold)
         self._store_dead_letters(settled.dead)
@@ -130,13 +132,12 @@ class Outcomes:
             settled.finished.append(job.message)
             return attempt
         retry = job.delivery.next_attempt()
-        attempt = dataclasses.replace(attempt, next_retry_at=self.clock() + delay)
+        due = self.clock() + delay
         if delay <= 0:
             settled.immediate.append(retry)
         else:
-            assert attempt.next_retry_at is not None
-            settled.retries.append(Deferred(attempt.next_retry_at, retry))
-        return attempt
+            settled.retries.append(Deferred(due, retry))
+        return dataclasses.replace(attempt, next_retry_at=due)
 
     def hold(self, jobs: Iterable[Job]) -> None:
         """Keep deliveries of disabled subscriptions until they are enabled."""
@@ -221,9 +222,12 @@ class Outcomes:
             # owner reads, nor its id; it is not replayed (subscribing
             # again sends a new confirmation).
             letter = dataclasses.replace(
-                letter, message_id=None, message=None, control=True,
+                letter,
+                message_id=None,
+                message=None,
+                control=True,
                 message_type=attempt.message_type,
-            )  # fmt: skip
+            )
         return letter, delivery.message_id
 
     def _store_dead_letters(self, dead: Sequence[tuple[DeadLetter, str]]) -> None:
