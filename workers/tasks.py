@@ -8,6 +8,7 @@ import redis
 from celery import signals
 from celery.exceptions import Reject
 
+from notifier.core.model import Delivery
 from notifier.delivery.service import DeliveryService
 from notifier.store.storage import Storage
 from workers.app import (
@@ -86,7 +87,7 @@ def register_tasks(app, conf):
             runtime,
             DELIVER_TASK,
             [deliveries],
-            lambda service: service.deliver(deliveries, deadline),
+            lambda service: service.deliver([Delivery.from_dict(d) for d in deliveries], deadline),
         )
 
     return runtime

@@ -9,36 +9,45 @@ fewer round trips and fewer, larger fan-out tasks for the workers.
 """
 
 import threading
+from collections.abc import Sequence
+from typing import Any
 
-from notifier.store.storage import new_id
+from notifier.delivery.jobs import Dispatcher
+from notifier.store.storage import Storage, new_id
 
 
 class _Post:
     __slots__ = ("source", "messages", "size", "ids", "done", "error")
 
-    def __init__(self, source, messages, size):
+    def __init__(self, source: Any, messages: list[dict[str, Any]], size: int) -> None:
         self.source = source
         self.messages = messages
         self.size = size
-        self.ids = [new_id() for _ in messages]
+        self.ids: list[str] = [new_id() for _ in messages]
         self.done = False
-        self.error = None
+        self.error: Exception | None = None
 
 
 class MessageWriter:
     """Store posted messages and enqueue their fan-out, in groups."""
 
-    def __init__(self, storage, dispatcher, max_group=64, max_group_bytes=1 << 20):
+    def __init__(
+        self,
+        storage: Storage,
+        dispatcher: Dispatcher,
+        max_group: int = 64,
+        max_group_bytes: int = 1 << 20,
+    ) -> None:
         # A group is one Lua script, which Redis runs alone: keep it small
         # enough (posts and bytes) not to stall everyone else's commands.
         self.storage = storage
         self.dispatcher = dispatcher
         self.max_group = max_group
         self.max_group_bytes = max_group_bytes
-        self._line = []
+        self._line: list[_Post] = []
         self._changed = threading.Condition()
 
-    def post(self, source, messages, size=0):
+    def post(self, source: Any, messages: list[dict[str, Any]], size: int = 0) -> list[str]:
         """Return the new messages' ids once they are stored and their
         fan-out enqueued; raise what the write raised (nothing is stored).
         ``size``: the request body's bytes, to bound a group's."""
@@ -55,8 +64,9 @@ class MessageWriter:
             raise post.error
         return post.ids
 
-    def _group(self):
-        group, size = [], 0
+    def _group(self) -> list[_Post]:
+        group: list[_Post] = []
+        size = 0
         for post in self._line:
             if group and (len(group) == self.max_group or size + post.size > self.max_group_bytes):
                 break
@@ -64,8 +74,9 @@ class MessageWriter:
             size += post.size
         return group
 
-    def _write_group(self, group):
-        error, refused = None, {}
+    def _write_group(self, group: Sequence[_Post]) -> None:
+        error: Exception | None = None
+        refused: dict[Any, Exception] = {}
         try:
             refused = self._write(group)
         except Exception as exc:  # every post of the group answers with it
@@ -76,10 +87,12 @@ class MessageWriter:
             del self._line[: len(group)]
             self._changed.notify_all()
 
-    def _write(self, group):
+    def _write(self, group: Sequence[_Post]) -> dict[Any, Exception]:
         """Write a group; return {source: error} for the sources whose posts
         were refused (their project's quota)."""
-        posts = {}  # source -> (messages, ids): one fan-out per source
+        posts: dict[
+            Any, tuple[list[dict[str, Any]], list[str]]
+        ] = {}  # source -> (messages, ids): one fan-out per source
         for post in group:
             messages, ids = posts.setdefault(post.source, ([], []))
             messages += post.messages

@@ -39,7 +39,7 @@ def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storag
 
 def test_json_logs_carry_ids_as_fields():
     record = logging.LogRecord(
-        "notifier.delivery.service", logging.INFO, __file__, 1, "delivery %s", ("failed",), None
+        "notifier.delivery.outcomes", logging.INFO, __file__, 1, "delivery %s", ("failed",), None
     )
     record.message_id, record.subscription_id = "m1", "s1"
     document = json.loads(JsonFormatter().format(record))

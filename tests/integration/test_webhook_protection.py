@@ -175,7 +175,9 @@ def test_an_endpoint_that_keeps_failing_opens_its_breaker_and_holds_deliveries(
     # three failures open the breaker; the other deliveries wait, not attempted
     assert len(receiver.received("/down")) == 3
     assert storage.pending_retry_count() == 6
-    state = service.guard.state.breaker(f"p:http://127.0.0.1:{receiver.server.server_address[1]}")
+    state = service.admission.state.breaker(
+        f"p:http://127.0.0.1:{receiver.server.server_address[1]}"
+    )
     assert int(state["failures"]) == 3 and "open_until_ms" in state
 
     receiver.script("/down", [200])
@@ -208,7 +210,7 @@ def test_410_gone_disables_the_subscription_and_enabling_sends_what_was_held(
     post(storage, dispatcher, source, 2)  # held while disabled
     dispatcher.run(service)
     assert len(receiver.received("/gone")) == 1
-    assert service.guard.state.held_count(subscription_id) == 3
+    assert service.admission.state.held_count(subscription_id) == 3
 
     assert service.enable(record) == 3
     dispatcher.run(service)
@@ -241,5 +243,5 @@ def test_an_endpoint_failing_past_the_window_gets_its_subscription_disabled(
     assert record["disabled"] and "without a success" in record["disabled_reason"]
     # held, not lost: the failed delivery that disabled it is held, the first
     # message's retry still waits in the retry set (it is held when due)
-    assert service.guard.state.held_count(subscription_id) == 1
+    assert service.admission.state.held_count(subscription_id) == 1
     assert storage.pending_retry_count() == 1

@@ -10,7 +10,7 @@ import urllib3
 from notifier import errors
 from notifier.conf import load_conf
 from notifier.core import netpolicy, validation
-from notifier.delivery.guard import endpoint_of
+from notifier.delivery.admission import endpoint_of
 from notifier.sinks.http_transport import build_pool_manager
 from notifier.sinks.webhook import header_problem
 

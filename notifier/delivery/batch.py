@@ -1,0 +1,229 @@
+"""Batch delivery: what one delivery task does.
+
+A batch's deliveries are loaded with their messages and subscriptions; those
+with nobody to deliver to, or whose message is gone, are recorded and
+dropped. Admission decides what goes now. Each endpoint's deliveries are
+attempted in order; endpoints not yet proven run beside the task in a thread
+pool, so one that hangs does not hold up the others. Nothing starts after the
+task's deadline: the rest goes back to the retry schedule.
+"""
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from notifier.core.model import Attempt, Delivery, Outcome
+from notifier.delivery.admission import FAIL_FAST_ERRORS, Admission, endpoint_key
+from notifier.delivery.attempt import run_attempt
+from notifier.delivery.control import SUPERSEDED, superseded
+from notifier.delivery.jobs import Deferred, Job, Record, Result, as_delivery
+from notifier.delivery.outcomes import Outcomes
+from notifier.sinks import SinkRegistry
+from notifier.store.storage import Storage
+
+LOG = logging.getLogger(__name__)
+
+
+class _EndpointRun(NamedTuple):
+    """One endpoint's share of a batch."""
+
+    endpoint: str | None
+    jobs: list[Job]
+    tokens: list[Any]  # its concurrency leases
+    deadline: float | None
+
+
+class _EndpointDone(NamedTuple):
+    results: list[Result]
+    deferred: list[Deferred]
+    to_disable: dict[str, str]
+
+
+class Batch:
+    """Run batches of deliveries through admission, sinks and outcomes."""
+
+    def __init__(
+        self,
+        conf: Any,
+        storage: Storage,
+        sinks: SinkRegistry,
+        admission: Admission,
+        outcomes: Outcomes,
+        clock: Callable[[], float],
+    ) -> None:
+        self.conf = conf
+        self.storage = storage
+        self.sinks = sinks
+        self.admission = admission
+        self.outcomes = outcomes
+        self.clock = clock
+        self._runner: ThreadPoolExecutor | None = None
+        self._runner_pid: int | None = None
+
+    def deliver(
+        self, deliveries: Sequence[Delivery | dict[str, Any]], deadline: float | None = None
+    ) -> None:
+        """Run a batch of deliveries, loading their messages and subscriptions.
+
+        ``deadline`` (epoch seconds): start no delivery after it; the rest go
+        back to the retry schedule, due at once (not counted as attempts), so
+        a task ends well within its broker visibility timeout.
+        """
+        batch = [as_delivery(d) for d in deliveries]
+        messages, subscriptions = self.storage.load_deliveries(
+            {d.message_id for d in batch}, {d.subscription_id for d in batch}
+        )
+        jobs: list[Job] = []
+        skipped: list[Attempt] = []  # expired or superseded: recorded, never sent
+        orphans: list[Record] = []
+        for delivery in batch:
+            subscription = subscriptions.get(delivery.subscription_id)
+            message = messages.get(delivery.message_id)
+            if subscription is None:
+                # unsubscribed or expired: nobody to deliver to
+                if message is not None:
+                    orphans.append(message)
+                continue
+            if (
+                message is not None
+                and not message.get("control")
+                and not subscription.get("confirmed", True)
+            ):
+                orphans.append(message)  # unsubscribed since: receives nothing
+                continue
+            not_sent = _not_sent(message, subscription)
+            if not_sent is not None:
+                outcome, detail = not_sent
+                skipped.append(
+                    Attempt.of(
+                        delivery,
+                        outcome,
+                        self.clock(),
+                        0.0,
+                        detail=detail,
+                        source=subscription["source"],
+                    )
+                )
+                continue
+            assert message is not None
+            jobs.append(Job(delivery, message, subscription))
+        self.outcomes.record(skipped)
+        self.outcomes.settle_topic_messages(orphans)
+        self.run(jobs, deadline)
+
+    def run(self, jobs: Sequence[Job], deadline: float | None = None) -> None:
+        """Deliver loaded jobs and follow up their outcomes."""
+        # A redelivered task (a worker died) or a retry enqueued twice (a
+        # scheduler died) must not run an attempt that already ran.
+        done = self.storage.already_done([job.delivery.to_dict() for job in jobs])
+        if done:
+            jobs = [job for i, job in enumerate(jobs) if i not in done]
+        self.outcomes.hold(job for job in jobs if job.subscription.get("disabled"))
+        active = [job for job in jobs if not job.subscription.get("disabled")]
+        if deadline is not None and self.clock() >= deadline:
+            # it waited too long among a worker's prefetched tasks
+            self.outcomes.reschedule(Deferred(self.clock(), job.delivery) for job in active)
+            LOG.info("task past its deadline: %d deliveries rescheduled", len(active))
+            return
+        admitted = self.admission.admit(active)
+        results, deferred, to_disable = self._run_endpoints(
+            admitted.jobs, admitted.unproven, admitted.leases, deadline
+        )
+        self.outcomes.settle(results, admitted.deferred + deferred, to_disable)
+
+    def _run_endpoints(
+        self,
+        jobs: Iterable[Job],
+        unproven: set[str],
+        leases: dict[str, list[Any]],
+        deadline: float | None,
+    ) -> _EndpointDone:
+        """Deliver admitted jobs, each endpoint's in order; return the
+        results, the deliveries deferred and the subscriptions to disable.
+
+        Endpoints not yet proven to answer in time run beside the task, in
+        threads, so one that hangs does not hold up the others' deliveries in
+        this task. Each endpoint gives back its lease and feeds its breaker
+        as soon as its deliveries are done, not when the task is: a quick
+        endpoint is proven (and open to other tasks) while a slow one in the
+        same task still waits for its answer.
+        """
+        groups: dict[str | None, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(endpoint_key(job.subscription), []).append(job)
+        inline: list[_EndpointRun] = []
+        beside: list[_EndpointRun] = []
+        for endpoint, group in groups.items():
+            tokens = leases.get(endpoint, []) if endpoint else []
+            run = _EndpointRun(endpoint, group, tokens, deadline)
+            (beside if endpoint in unproven and len(groups) > 1 else inline).append(run)
+        futures = [self._endpoint_runner().submit(self._run_endpoint, run) for run in beside]
+        outcomes = [self._run_endpoint(run) for run in inline]
+        outcomes += [future.result() for future in futures]
+        done = _EndpointDone([], [], {})
+        for outcome in outcomes:
+            done.results.extend(outcome.results)
+            done.deferred.extend(outcome.deferred)
+            done.to_disable.update(outcome.to_disable)
+        return done
+
+    def _endpoint_runner(self) -> ThreadPoolExecutor:
+        # One pool per process, made after Celery forked it (threads do not
+        # survive a fork).
+        if self._runner is None or self._runner_pid != os.getpid():
+            self._runner = ThreadPoolExecutor(
+                self.conf.worker.endpoints_in_parallel, thread_name_prefix="endpoint"
+            )
+            self._runner_pid = os.getpid()
+        return self._runner
+
+    def _run_endpoint(self, run: _EndpointRun) -> _EndpointDone:
+        """Deliver to one endpoint in order, then give back its leases and
+        feed its breaker."""
+        leases = {run.endpoint: run.tokens} if run.endpoint else {}
+        try:
+            results, deferred = self._attempt_in_order(run.jobs, run.deadline)
+        finally:
+            self.admission.release(leases)
+        to_disable = self.admission.settle(
+            [(job.subscription, attempt) for job, attempt in results],
+            {endpoint: tokens[0] for endpoint, tokens in leases.items() if tokens},
+        )
+        return _EndpointDone(results, deferred, to_disable)
+
+    def _attempt_in_order(
+        self, jobs: Iterable[Job], deadline: float | None
+    ) -> tuple[list[Result], list[Deferred]]:
+        """Attempt one endpoint's jobs in order; after a run of failures (or
+        one timeout) the rest wait a second, and after ``deadline`` for good."""
+        results: list[Result] = []
+        deferred: list[Deferred] = []
+        failures = 0
+        threshold: int = self.conf.webhook.breaker_failure_threshold
+        for job in jobs:
+            if failures >= threshold:
+                deferred.append(Deferred(self.clock() + 1.0, job.delivery))
+                continue
+            if deadline is not None and self.clock() >= deadline:
+                deferred.append(Deferred(self.clock(), job.delivery))  # the task's time is up
+                continue
+            attempt = run_attempt(self.sinks, job, self.clock)
+            if attempt.outcome == Outcome.DELIVERED or attempt.permanent:
+                failures = 0
+            elif attempt.error in FAIL_FAST_ERRORS:
+                failures = threshold
+            else:
+                failures += 1
+            results.append(Result(job, attempt))
+        return results, deferred
+
+
+def _not_sent(message: Record | None, subscription: Record) -> tuple[Outcome, str] | None:
+    """Return why a delivery is recorded but not sent, if it is not."""
+    if superseded(message, subscription):
+        return Outcome.SUPERSEDED, SUPERSEDED
+    if message is None:
+        return Outcome.EXPIRED, "message TTL passed"
+    return None

@@ -1,0 +1,118 @@
+"""Fan-out: match a source's subscriptions against posted messages, a page
+at a time, and turn the matches into deliveries."""
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from notifier.core.matching import match_within
+from notifier.core.model import Attempt, Delivery, Outcome
+from notifier.delivery.batch import Batch
+from notifier.delivery.jobs import Dispatcher, Job, Record, send_deliveries
+from notifier.delivery.outcomes import Outcomes
+from notifier.observability import metrics
+from notifier.store.storage import Source, Storage
+
+LOG = logging.getLogger(__name__)
+
+
+class FanOut:
+    """Turn messages into deliveries, one page of subscriptions per task."""
+
+    def __init__(
+        self,
+        conf: Any,
+        storage: Storage,
+        dispatcher: Dispatcher,
+        batch: Batch,
+        outcomes: Outcomes,
+        clock: Callable[[], float],
+    ) -> None:
+        self.conf = conf
+        self.storage = storage
+        self.dispatcher = dispatcher
+        self.batch = batch
+        self.outcomes = outcomes
+        self.clock = clock
+        self.page_size: int = conf.notification.fanout_page_size
+        self.per_task: int = conf.notification.deliveries_per_task
+
+    def fanout(
+        self,
+        source: Sequence[str],
+        message_ids: Sequence[str],
+        cursor: Any = None,
+        deadline: float | None = None,
+    ) -> int:
+        """Match one page of a source's subscriptions against messages;
+        return how many deliveries it made.
+
+        The next page is enqueued as its own task before this page is
+        delivered, so memory stays bounded by the page size however many
+        subscriptions a source has. Small fan-outs are delivered in this task,
+        saving a task hop (~1.5 ms of worker CPU).
+        """
+        source = Source(*source)
+        messages: dict[str, Record] = self.storage.get_messages(message_ids)
+        if not messages:
+            return 0
+        subscriptions, next_cursor = self.storage.subscription_page(source, cursor, self.page_size)
+        if next_cursor:
+            self.dispatcher.send_fanout(source, message_ids, next_cursor)
+        pairs, skipped = match_within(
+            list(messages.values()), subscriptions, self.conf.notification.filter_budget_per_fanout
+        )
+        if skipped:
+            self._record_skipped(skipped)
+        metrics.FANOUT_SIZE.observe(len(pairs))
+        if source.kind == "topics":
+            self._count_topic_deliveries(messages, pairs, cursor is None, next_cursor is None)
+        if not pairs:
+            return 0
+        if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
+            self.batch.run([Job(Delivery(m["id"], s["id"]), m, s) for m, s in pairs], deadline)
+        else:
+            deliveries = [Delivery(m["id"], s["id"]) for m, s in pairs]
+            send_deliveries(self.dispatcher, deliveries, self.per_task)
+        return len(pairs)
+
+    def _record_skipped(self, skipped: Sequence[tuple[Record, Record, str]]) -> None:
+        """Log the (message, subscription) pairs whose filter was not
+        evaluated (over the fan-out's budget): no delivery, an attempt saying why."""
+        LOG.warning(
+            "filter budget exhausted: %d deliveries skipped",
+            len(skipped),
+            extra={"skipped": len(skipped)},
+        )
+        self.outcomes.record(
+            Attempt.of(
+                Delivery(message["id"], subscription["id"]),
+                Outcome.SKIPPED,
+                self.clock(),
+                0.0,
+                error="filter_budget",
+                detail=reason,
+                source=message["source"],
+            )
+            for message, subscription, reason in skipped
+        )
+
+    def _count_topic_deliveries(
+        self,
+        messages: Mapping[str, Record],
+        pairs: Sequence[tuple[Record, Record]],
+        first_page: bool,
+        last_page: bool,
+    ) -> None:
+        """Topic messages are for delivery only: count each page's deliveries,
+        plus one token while the fan-out runs, so the message is deleted when
+        the last delivery is final (delivered or dead-lettered). A repeated
+        first page leaves a token behind: the message then lives to its TTL."""
+        counts = {message_id: 1 if first_page else 0 for message_id in messages}
+        for message, _ in pairs:
+            counts[message["id"]] += 1
+        self.storage.add_pending(
+            {k: v for k, v in counts.items() if v}, {k: m["ttl"] for k, m in messages.items()}
+        )
+        if last_page:
+            self.storage.settle_pending(list(messages.values()))
