@@ -234,12 +234,11 @@ def _no_unknown(document, allowed):
         raise ValidationError(f"Unknown fields: {', '.join(unknown)}.", field=unknown[0])
 
 
-def subscription(document, conf, resolver=None):
+def subscription(document, conf):
     """Check a whole subscription body; return {subscriber, ttl, options}.
 
-    ``resolver`` (``socket.getaddrinfo``'s signature) resolves webhook host
-    names; None: the sink's own (the system resolver)."""
-    from notifier import sinks
+    The subscriber URI itself is its sink's to check (a webhook's host is
+    resolved): ``notifier.services.subscriptions.checked_fields`` does both."""
     from notifier.core import filtering
 
     obj(document, "body")
@@ -260,7 +259,6 @@ def subscription(document, conf, resolver=None):
     if "filter_policy" in options:
         scope = options.get("filter_policy_scope", "MessageAttributes")
         filtering.validate_policy(options["filter_policy"], scope)
-    sinks.validate_subscriber(document["subscriber"], options, conf, resolver)
     return {"subscriber": document["subscriber"], "ttl": ttl, "options": options}
 
 
