@@ -173,17 +173,7 @@ class SubscriptionService:
         moved = sinks.public_subscriber(record["subscriber"]) != sinks.public_subscriber(
             before["subscriber"]
         )
-        # A new subscriber confirms anew: confirming one URL must not let
-        # notifications be pointed at another.
-        reconfirm = moved and self.confirmations.needed(requested)
-        if reconfirm:
-            self.confirmations.check_rate(record.get("project") or source.project, requested)
-            record["confirmed"] = False
-        if moved:
-            # Written with the new subscriber: every link sent before stops
-            # confirming (the new confirmation sets the nonce it carries).
-            record[confirmation.NONCE_FIELD] = new_nonce()
-            record["unique_key"] = key
+        reconfirm = moved and self._repoint(record, source, requested, key)
         self.storage.save_subscription(
             record, previous_subscriber=old_key if moved else None, now=now
         )
@@ -191,6 +181,22 @@ class SubscriptionService:
             sinks.release_subscription(before, self.conf)
         if reconfirm:
             self.confirmations.send(record)
+
+    def _repoint(self, record: Record, source: Source, requested: str, key: str) -> bool:
+        """Prepare a subscription given a new subscriber (``requested``, as
+        the PATCH named it); return whether it must confirm anew (it then
+        starts unconfirmed)."""
+        # A new subscriber confirms anew: confirming one URL must not let
+        # notifications be pointed at another.
+        reconfirm = self.confirmations.needed(requested)
+        if reconfirm:
+            self.confirmations.check_rate(record.get("project") or source.project, requested)
+            record["confirmed"] = False
+        # Written with the new subscriber: every link sent before stops
+        # confirming (the new confirmation sets the nonce it carries).
+        record[confirmation.NONCE_FIELD] = new_nonce()
+        record["unique_key"] = key
+        return reconfirm
 
     def delete(self, access: Access, source: Source, subscription_id: str) -> None:
         """Delete a subscription; deleting one that does not exist is no error
