@@ -37,6 +37,8 @@ FANOUT_QUEUE = "notifier.fanout"
 DELIVER_QUEUE = "notifier.deliver"
 FANOUT_TASK = "notifier.fanout"
 DELIVER_TASK = "notifier.deliver"
+#: Every queue the workers consume, fan-out first.
+TASK_QUEUES = (FANOUT_QUEUE, DELIVER_QUEUE)
 
 
 # What one task may need beyond its budget for bookkeeping (loading state,
@@ -202,6 +204,12 @@ class CeleryDispatcher:
         with self.app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
             return connection.connected
+
+
+def create_dispatcher(conf, storage):
+    """Return the dispatcher the API and the scheduler send tasks with."""
+    shares_storage_redis = broker_url(conf) == conf.redis_url
+    return CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=shares_storage_redis)
 
 
 def add_heartbeat(app, path, interval_seconds=5.0):

@@ -8,17 +8,22 @@ from notifier.api import confirm, confirm_drivers, openapi, queues, subscription
 from notifier.api import errors as api_errors
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
-from notifier.conf import broker_url
 from notifier.core import confirmation
 from notifier.delivery.ingest import MessageWriter
 from notifier.delivery.service import DeliveryService
-from workers.app import DELIVER_QUEUE, FANOUT_QUEUE
+from notifier.services.confirmations import ConfirmationService
+from notifier.services.sources import SourceService
+from notifier.services.subscriptions import SubscriptionService
 
 LOG = logging.getLogger(__name__)
 
 
-def create_app(conf, storage=None, dispatcher=None):
+def create_app(conf, storage, dispatcher, task_queues=()):
     """Return the WSGI app. Nothing connects until a request needs it.
+
+    ``dispatcher`` sends fan-out and delivery tasks (the composition root
+    passes the Celery one, ``workers.app.CeleryDispatcher``); ``task_queues``
+    names its queues, whose depths /metrics shows.
 
     Raises ConfirmationConfigError for settings that cannot work
     (require_confirmation without [signed_url] secret_key, an unknown
@@ -31,31 +36,29 @@ def create_app(conf, storage=None, dispatcher=None):
             "[api] public_url is not set: confirmation messages link to %s",
             confirmation.base_url(conf),
         )
-    if storage is None:
-        from notifier.store.storage import Storage
-
-        storage = Storage.from_conf(conf)
-    if dispatcher is None:
-        from workers.app import CeleryDispatcher, create_celery
-
-        dispatcher = CeleryDispatcher(
-            create_celery(conf), storage, shares_storage_redis=shares_storage_redis(conf)
-        )
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
     api_errors.register(app)
-    add_routes(app, conf, storage, dispatcher)
+    add_routes(app, conf, storage, dispatcher, task_queues)
     auth_app = _with_keystone(app, conf) if conf.auth_strategy == "keystone" else app
     return SignedHeadersAuth(app, auth_app, conf.signed_url.secret_key)
 
 
-def shares_storage_redis(conf):
-    """True when the Celery broker is the storage's own Redis database."""
-    return broker_url(conf) == conf.redis_url
+class Services:
+    """The application services the resources call, built once per app."""
+
+    def __init__(self, conf, storage, dispatcher):
+        self.delivery = DeliveryService(conf, storage, dispatcher)
+        self.confirmations = ConfirmationService(
+            conf, storage, self.delivery, confirm_drivers.load_driver(conf)
+        )
+        self.subscriptions = SubscriptionService(conf, storage, self.confirmations)
+        self.sources = SourceService(conf, storage)
+        self.writer = MessageWriter(storage, dispatcher)  # one per process: groups all posts
 
 
-def add_routes(app, conf, storage, dispatcher):
-    service = DeliveryService(conf, storage, dispatcher)
+def add_routes(app, conf, storage, dispatcher, task_queues=()):
+    services = Services(conf, storage, dispatcher)
     app.add_route("/v2", system.Home())
     app.add_route(
         confirmation.PAGE_PATH, confirm.ConfirmationPage(api_origin=confirmation.api_origin(conf))
@@ -63,17 +66,12 @@ def add_routes(app, conf, storage, dispatcher):
     app.add_route("/v2/ping", system.Ping())
     app.add_route("/v2/health", system.Health(storage, dispatcher))
     app.add_route("/v2/openapi.json", openapi.OpenAPIDocument())
-    app.add_route("/metrics", Metrics(storage, [FANOUT_QUEUE, DELIVER_QUEUE]))
-    writer = MessageWriter(storage, dispatcher)  # one per process: groups all posts
-    add_source_routes(
-        app, conf, storage, writer, service, queues.ProjectScope("queues"), queues.SourceItem
-    )
-    add_source_routes(
-        app, conf, storage, writer, service, topics.TopicScope(storage), topics.TopicItem
-    )
+    app.add_route("/metrics", Metrics(storage, list(task_queues)))
+    add_source_routes(app, conf, storage, services, queues.ProjectScope("queues"))
+    add_source_routes(app, conf, storage, services, topics.TopicScope(storage))
 
 
-def add_source_routes(app, conf, storage, writer, service, scope, item_class):
+def add_source_routes(app, conf, storage, services, scope):
     """Route /v2/{kind}: the sources, their messages and their subscriptions.
 
     No message list or claims: topic messages are for delivery only.
@@ -81,29 +79,34 @@ def add_source_routes(app, conf, storage, writer, service, scope, item_class):
     base = f"/v2/{scope.kind}"
     message = base + "/{name}/messages/{message_id}"
     app.add_route(base, queues.SourceCollection(conf, storage, scope))
-    app.add_route(base + "/{name}", item_class(conf, storage, scope))
-    app.add_route(base + "/{name}/messages", queues.MessageCollection(conf, storage, writer, scope))
+    app.add_route(base + "/{name}", queues.SourceItem(conf, storage, services.sources, scope))
+    app.add_route(
+        base + "/{name}/messages", queues.MessageCollection(conf, storage, services.writer, scope)
+    )
     app.add_route(message, queues.MessageItem(storage, scope))
     app.add_route(message + "/attempts", queues.MessageAttempts(storage, scope))
     app.add_route(base + "/{name}/share", confirm.Share(conf, scope))
-    add_subscription_routes(app, conf, storage, service, scope.kind, scope)
+    add_subscription_routes(app, conf, services, scope)
 
 
-def add_subscription_routes(app, conf, storage, service, kind, scope=None):
-    base = f"/v2/{kind}/{{name}}/subscriptions"
+def add_subscription_routes(app, conf, services, scope):
+    base = f"/v2/{scope.kind}/{{name}}/subscriptions"
     item = base + "/{subscription_id}"
-    app.add_route(base, subscriptions.SubscriptionCollection(conf, storage, kind, scope, service))
-    app.add_route(item, subscriptions.SubscriptionItem(conf, storage, kind, scope, service))
-    confirmer = confirm.Confirm(conf, storage, service, confirm_drivers.load_driver(conf), scope)
+    kind, managed = scope.kind, services.subscriptions
+    app.add_route(base, subscriptions.SubscriptionCollection(conf, managed, kind, scope))
+    app.add_route(item, subscriptions.SubscriptionItem(conf, managed, kind, scope))
+    confirmer = confirm.Confirm(conf, services.confirmations, scope)
     app.add_route(item + "/confirm", confirmer)
     app.add_route(item + "/confirm/{nonce}", confirmer)
     app.add_route(
-        item + "/attempts", subscriptions.SubscriptionAttempts(conf, storage, kind, scope)
+        item + "/attempts", subscriptions.SubscriptionAttempts(conf, managed, kind, scope)
     )
-    app.add_route(item + "/dead-letters", subscriptions.DeadLetters(conf, storage, kind, scope))
-    app.add_route(item + "/replay", subscriptions.Replay(conf, storage, service, kind, scope))
-    app.add_route(item + "/enable", subscriptions.Enable(storage, service, kind, scope))
-    app.add_route(item + "/secret/rotate", subscriptions.SecretRotation(conf, storage, kind, scope))
+    app.add_route(item + "/dead-letters", subscriptions.DeadLetters(conf, managed, kind, scope))
+    replay = subscriptions.Replay(conf, managed, services.delivery, kind, scope)
+    app.add_route(item + "/replay", replay)
+    enable = subscriptions.Enable(conf, managed, services.delivery, kind, scope)
+    app.add_route(item + "/enable", enable)
+    app.add_route(item + "/secret/rotate", subscriptions.SecretRotation(conf, managed, kind, scope))
 
 
 def _with_keystone(app, conf):

@@ -12,7 +12,7 @@ import falcon
 
 from notifier.api import common
 from notifier.core import validation
-from notifier.errors import NotFoundError, ValidationError
+from notifier.errors import NotFoundError
 
 PATCH_MEDIA_TYPE = "application/openstack-messaging-v2.0-json-patch"
 
@@ -65,6 +65,37 @@ class ProjectScope:
         """Return a message's attempts as the requester may see them."""
         return attempts
 
+    def access(self, req):
+        """Return this scope's answers for ``req``: what the services ask."""
+        return RequestAccess(self, req)
+
+
+class RequestAccess:
+    """A scope bound to one request (``notifier.services.access.Access``)."""
+
+    def __init__(self, scope, req):
+        self.scope = scope
+        self.req = req
+
+    @property
+    def context(self):
+        return common.context(self.req)
+
+    def before_subscribe(self, source, subscriber, record=None):
+        self.scope.before_subscribe(self.req, source, subscriber, record)
+
+    def subscriber_project(self, source):
+        return self.scope.subscriber_project(self.req, source)
+
+    def sees(self, source, record):
+        return self.scope.sees(self.req, source, record)
+
+    def owns(self, source, record):
+        return self.scope.owns(self.req, source, record)
+
+    def index_key(self, project, subscriber):
+        return self.scope.index_key(project, subscriber)
+
 
 class SourceCollection:
     """GET /v2/{kind}: the project's queues (or topics), paged by name."""
@@ -96,25 +127,13 @@ class SourceCollection:
 
 
 class SourceItem:
-    """PUT/GET/PATCH/DELETE /v2/{kind}/{name}: a source's metadata.
+    """PUT/GET/PATCH/DELETE /v2/{kind}/{name}: a source's metadata."""
 
-    Subclasses change what differs by kind: ``validate``, ``patch_ops`` and
-    ``delete``.
-    """
-
-    def __init__(self, conf, storage, scope=None):
+    def __init__(self, conf, storage, sources, scope=None):
         self.conf = conf
         self.storage = storage
+        self.sources = sources  # notifier.services.sources.SourceService
         self.scope = scope or ProjectScope()
-
-    def validate(self, metadata):
-        return validation.queue_metadata(metadata, self.conf)
-
-    def patch_ops(self, ops):
-        return ops
-
-    def delete(self, source):
-        self.storage.delete_source(source)
 
     def _source(self, req, name):
         source = self.scope.source(req, name)
@@ -126,7 +145,7 @@ class SourceItem:
         body = {}
         if common.has_body(req):
             body = common.read_json(req, self.conf.transport.max_request_body_size)
-        created = self.storage.put_source(source, self.validate(body))
+        created = self.sources.put(source, body)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_204
         resp.location = f"/v2/{self.scope.kind}/{name}"
 
@@ -134,7 +153,7 @@ class SourceItem:
         resp.media = self.storage.get_source_metadata(self._source(req, name))
 
     def on_delete(self, req, resp, name):
-        self.delete(self._source(req, name))
+        self.sources.delete(self._source(req, name))
         resp.status = falcon.HTTP_204
 
     def on_patch(self, req, resp, name):
@@ -143,49 +162,8 @@ class SourceItem:
             raise falcon.HTTPUnsupportedMediaType(
                 description=f"PATCH takes Content-Type {PATCH_MEDIA_TYPE}."
             )
-        ops = self.patch_ops(common.read_json(req, self.conf.transport.max_request_body_size))
-        metadata = apply_metadata_patch(self.storage.get_source_metadata(source), ops)
-        self.validate(metadata)
-        self.storage.set_source_metadata(source, metadata)
-        resp.media = metadata
-
-
-def apply_metadata_patch(metadata, ops):
-    """Apply Zaqar's JSON-patch ops (add/replace/remove on /metadata/KEY)."""
-    if not isinstance(ops, list) or not ops:
-        raise ValidationError(
-            "The PATCH body must be a non-empty list of operations.", field="body"
-        )
-    result = dict(metadata)
-    for index, op in enumerate(ops):
-        field = f"body[{index}]"
-        validation.obj(op, field)
-        path = op.get("path")
-        if (
-            not isinstance(path, str)
-            or not path.startswith("/metadata/")
-            or len(path) <= len("/metadata/")
-        ):
-            raise ValidationError(
-                f"{field}.path must look like /metadata/KEY.", field=f"{field}.path"
-            )
-        key = path[len("/metadata/") :]
-        kind = op.get("op")
-        if kind in ("add", "replace"):
-            if "value" not in op:
-                raise ValidationError(f"{field}.value is missing.", field=f"{field}.value")
-            if kind == "replace" and key not in result:
-                raise ValidationError(f"Cannot replace missing key {key!r}.", field=f"{field}.path")
-            result[key] = op["value"]
-        elif kind == "remove":
-            if key not in result:
-                raise ValidationError(f"Cannot remove missing key {key!r}.", field=f"{field}.path")
-            del result[key]
-        else:
-            raise ValidationError(
-                f"{field}.op must be add, replace or remove.", field=f"{field}.op"
-            )
-    return result
+        ops = common.read_json(req, self.conf.transport.max_request_body_size)
+        resp.media = self.sources.patch(source, ops)
 
 
 def _all_have_ttl(document):
@@ -277,8 +255,3 @@ def _message_of(storage, source, message_id):
         return storage.get_message(source, message_id)
     except NotFoundError:
         return None
-
-
-def without_replies(attempt):
-    """Return an attempt record without what the endpoint answered."""
-    return {k: v for k, v in attempt.items() if k != "response_body"}

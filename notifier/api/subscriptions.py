@@ -2,25 +2,20 @@
 
 Each resource asks its scope (``notifier.api.queues.ProjectScope`` for
 queues, ``notifier.api.topics.TopicScope`` for topics) which source a request
-addresses, whether the requester may subscribe, and which subscriptions it
-may see; one it may not see is a 404, as if it did not exist.
+addresses, and hands the scope bound to the request to the subscription
+service (``notifier.services.subscriptions``), which decides what the
+requester may see and change; one it may not see is a 404, as if it did not
+exist.
 """
 
 import time
 
 import falcon
 
-from notifier import errors, sinks
+from notifier import sinks
 from notifier.api import common
-from notifier.api.confirm import (
-    check_confirmable,
-    check_confirmation_rate,
-    needs_confirmation,
-    new_nonce,
-    send_confirmation,
-)
-from notifier.api.queues import ProjectScope, without_replies
-from notifier.core import confirmation, validation
+from notifier.api.queues import ProjectScope
+from notifier.core import validation
 
 HIDDEN = "<hidden>"
 
@@ -54,119 +49,41 @@ def subscription_view(record, now, owned=True):
     return view
 
 
-def _duplicate():
-    return errors.ConflictError(
-        "Such subscription already exists. Subscriptions are unique by "
-        "project + source + subscriber URI.",
-        field="subscriber",
-    )
-
-
 class SubscriptionResource:
-    """Base of the resources: collaborators, and the subscription lookup."""
+    """Base of the resources: collaborators, and the request's source and access."""
 
-    def __init__(self, conf, storage, kind="queues", scope=None, service=None):
+    def __init__(self, conf, subscriptions, kind="queues", scope=None):
         self.conf = conf
-        self.storage = storage
+        self.subscriptions = subscriptions  # notifier.services.subscriptions
         self.kind = kind
         self.scope = scope or ProjectScope(kind)
-        self.service = service  # DeliveryService: sends confirmations
 
-    def _record(self, req, source, subscription_id):
-        """Return a subscription of ``source`` the requester may see, else 404."""
-        record = self.storage.get_subscription(source, subscription_id)
-        if not self.scope.sees(req, source, record):
-            raise errors.NotFoundError(f"Subscription {subscription_id!r} does not exist.")
-        return record
+    def _addressed(self, req, name):
+        """Return the source a request addresses and the requester's access."""
+        return self.scope.source(req, name), self.scope.access(req)
 
-    def _owned_record(self, req, source, subscription_id):
-        """Return a subscription of the requester's own project, else 404
-        (unseen) or 403 (the topic owner's view of another's subscription)."""
-        record = self._record(req, source, subscription_id)
-        if not self.scope.owns(req, source, record):
-            raise errors.ForbiddenError(
-                f"Subscription {subscription_id!r} belongs to project "
-                f"{record.get('project')!r}: only that project may change it."
-            )
-        return record
+    def _body(self, req):
+        return common.read_json(req, self.conf.transport.max_request_body_size)
 
 
 class SubscriptionCollection(SubscriptionResource):
-    """POST creates; with ``require_confirmation`` a webhook or e-mail
-    subscription starts unconfirmed and is sent a SubscriptionConfirmation.
-    The same subscriber again re-sends it while unconfirmed (201, same id,
-    no secret shown again) and is a 409 once confirmed."""
+    """POST creates (201, and the signing secret, shown once); GET lists."""
 
     def on_post(self, req, resp, name):
-        source = self.scope.source(req, name)
-        document = common.read_json(req, self.conf.transport.max_request_body_size)
-        fields = validation.subscription(document, self.conf)
-        self.scope.before_subscribe(req, source, fields["subscriber"])
-        requested = fields["subscriber"]
-        project = self.scope.subscriber_project(req, source)
-        key = self.scope.index_key(project or source.project, requested)
-        confirming = needs_confirmation(self.conf, requested)
-        unsent = {}
-        if confirming:
-            check_confirmable(requested, fields["options"])
-            check_confirmation_rate(self.conf, self.storage, project or source.project, requested)
-            # A nonce no link carries: nothing confirms it until its
-            # confirmation message sets the real one.
-            unsent = {confirmation.NONCE_FIELD: new_nonce()}
-        if not confirming and self.storage.subscriber_taken(source, key, None):
-            raise _duplicate()
-        fields = sinks.prepare_subscription(fields, common.context(req), self.conf)
-        try:
-            created, subscription_id = self.storage.create_subscription(
-                source,
-                fields["subscriber"],
-                fields["ttl"],
-                fields["options"],
-                confirmed=not confirming,
-                unique_key=key,
-                extra=dict(fields.get("extra") or {}, **unsent),
-                project=project,
-            )
-        except errors.QuotaExceededError:
-            sinks.release_subscription(fields, self.conf)  # e.g. the trust just made
-            raise
-        reveal = fields.get("reveal") or {}
-        if not created:
-            sinks.release_subscription(fields, self.conf)
-            record = self._existing(source, subscription_id) if confirming else None
-            if (
-                not record
-                or record.get("confirmed", True)
-                or not self.scope.sees(req, source, record)
-            ):
-                raise _duplicate()
-            reveal = {}  # the secret was shown when it was created
-        else:
-            record = {"id": subscription_id, "source": source.to_list()}
-        if confirming:
-            send_confirmation(self.conf, self.service, record)
+        source, access = self._addressed(req, name)
+        created = self.subscriptions.create(access, source, self._body(req))
         resp.status = falcon.HTTP_201
-        resp.location = f"/v2/{self.kind}/{name}/subscriptions/{subscription_id}"
+        resp.location = f"/v2/{self.kind}/{name}/subscriptions/{created.subscription_id}"
         # Secrets (a webhook signing secret) are shown here once, never again.
-        resp.media = dict(reveal, subscription_id=subscription_id)
-
-    def _existing(self, source, subscription_id):
-        try:
-            return self.storage.get_subscription(source, subscription_id)
-        except errors.NotFoundError:  # expired a moment ago
-            return None
+        resp.media = dict(created.reveal, subscription_id=created.subscription_id)
 
     def on_get(self, req, resp, name):
-        source = self.scope.source(req, name)
+        source, access = self._addressed(req, name)
         limit = validation.limit_param(req.get_param("limit"), self.conf.transport.max_page_size)
         marker = req.get_param("marker")
-        records, cursor = self.storage.subscription_page(source, marker, limit)
+        shown, cursor = self.subscriptions.page(access, source, marker, limit)
         now = time.time()
-        items = [
-            subscription_view(r, now, self.scope.owns(req, source, r))
-            for r in records
-            if self.scope.sees(req, source, r)
-        ]
+        items = [subscription_view(record, now, owned) for record, owned in shown]
         # The cursor, not the live items, says whether there is more: a page
         # shortened by expired or hidden ids still has a next page.
         links = (
@@ -177,81 +94,19 @@ class SubscriptionCollection(SubscriptionResource):
 
 class SubscriptionItem(SubscriptionResource):
     def on_get(self, req, resp, name, subscription_id):
-        source = self.scope.source(req, name)
-        record = self._record(req, source, subscription_id)
-        resp.media = subscription_view(record, time.time(), self.scope.owns(req, source, record))
+        source, access = self._addressed(req, name)
+        record = self.subscriptions.visible(access, source, subscription_id)
+        resp.media = subscription_view(record, time.time(), access.owns(source, record))
 
     def on_patch(self, req, resp, name, subscription_id):
-        source = self.scope.source(req, name)
-        patch = validation.subscription_patch(
-            common.read_json(req, self.conf.transport.max_request_body_size)
-        )
-        if isinstance(patch.get("options"), dict) and "secret" in patch["options"]:
-            raise errors.ValidationError(
-                "options.secret is set at creation only; rotate it with POST .../secret/rotate.",
-                field="options.secret",
-            )
-        record = self._owned_record(req, source, subscription_id)
-        merged = {
-            "subscriber": record["subscriber"],
-            "ttl": record["ttl"],
-            "options": record["options"],
-        }
-        merged.update(patch)
-        fields = validation.subscription(merged, self.conf)
-        requested = fields["subscriber"]
-        if needs_confirmation(self.conf, requested):
-            check_confirmable(requested, fields["options"])
-        if fields["subscriber"] != record["subscriber"]:
-            self.scope.before_subscribe(req, source, fields["subscriber"], record)
-        old_key = record.get("unique_key", record["subscriber"])
-        key = self.scope.index_key(record.get("project", source.project), requested)
-        if self.storage.subscriber_taken(source, key, subscription_id):
-            raise errors.ConflictError(
-                "Another subscription of this source has that subscriber.", field="subscriber"
-            )
-        before = dict(record)
-        now = time.time()
-        if "ttl" in patch:
-            record["expires"] = now + fields["ttl"]
-        record.update(fields)
-        # e.g. a trust+ subscriber gets a new trust lasting the new TTL
-        record = sinks.renew_subscription(record, before, common.context(req), self.conf)
-        # The index holds public subscribers: a renewed trust id changes no key.
-        moved = sinks.public_subscriber(record["subscriber"]) != sinks.public_subscriber(
-            before["subscriber"]
-        )
-        # A new subscriber confirms anew: confirming one URL must not let
-        # notifications be pointed at another.
-        reconfirm = moved and needs_confirmation(self.conf, requested)
-        if reconfirm:
-            check_confirmation_rate(
-                self.conf, self.storage, record.get("project") or source.project, requested
-            )
-            record["confirmed"] = False
-        if moved:
-            # Written with the new subscriber: every link sent before stops
-            # confirming (the new confirmation sets the nonce it carries).
-            record[confirmation.NONCE_FIELD] = new_nonce()
-            record["unique_key"] = key
-        self.storage.save_subscription(
-            record, previous_subscriber=old_key if moved else None, now=now
-        )
-        if record["subscriber"] != before["subscriber"]:
-            sinks.release_subscription(before, self.conf)
-        if reconfirm:
-            send_confirmation(self.conf, self.service, record)
+        source, access = self._addressed(req, name)
+        patch = validation.subscription_patch(self._body(req))
+        self.subscriptions.update(access, source, subscription_id, patch)
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req, resp, name, subscription_id):
-        source = self.scope.source(req, name)
-        try:
-            self._record(req, source, subscription_id)
-            record = self.storage.delete_subscription(source, subscription_id)
-        except errors.NotFoundError:
-            record = None  # deleting is idempotent, as in Zaqar
-        if record:
-            sinks.release_subscription(record, self.conf)
+        source, access = self._addressed(req, name)
+        self.subscriptions.delete(access, source, subscription_id)
         resp.status = falcon.HTTP_204
 
 
@@ -259,12 +114,9 @@ class SubscriptionAttempts(SubscriptionResource):
     """GET .../subscriptions/{id}/attempts: newest first."""
 
     def on_get(self, req, resp, name, subscription_id):
-        source = self.scope.source(req, name)
-        record = self._record(req, source, subscription_id)
+        source, access = self._addressed(req, name)
         limit = validation.limit_param(req.get_param("limit"), 1000)
-        attempts = self.storage.subscription_attempts(subscription_id, limit)
-        if not self.scope.owns(req, source, record):
-            attempts = [without_replies(a) for a in attempts]
+        attempts = self.subscriptions.attempts(access, source, subscription_id, limit)
         resp.media = {"attempts": attempts}
 
 
@@ -272,38 +124,25 @@ class DeadLetters(SubscriptionResource):
     """GET .../subscriptions/{id}/dead-letters?since=EPOCH&limit=N: oldest first."""
 
     def on_get(self, req, resp, name, subscription_id):
-        source = self.scope.source(req, name)
-        record = self._record(req, source, subscription_id)
+        source, access = self._addressed(req, name)
         limit = validation.limit_param(req.get_param("limit"), 1000)
         since = validation.since_param(req.get_param("since"))
-        letters = self.storage.dead_letters(subscription_id, since=since, limit=limit)
-        if not self.scope.owns(req, source, record):
-            letters = [hidden_replies(letter) for letter in letters]
+        letters = self.subscriptions.dead_letters(access, source, subscription_id, since, limit)
         resp.media = {"dead_letters": letters}
-
-
-def hidden_replies(letter):
-    """Return a dead letter without what the subscriber's endpoint answered."""
-    shown = dict(letter)
-    if isinstance(shown.get("last"), dict):
-        shown["last"] = without_replies(shown["last"])
-    if isinstance(shown.get("history"), list):
-        shown["history"] = [without_replies(a) for a in shown["history"]]
-    return shown
 
 
 class Replay(SubscriptionResource):
     """POST .../subscriptions/{id}/replay {"message_id"} or {"since"}: 202."""
 
-    def __init__(self, conf, storage, service, kind="queues", scope=None):
-        super().__init__(conf, storage, kind, scope)
-        self.service = service
+    def __init__(self, conf, subscriptions, delivery, kind="queues", scope=None):
+        super().__init__(conf, subscriptions, kind, scope)
+        self.delivery = delivery  # DeliveryService
 
     def on_post(self, req, resp, name, subscription_id):
-        self._record(req, self.scope.source(req, name), subscription_id)
-        document = common.read_json(req, self.conf.transport.max_request_body_size)
-        request = validation.replay_request(document)
-        count = self.service.replay(subscription_id, **request)
+        source, access = self._addressed(req, name)
+        self.subscriptions.visible(access, source, subscription_id)
+        request = validation.replay_request(self._body(req))
+        count = self.delivery.replay(subscription_id, **request)
         resp.status = falcon.HTTP_202
         resp.media = {"replayed": count}
 
@@ -313,33 +152,21 @@ class SecretRotation(SubscriptionResource):
     once; the previous one keeps signing for the grace period."""
 
     def on_post(self, req, resp, name, subscription_id):
-        from notifier.sinks.webhook import rotate_secret
-
-        record = self._owned_record(req, self.scope.source(req, name), subscription_id)
-        if "secrets" not in record:
-            raise errors.ValidationError(
-                "This subscription's sink does not sign deliveries.", field="subscriber"
-            )
-        now = time.time()
-        record["secrets"], secret = rotate_secret(
-            record, self.conf.webhook.secret_rotation_grace_seconds, now
-        )
-        self.storage.save_subscription(record, now=now)
+        source, access = self._addressed(req, name)
+        secret, valid_until = self.subscriptions.rotate_secret(access, source, subscription_id)
         resp.status = falcon.HTTP_201
-        resp.media = {
-            "secret": secret,
-            "previous_valid_until": now + self.conf.webhook.secret_rotation_grace_seconds,
-        }
+        resp.media = {"secret": secret, "previous_valid_until": valid_until}
 
 
 class Enable(SubscriptionResource):
     """POST .../subscriptions/{id}/enable: resume a disabled subscription and
     send the deliveries held while it was disabled."""
 
-    def __init__(self, storage, service, kind="queues", scope=None):
-        super().__init__(None, storage, kind, scope)
-        self.service = service
+    def __init__(self, conf, subscriptions, delivery, kind="queues", scope=None):
+        super().__init__(conf, subscriptions, kind, scope)
+        self.delivery = delivery  # DeliveryService
 
     def on_post(self, req, resp, name, subscription_id):
-        record = self._record(req, self.scope.source(req, name), subscription_id)
-        resp.media = {"released": self.service.enable(record)}
+        source, access = self._addressed(req, name)
+        record = self.subscriptions.visible(access, source, subscription_id)
+        resp.media = {"released": self.delivery.enable(record)}

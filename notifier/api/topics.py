@@ -7,10 +7,11 @@ reads and changes the topic itself; who may publish and subscribe is the
 topic's metadata (``notifier.core.topics``).
 """
 
-from notifier import errors, sinks
+from notifier import errors
 from notifier.api import common
-from notifier.api.queues import ProjectScope, SourceItem, without_replies
+from notifier.api.queues import ProjectScope
 from notifier.core import topics, validation
+from notifier.services.access import without_replies
 from notifier.store.storage import Source
 
 OWNER_HEADER = "X-Topic-Owner"
@@ -108,40 +109,3 @@ class TopicScope(ProjectScope):
     def _refuse(refusal):
         if refusal:
             raise errors.ForbiddenError(refusal)
-
-
-class TopicItem(SourceItem):
-    """PUT/GET/PATCH/DELETE /v2/topics/{name}."""
-
-    def __init__(self, conf, storage, scope=None):
-        super().__init__(conf, storage, scope or TopicScope(storage))
-
-    def validate(self, metadata):
-        return topics.validate_topic_metadata(metadata, self.conf)
-
-    def patch_ops(self, ops):
-        return topics.canonical_patch_paths(ops)
-
-    def delete(self, source):
-        delete_topic(self.storage, source, self.conf)
-
-
-def delete_topic(storage, source, conf, page_size=500, release=sinks.release_subscription):
-    """Delete a topic's metadata, messages and every subscription, letting
-    ``release`` free what each subscription's sink held (a trust)."""
-    # Metadata first: from now on publishing and subscribing answer 404.
-    storage.delete_source(source)
-    while True:
-        # Always the first page: each pass deletes what it read, and
-        # subscription_page drops expired ids, so the index only shrinks.
-        records, cursor = storage.subscription_page(source, None, page_size)
-        for record in records:
-            try:
-                deleted = storage.delete_subscription(source, record["id"])
-            except errors.NotFoundError:
-                continue  # expired or deleted meanwhile
-            release(deleted, conf)
-        if not records and cursor is None:
-            break
-    # Expired subscriptions leave their subscriber in the index.
-    storage.delete_subscription_index(source)

@@ -3,7 +3,6 @@
 import json
 import re
 import uuid
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from notifier.conf import retry_defaults
@@ -238,14 +237,11 @@ def _no_unknown(document: dict[str, Any], allowed: set[str]) -> None:
         raise ValidationError(f"Unknown fields: {', '.join(unknown)}.", field=unknown[0])
 
 
-def subscription(
-    document: Any, conf: Any, resolver: Callable[..., Any] | None = None
-) -> dict[str, Any]:
+def subscription(document: Any, conf: Any) -> dict[str, Any]:
     """Check a whole subscription body; return {subscriber, ttl, options}.
 
-    ``resolver`` (``socket.getaddrinfo``'s signature) resolves webhook host
-    names; None: the sink's own (the system resolver)."""
-    from notifier import sinks
+    The subscriber URI itself is its sink's to check (a webhook's host is
+    resolved): ``notifier.services.subscriptions.checked_fields`` does both."""
     from notifier.core import filtering
 
     obj(document, "body")
@@ -266,7 +262,6 @@ def subscription(
     if "filter_policy" in options:
         scope = options.get("filter_policy_scope", "MessageAttributes")
         filtering.validate_policy(options["filter_policy"], scope)
-    sinks.validate_subscriber(document["subscriber"], options, conf, resolver)
     return {"subscriber": document["subscriber"], "ttl": ttl, "options": options}
 
 

@@ -28,7 +28,8 @@ from notifier import errors
 from notifier.api import errors as api_errors
 from notifier.api.app import add_routes, create_app
 from notifier.cli.redis_server import free_port
-from notifier.core import payloads, validation
+from notifier.core import payloads
+from notifier.services.subscriptions import checked_fields
 from notifier.sinks import Notification, RequestContext
 from notifier.sinks.keystone import TokenCache, TrustToken
 from notifier.sinks.trust import (
@@ -100,9 +101,7 @@ def alice(keystone):
 
 def subscribe(conf, context, subscriber, options=None, ttl=TTL):
     """Do what POST .../subscriptions does with the sink; return the record."""
-    fields = validation.subscription(
-        {"subscriber": subscriber, "ttl": ttl, "options": options or {}}, conf
-    )
+    fields = checked_fields({"subscriber": subscriber, "ttl": ttl, "options": options or {}}, conf)
     fields = TrustSink.prepare_subscription(fields, context, conf)
     return {
         "id": "sub-1",

@@ -15,6 +15,7 @@ from notifier.observability.heartbeat import Heartbeat, is_fresh
 from notifier.observability.logs import JsonFormatter
 from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
+from workers.app import TASK_QUEUES
 
 
 def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storage, receiver):
@@ -28,7 +29,7 @@ def test_metrics_count_deliveries_and_read_shared_gauges_from_redis(conf, storag
         [(time.time() + 3600, {"message_id": "x", "subscription_id": "y", "attempt": 1})]
     )
 
-    client = falcon.testing.TestClient(create_app(conf, storage, dispatcher))
+    client = falcon.testing.TestClient(create_app(conf, storage, dispatcher, TASK_QUEUES))
     text = client.simulate_get("/metrics").text
 
     assert 'notifier_deliveries_total{outcome="delivered",sink="webhook"}' in text

@@ -12,7 +12,7 @@ import pytest
 from falcon import testing
 
 from notifier.api.app import create_app
-from notifier.api.topics import delete_topic
+from notifier.services.sources import delete_topic
 from notifier.store.storage import PREFIX, Source
 from tests.integration.test_api import assert_error, fanout_tasks
 from workers.app import FANOUT_TASK, CeleryDispatcher, create_celery

@@ -11,6 +11,7 @@ from workers.app import PreparedTask
 class MemoryDispatcher:
     def __init__(self):
         self.tasks = []
+        self.resent = []
 
     def send_fanout(self, source, message_ids, cursor=None):
         self.tasks.append(("fanout", (list(source), list(message_ids), cursor)))
@@ -23,6 +24,10 @@ class MemoryDispatcher:
 
     def send_deliveries(self, deliveries):
         self.tasks.append(("deliver", (list(deliveries),)))
+
+    def resend(self, member):
+        """Queue again a task found lost (an outbox entry: ``[name, args]``)."""
+        self.resent.append(member)
 
     def ping(self):
         return True

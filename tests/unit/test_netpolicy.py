@@ -6,7 +6,8 @@ import pytest
 
 from notifier import errors
 from notifier.conf import load_conf
-from notifier.core import netpolicy, validation
+from notifier.core import netpolicy
+from notifier.services.subscriptions import checked_fields
 from tests.support.resolver import FakeResolver
 
 RESOLVER = FakeResolver(
@@ -106,30 +107,30 @@ def conf():
 )
 def test_a_subscription_to_a_forbidden_address_is_a_400(conf, subscriber):
     with pytest.raises(errors.ValidationError) as caught:
-        validation.subscription({"subscriber": subscriber}, conf, RESOLVER)
+        checked_fields({"subscriber": subscriber}, conf, RESOLVER)
     assert caught.value.field == "subscriber"
     assert "allowed_networks" in caught.value.description
 
 
 def test_a_host_name_is_judged_by_every_address_it_resolves_to(conf):
     resolver = FakeResolver(RESOLVER.table)
-    fields = validation.subscription({"subscriber": "http://public.example/"}, conf, resolver)
+    fields = checked_fields({"subscriber": "http://public.example/"}, conf, resolver)
     assert fields["subscriber"] == "http://public.example/"
     with pytest.raises(errors.ValidationError, match="private address"):
-        validation.subscription({"subscriber": "http://split.example/"}, conf, resolver)
+        checked_fields({"subscriber": "http://split.example/"}, conf, resolver)
     assert resolver.asked == ["public.example", "split.example"]
 
 
 def test_a_name_that_does_not_resolve_yet_is_accepted_and_left_to_delivery(conf):
     resolver = FakeResolver({})
-    fields = validation.subscription({"subscriber": "http://later.example/"}, conf, resolver)
+    fields = checked_fields({"subscriber": "http://later.example/"}, conf, resolver)
     assert fields["subscriber"] == "http://later.example/"
     assert resolver.asked == ["later.example"]
 
 
 def test_loopback_subscriptions_are_accepted_once_allowed_in_config(conf):
     conf.set_override("allowed_networks", ["127.0.0.0/8"], group="webhook")
-    fields = validation.subscription({"subscriber": "http://127.0.0.1:8080/"}, conf)
+    fields = checked_fields({"subscriber": "http://127.0.0.1:8080/"}, conf)
     assert fields["subscriber"] == "http://127.0.0.1:8080/"
 
 

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from notifier.conf import load_conf
-from notifier.core import validation
+from notifier.services.subscriptions import checked_fields
 from tests.unit.conftest import NameResolutionInUnitTest
 
 
@@ -27,4 +27,4 @@ def test_subscriber_validation_without_an_injected_resolver_meets_the_guard():
     # check_destination treats an OSError from the resolver as "not known
     # yet" and accepts: the guard must not be one, or this would pass silently.
     with pytest.raises(NameResolutionInUnitTest, match="example.org"):
-        validation.subscription({"subscriber": "http://example.org/"}, load_conf([]))
+        checked_fields({"subscriber": "http://example.org/"}, load_conf([]))

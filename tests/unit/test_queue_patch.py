@@ -1,9 +1,9 @@
-"""Unit tests of queues.apply_metadata_patch: Zaqar's JSON-patch on /metadata/KEY."""
+"""Unit tests of sources.apply_metadata_patch: Zaqar's JSON-patch on /metadata/KEY."""
 
 import pytest
 
-from notifier.api.queues import apply_metadata_patch
 from notifier.errors import ValidationError
+from notifier.services.sources import apply_metadata_patch
 
 BEFORE = {"colour": "red", "size": 2}
 

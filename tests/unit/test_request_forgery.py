@@ -9,8 +9,9 @@ import urllib3
 
 from notifier import errors
 from notifier.conf import load_conf
-from notifier.core import netpolicy, validation
+from notifier.core import netpolicy
 from notifier.delivery.admission import endpoint_of
+from notifier.services.subscriptions import checked_fields
 from notifier.sinks.http_transport import build_pool_manager
 from notifier.sinks.webhook import header_problem
 
@@ -83,7 +84,7 @@ def test_a_url_the_parsers_could_read_differently_is_refused(url):
 def test_the_backslash_form_is_a_400_naming_subscriber(conf):
     document = {"subscriber": "http://attacker:8080\\@93.184.216.34/x"}
     with pytest.raises(errors.ValidationError) as caught:
-        validation.subscription(document, conf)
+        checked_fields(document, conf)
     assert caught.value.field == "subscriber"
 
 
@@ -141,7 +142,7 @@ def test_framing_hop_by_hop_and_service_headers_are_refused(conf, name):
     assert header_problem({name: "1"}) is not None
     document = {"subscriber": "http://93.184.216.34/", "options": {"post_headers": {name: "1"}}}
     with pytest.raises(errors.ValidationError) as caught:
-        validation.subscription(document, conf)
+        checked_fields(document, conf)
     assert caught.value.field == "options.post_headers"
 
 

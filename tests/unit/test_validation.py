@@ -7,6 +7,7 @@ import pytest
 from notifier.conf import load_conf
 from notifier.core import validation
 from notifier.errors import ValidationError
+from notifier.services.subscriptions import checked_fields
 from tests.support.resolver import FakeResolver
 
 # The host names these subscriptions use, as DNS answered them once.
@@ -295,7 +296,7 @@ def test_bad_queue_metadata_is_rejected_naming_the_field(conf, metadata, field):
 
 
 def test_a_subscription_gets_the_default_ttl_and_empty_options(conf):
-    assert validation.subscription({"subscriber": "http://example.com/"}, conf, RESOLVER) == {
+    assert checked_fields({"subscriber": "http://example.com/"}, conf, RESOLVER) == {
         "subscriber": "http://example.com/",
         "ttl": 3600,
         "options": {},
@@ -323,7 +324,7 @@ def test_a_subscription_gets_the_default_ttl_and_empty_options(conf):
     ],
 )
 def test_a_good_subscription_is_accepted(conf, document):
-    fields = validation.subscription(document, conf, RESOLVER)
+    fields = checked_fields(document, conf, RESOLVER)
     assert fields["subscriber"] == document["subscriber"]
     assert fields["options"] == document.get("options", {})
 
@@ -393,17 +394,17 @@ def test_a_good_subscription_is_accepted(conf, document):
     ],
 )
 def test_a_bad_subscription_is_rejected_naming_the_field(conf, document, field):
-    rejects(lambda: validation.subscription(document, conf, RESOLVER), field)
+    rejects(lambda: checked_fields(document, conf, RESOLVER), field)
 
 
 def test_a_scheme_left_out_of_subscriber_types_is_rejected(conf):
     conf.set_override("subscriber_types", ["https"], group="transport")
     try:
         rejects(
-            lambda: validation.subscription({"subscriber": "http://example.com/"}, conf, RESOLVER),
+            lambda: checked_fields({"subscriber": "http://example.com/"}, conf, RESOLVER),
             "subscriber",
         )
-        fields = validation.subscription({"subscriber": "https://example.com/"}, conf, RESOLVER)
+        fields = checked_fields({"subscriber": "https://example.com/"}, conf, RESOLVER)
         assert fields["subscriber"] == "https://example.com/"
     finally:
         conf.clear_override("subscriber_types", group="transport")
