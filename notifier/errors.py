@@ -22,7 +22,7 @@ class NotifierError(Exception):
 
     title = "Error"
 
-    def __init__(self, description="", field=None):
+    def __init__(self, description: str = "", field: str | None = None) -> None:
         super().__init__(description)
         self.description = description
         self.field = field
@@ -45,7 +45,7 @@ class QuotaExceededError(ForbiddenError):
 
     title = "Quota exceeded"
 
-    def __init__(self, description="", limit=None):
+    def __init__(self, description: str = "", limit: str | None = None) -> None:
         super().__init__(description)
         self.limit = limit
 
@@ -63,13 +63,25 @@ class RateLimitedError(NotifierError):
 
     title = "Too many requests"
 
-    def __init__(self, description="", field=None, retry_after=None):
+    def __init__(
+        self, description: str = "", field: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(description, field)
         self.retry_after = retry_after
 
 
 class UnavailableError(NotifierError):
+    """A backend cannot be reached; ``retry_after`` seconds until worth
+    trying again; ``backend`` names it (``redis``: the store)."""
+
     title = "Service unavailable"
+
+    def __init__(
+        self, description: str = "", retry_after: float | None = None, backend: str | None = None
+    ) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.backend = backend
 
 
 class DeliveryError(NotifierError):
@@ -84,12 +96,12 @@ class DeliveryError(NotifierError):
 
     def __init__(
         self,
-        description="",
-        kind="error",
-        status=None,
-        retry_after_seconds=None,
-        response_body=None,
-    ):
+        description: str = "",
+        kind: str = "error",
+        status: int | None = None,
+        retry_after_seconds: float | None = None,
+        response_body: str | None = None,
+    ) -> None:
         super().__init__(description)
         self.kind = kind
         self.status = status
