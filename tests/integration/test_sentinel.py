@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from notifier import conf as conf_module
+from notifier import errors
 from notifier.cli.redis_server import RedisServer, free_port
 from notifier.store import keys
 from notifier.store.storage import Source, Storage
@@ -153,5 +154,5 @@ def _healthy_replicas(sentinel):
 def _try(call):
     try:
         return call()
-    except redis.exceptions.ConnectionError:
+    except errors.UnavailableError:  # the store's word for a Redis ConnectionError
         return False
