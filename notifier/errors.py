@@ -71,7 +71,17 @@ class RateLimitedError(NotifierError):
 
 
 class UnavailableError(NotifierError):
+    """A backend cannot be reached; ``retry_after`` seconds until worth
+    trying again; ``backend`` names it (``redis``: the store)."""
+
     title = "Service unavailable"
+
+    def __init__(
+        self, description: str = "", retry_after: float | None = None, backend: str | None = None
+    ) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.backend = backend
 
 
 class DeliveryError(NotifierError):

@@ -4,10 +4,10 @@ import logging
 import os
 import time
 
-import redis
 from celery import signals
 from celery.exceptions import Reject
 
+from notifier import errors
 from notifier.core.model import Delivery
 from notifier.delivery.service import DeliveryService
 from notifier.store.storage import Storage
@@ -20,14 +20,6 @@ from workers.app import (
 )
 
 LOG = logging.getLogger(__name__)
-
-# Redis (storage) unreachable or loading: the task goes back on the queue
-# instead of being acknowledged as failed and lost.
-STORAGE_DOWN = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-)
 
 
 class ProcessRuntime:
@@ -99,7 +91,9 @@ def run(runtime, name, args, work):
         service = runtime.service
         service.storage.mark_task_started(task_member(name, args))
         return work(service)
-    except STORAGE_DOWN as exc:
-        LOG.warning("storage unavailable, task requeued: %s", type(exc).__name__)
+    except errors.UnavailableError as exc:
+        # Redis (the store) unreachable or loading: the task goes back on the
+        # queue instead of being acknowledged as failed and lost.
+        LOG.warning("storage unavailable, task requeued: %s", type(exc.__cause__).__name__)
         time.sleep(1)  # don't spin while Redis restarts
         raise Reject(exc, requeue=True) from exc

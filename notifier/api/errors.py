@@ -4,7 +4,6 @@ import logging
 
 import falcon
 import kombu.exceptions
-import redis
 
 from notifier import errors
 
@@ -25,6 +24,9 @@ STATUS_BY_ERROR = [
     (errors.RateLimitedError, falcon.HTTP_429),
     (errors.UnavailableError, falcon.HTTP_503),
 ]
+
+#: What the broker's 503 says (the store's UnavailableError says the same).
+BROKER_DOWN = "The storage or the broker cannot be reached; nothing was accepted. Retry shortly."
 
 
 def error_body(title, description, field=None):
@@ -48,17 +50,23 @@ def _notifier_error(req, resp, exc, params):
         resp.media["limit"] = exc.limit
 
 
-def _backend_down(req, resp, exc, params):
-    from notifier.observability.metrics import REDIS_ERRORS
+def _unavailable(req, resp, exc, params):
+    """Redis (the store, raised as UnavailableError at its boundary) or
+    another backend cannot be reached: 503, JSON, Retry-After."""
+    if exc.backend == "redis":
+        from notifier.observability.metrics import REDIS_ERRORS
 
-    REDIS_ERRORS.labels("api").inc()
-    LOG.warning("backend unavailable during %s %s: %s", req.method, req.path, type(exc).__name__)
-    resp.status = falcon.HTTP_503
-    resp.set_header("Retry-After", "1")
-    resp.media = error_body(
-        "Service unavailable",
-        "The storage or the broker cannot be reached; nothing was accepted. Retry shortly.",
-    )
+        REDIS_ERRORS.labels("api").inc()
+        cause = type(exc.__cause__).__name__
+        LOG.warning("backend unavailable during %s %s: %s", req.method, req.path, cause)
+    _notifier_error(req, resp, exc, params)
+
+
+def _broker_down(req, resp, exc, params):
+    """kombu could not reach the broker (a Redis too)."""
+    unavailable = errors.UnavailableError(BROKER_DOWN, retry_after=1, backend="redis")
+    unavailable.__cause__ = exc
+    _unavailable(req, resp, unavailable, params)
 
 
 def _falcon_error(req, resp, exc, params):
@@ -88,12 +96,6 @@ def register(app):
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _falcon_error)
     app.add_error_handler(errors.NotifierError, _notifier_error)
-    for cls in (
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        redis.exceptions.BusyLoadingError,
-        kombu.exceptions.OperationalError,
-        OSError,
-    ):
-        app.add_error_handler(cls, _backend_down)
-    app.add_error_handler(RequestTimeout, _request_timeout)  # an OSError too
+    app.add_error_handler(errors.UnavailableError, _unavailable)
+    app.add_error_handler(kombu.exceptions.OperationalError, _broker_down)
+    app.add_error_handler(RequestTimeout, _request_timeout)

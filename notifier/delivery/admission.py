@@ -181,6 +181,8 @@ class Admission:
         cutoff = self.clock() - self.conf.disable_after_failing_seconds
         for subscription, attempt in results:
             endpoint = endpoint_key(subscription)
+            if endpoint is None:
+                continue  # not a network endpoint: no breaker
             _, first_failure = states.get(endpoint, ("closed", None))
             if first_failure and first_failure < cutoff and attempt.outcome != Outcome.DELIVERED:
                 disable[subscription["id"]] = (

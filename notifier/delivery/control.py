@@ -7,7 +7,7 @@ from typing import Any
 from notifier.core import confirmation
 from notifier.core.model import Delivery
 from notifier.delivery.jobs import Dispatcher, send_deliveries
-from notifier.store.storage import Storage
+from notifier.store.storage import Source, Storage
 
 #: The detail of a ``superseded`` attempt.
 SUPERSEDED = "a newer confirmation was sent, or the subscriber changed"
@@ -41,6 +41,8 @@ class Control:
         """Send a message of the service's own (a confirmation request with
         ``nonce``) to one subscription, as a delivery retried by the
         service's default policy; return its id."""
-        message_id: str = self.storage.post_control_message(source, payload, ttl, nonce=nonce)
+        message_id: str = self.storage.post_control_message(
+            Source(*source), dict(payload), ttl, nonce=nonce
+        )
         send_deliveries(self.dispatcher, [Delivery(message_id, subscription_id)], 1)
         return message_id

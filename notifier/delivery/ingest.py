@@ -102,7 +102,9 @@ class MessageWriter:
             for source, (messages, ids) in posts.items()
         ]
         outcomes = self.storage.store_posts(writes)
-        refused = {w[0]: o for w, o in zip(writes, outcomes) if isinstance(o, Exception)}
+        refused: dict[Any, Exception] = {
+            w[0]: o for w, o in zip(writes, outcomes) if isinstance(o, Exception)
+        }
         try:
             for (_, _, _, task), outcome in zip(writes, outcomes):
                 if outcome is True:

@@ -1,6 +1,5 @@
 """Replay and enable: send again what was dead-lettered or held."""
 
-from collections.abc import Mapping
 from typing import Any
 
 from notifier.core.model import DeadLetter, Delivery
@@ -51,7 +50,7 @@ class Replay:
         A message whose TTL has passed is stored again from the dead letter's
         copy, with its original TTL.
         """
-        stored: list[Mapping[str, Any]] = self.storage.dead_letters(
+        stored: list[dict[str, Any]] = self.storage.dead_letters(
             subscription_id, since=since, limit=limit
         )
         # The stored dicts are kept to remove them: the store finds them by their text.
@@ -63,7 +62,7 @@ class Replay:
             and (message_id is None or letter.message_id == message_id)
         ]
         for _, letter in chosen:
-            self.storage.restore_message(letter.message)
+            self.storage.restore_message(dict(letter.message or {}))
         round_ = new_round()
         deliveries = [
             Delivery(letter.message_id, subscription_id, 0, round_)

@@ -5,6 +5,8 @@ The Celery broker's equivalent is ``notifier.conf.broker_url`` and
 ``broker_transport_options``: kombu builds its own connections.
 """
 
+from typing import Any, cast
+
 import redis
 from redis.connection import parse_url
 from redis.sentinel import Sentinel
@@ -12,7 +14,7 @@ from redis.sentinel import Sentinel
 from notifier.conf import sentinel_addresses, sentinel_kwargs, sentinel_master
 
 
-def redis_client(conf, **kwargs):
+def redis_client(conf: Any, **kwargs: Any) -> redis.Redis:
     """Return a client of ``redis_url``, or of the Sentinel-managed master.
 
     ``kwargs`` are connection options (timeouts, ``retry``,
@@ -32,4 +34,4 @@ def redis_client(conf, **kwargs):
         sentinel_kwargs=sentinel_kwargs(conf),
         **{**kwargs, **params},
     )
-    return sentinel.master_for(sentinel_master(conf))
+    return cast(redis.Redis, sentinel.master_for(sentinel_master(conf)))

@@ -6,11 +6,7 @@ import pytest
 import redis
 import requests
 
-from notifier.store.storage import (
-    dead_letters_key,
-    subscription_attempts_key,
-    subscription_keys,
-)
+from notifier.store import keys
 from tests.e2e.conftest import Fleet
 from tests.e2e.test_pipeline import headers, post, subscribe
 from tests.support.waiting import wait_until
@@ -58,7 +54,7 @@ def dead_lettered(db, subscription_id, count):
         lambda: (
             sum(
                 '"outcome":"dead_lettered"' in a
-                for a in db.lrange(subscription_attempts_key(subscription_id), 0, -1)
+                for a in db.lrange(keys.subscription_attempts(subscription_id), 0, -1)
             )
             >= count
         )
@@ -77,7 +73,7 @@ def test_a_zero_retry_subscription_to_a_400_endpoint_keeps_at_most_the_cap(
         ids += post(fleet, project, "cap", [{"ttl": 300, "body": f"m{n}-{i}"} for i in range(5)])
 
     assert dead_lettered(db, subscription_id, len(ids))
-    assert db.zcard(dead_letters_key(subscription_id)) == CAP
+    assert db.zcard(keys.dead_letters(subscription_id)) == CAP
     letters = call(
         fleet, project, "GET", f"/queues/cap/subscriptions/{subscription_id}/dead-letters"
     ).json()["dead_letters"]
@@ -97,12 +93,12 @@ def test_deleting_a_subscription_leaves_none_of_its_keys(fleet, receiver, projec
     )
     post(fleet, project, "gone", [{"ttl": 300, "body": "x"}])
     assert dead_lettered(db, subscription_id, 1)
-    assert db.exists(*subscription_keys(subscription_id)) >= 3  # record, dead, attempts
+    assert db.exists(*keys.subscription_keys(subscription_id)) >= 3  # record, dead, attempts
 
     path = f"/queues/gone/subscriptions/{subscription_id}"
     assert call(fleet, project, "DELETE", path).status_code == 204
 
-    assert db.exists(*subscription_keys(subscription_id)) == 0
+    assert db.exists(*keys.subscription_keys(subscription_id)) == 0
 
 
 def test_deleting_a_queue_deletes_what_its_subscriptions_held(fleet, receiver, project, db):
@@ -115,7 +111,7 @@ def test_deleting_a_queue_deletes_what_its_subscriptions_held(fleet, receiver, p
 
     assert call(fleet, project, "DELETE", "/queues/dropped").status_code == 204
 
-    record, *held = subscription_keys(subscription_id)
+    record, *held = keys.subscription_keys(subscription_id)
     assert db.exists(record)  # queues are lazy: the subscription survives
     assert db.exists(*held) == 0
 
@@ -141,7 +137,7 @@ def test_deleting_a_topic_leaves_none_of_its_subscriptions_keys(fleet, receiver,
 
     assert call(fleet, project, "DELETE", "/topics/news").status_code == 204
 
-    assert db.exists(*subscription_keys(subscription_id)) == 0
+    assert db.exists(*keys.subscription_keys(subscription_id)) == 0
 
 
 def test_the_subscription_quota_refuses_the_next_one_of_that_project_only(fleet, receiver, project):

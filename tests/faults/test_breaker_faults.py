@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from notifier.store import keys
 from tests.support.faults import Api, FaultReceiver, Tally, quiet, report, wait_until
 
 pytestmark = pytest.mark.slow  # real processes; the flap test waits a 30 s cool-off
@@ -61,7 +62,7 @@ def test_a_ten_second_outage_is_over_within_one_base_cooloff_of_recovery(make_fl
         receiver.delay("/flap", 0.05)  # tasks stay in flight a while
         api = Api(fleet.url)
         subscription_id = api.subscribe("flap", receiver.url + "/flap")
-        key = f"notifier:breaker:{api.project}:{receiver.url}"
+        key = keys.breaker(f"{api.project}:{receiver.url}")
         posted = []
         with BreakerWatch(redis_db, key) as watch:
             for n in range(10):
@@ -119,8 +120,8 @@ def test_one_projects_failures_do_not_defer_another_projects_deliveries(make_fle
         mallory, alice = Api(fleet.url), Api(fleet.url)
         mallory.subscribe("m", receiver.url + "/broken")
         alice_sub = alice.subscribe("a", receiver.url + "/ok")
-        mallory_key = f"notifier:breaker:{mallory.project}:{receiver.url}"
-        alice_key = f"notifier:breaker:{alice.project}:{receiver.url}"
+        mallory_key = keys.breaker(f"{mallory.project}:{receiver.url}")
+        alice_key = keys.breaker(f"{alice.project}:{receiver.url}")
 
         mallory.post_ok("m", [{"ttl": 600, "body": n} for n in range(6)])
         assert wait_until(lambda: redis_db.hget(mallory_key, "open_until_ms"), 20)

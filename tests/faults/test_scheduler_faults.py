@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from notifier.store import keys
 from tests.faults.conftest import FAULT_CONF
 from tests.support.faults import (
     Api,
@@ -81,7 +82,7 @@ def check_each_attempt_ran_once(api, queue, tally):
 
 
 def pending_retries(redis_db):
-    return redis_db.zcard("notifier:retries") + redis_db.zcard("notifier:retries:leased")
+    return redis_db.zcard(keys.retries()) + redis_db.zcard(keys.leased_retries())
 
 
 def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
@@ -121,9 +122,9 @@ def test_a_scheduler_killed_while_retries_are_pending_loses_and_repeats_nothing(
         # Kill one while the second retries are pending in Redis (none is due
         # in the next half second, none leased: a clean kill of a scheduler).
         def between_moves():
-            first = redis_db.zrange("notifier:retries", 0, 0, withscores=True)
+            first = redis_db.zrange(keys.retries(), 0, 0, withscores=True)
             return (
-                not redis_db.zcard("notifier:retries:leased")
+                not redis_db.zcard(keys.leased_retries())
                 and first
                 and first[0][1] > time.time() + 0.5
             )
@@ -179,7 +180,7 @@ def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(make_fleet
 
         dying.wait(15)
         died_at = time.time()
-        leased = redis_db.zrange("notifier:retries:leased", 0, -1, withscores=True)
+        leased = redis_db.zrange(keys.leased_retries(), 0, -1, withscores=True)
         assert leased, "the dying scheduler held no lease"
         if point == "after-enqueue":
             # its tasks were enqueued: the worker delivers attempt 1
@@ -189,7 +190,7 @@ def test_a_scheduler_dying_mid_move_neither_loses_nor_repeats_a_retry(make_fleet
         # A dead scheduler's lease is taken again after 30 s: age the leases
         # by 30 s instead of waiting (no live scheduler holds any now).
         redis_db.zadd(
-            "notifier:retries:leased", {member: score - LEASE_SECONDS for member, score in leased}
+            keys.leased_retries(), {member: score - LEASE_SECONDS for member, score in leased}
         )
         fleet.start("scheduler")
         waited = tally.wait_complete(15)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from notifier.store import keys
 from tests.faults.conftest import CONCURRENCY, PREFETCH
 from tests.support.faults import (
     Api,
@@ -80,7 +81,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_once_restarted(make_fleet, redi
 
         assert wait_until(lambda: len(receiver.received()) >= total // 3, 30)
         in_flight = unacked_message_ids(redis_db)
-        leases = redis_db.zcard(f"notifier:inflight:{api.project}:{receiver.url}")
+        leases = redis_db.zcard(keys.inflight(f"{api.project}:{receiver.url}"))
         worker.kill_group(signal.SIGKILL)
         killed_at = time.time()
         worker.process.wait(10)

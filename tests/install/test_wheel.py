@@ -59,7 +59,9 @@ def installed(wheel, tmp_path_factory, base_python):
     return venv
 
 
-def test_the_wheel_ships_the_templates_the_openapi_document_and_py_typed(wheel):
+def test_the_wheel_ships_the_templates_the_openapi_document_the_lua_scripts_and_py_typed(
+    wheel,
+):
     names = set(zipfile.ZipFile(wheel).namelist())
     templates = {n for n in names if n.startswith("notifier/templates/")}
     shipped = {
@@ -69,6 +71,11 @@ def test_the_wheel_ships_the_templates_the_openapi_document_and_py_typed(wheel):
     }
     assert templates == shipped
     assert {"notifier/api/openapi.yaml", "notifier/py.typed"} <= names
+    scripts = {
+        "notifier/store/scripts/" + p.name
+        for p in (ROOT / "notifier" / "store" / "scripts").glob("*.lua")
+    }
+    assert scripts and scripts <= names
 
 
 def test_the_installed_package_runs_from_the_venv_not_the_checkout(installed, tmp_path):

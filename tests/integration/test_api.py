@@ -20,7 +20,8 @@ from redis.retry import Retry
 
 from notifier.api.app import create_app
 from notifier.cli.redis_server import free_port
-from notifier.store.storage import PREFIX, Source, Storage
+from notifier.store import keys
+from notifier.store.storage import Source, Storage
 from tests.support.expiry import assert_lives
 from workers.app import FANOUT_QUEUE, FANOUT_TASK, CeleryDispatcher, PreparedTask, create_celery
 
@@ -199,7 +200,7 @@ def test_messages_are_taken_back_when_the_fanout_cannot_be_enqueued(
         "/v2/queues/q/messages", json={"messages": [{"body": 1}]}, headers=WITH_CLIENT
     )
     assert_error(result, 503)
-    assert redis_client.keys(f"{PREFIX}msg:*") == []
+    assert redis_client.keys(keys.message("*")) == []
 
 
 # --- project scoping ----------------------------------------------------------------
@@ -317,7 +318,7 @@ def test_deleting_a_queue_removes_it_and_its_messages_and_is_idempotent(client, 
         ).status_code
         == 404
     )
-    assert not redis_client.exists(f"{PREFIX}msg:{message_id}")
+    assert not redis_client.exists(keys.message(message_id))
 
 
 def test_the_queue_list_pages_by_marker_and_limit_with_next_links(client):
@@ -466,7 +467,7 @@ def test_messages_are_stored_with_a_redis_ttl(
     client.simulate_put("/v2/queues/q", json=queue_metadata)
     before = time.time()
     (message_id,) = post_messages(client, "q", message)
-    assert_lives(redis_client, f"{PREFIX}msg:{message_id}", expected_ttl, before, time.time())
+    assert_lives(redis_client, keys.message(message_id), expected_ttl, before, time.time())
 
 
 def test_a_message_is_not_found_in_another_queue_of_the_project(client):
@@ -492,7 +493,7 @@ def test_message_requests_need_a_uuid_client_id(client, redis_client, method, he
     assert_error(result, 400, field="Client-ID")
     # nothing written (no fan-out either; a queue without subscribers has
     # none even for a good post, so that alone would show nothing)
-    assert redis_client.keys(f"{PREFIX}*") == []
+    assert redis_client.keys(keys.PREFIX + "*") == []
     assert fanout_tasks(redis_client) == []
 
 
@@ -528,7 +529,7 @@ def test_creating_a_subscription_returns_its_id_and_it_reads_back(client):
 def test_a_subscription_expires_with_its_ttl(client, redis_client):
     before = time.time()
     subscription_id = subscribe(client, "q", "http://example.com/", ttl=60)
-    assert_lives(redis_client, f"{PREFIX}sub:{subscription_id}", 60, before, time.time())
+    assert_lives(redis_client, keys.subscription(subscription_id), 60, before, time.time())
 
 
 def test_the_same_subscriber_twice_on_a_queue_is_409(client):
@@ -556,7 +557,7 @@ def test_the_subscription_list_of_a_queue_without_any_is_empty(client):
 
 def test_a_page_shortened_by_expired_subscriptions_still_links_to_the_next(client, redis_client):
     ids = sorted(subscribe(client, "q", f"http://example.com/{i}") for i in range(3))
-    redis_client.delete(f"{PREFIX}sub:{ids[0]}")  # what Redis does at its TTL
+    redis_client.delete(keys.subscription(ids[0]))  # what Redis does at its TTL
     listed, _ = follow_pages(client, "/v2/queues/q/subscriptions", "subscriptions", limit=2)
     assert [s["id"] for s in listed] == ids[1:]
 
@@ -571,7 +572,7 @@ def test_patching_a_subscription_changes_its_ttl_and_options(client, redis_clien
     record = client.simulate_get(path).json
     assert (record["ttl"], record["options"]) == (120, {"a": 1})
     assert record["subscriber"] == "http://example.com/"
-    key = f"{PREFIX}sub:{subscription_id}"
+    key = keys.subscription(subscription_id)
     assert_lives(redis_client, key, 120, before, after, truncated=True)
 
 
@@ -582,7 +583,7 @@ def test_patching_only_options_keeps_the_ttl(client, redis_client):
     assert client.simulate_patch(path, json={"options": {"b": 2}}).status_code == 204
     after = time.time()
     assert client.simulate_get(path).json["ttl"] == 600
-    key = f"{PREFIX}sub:{subscription_id}"
+    key = keys.subscription(subscription_id)
     assert_lives(redis_client, key, 600, before, after, truncated=True)  # from creation
 
 
@@ -899,7 +900,7 @@ def send(client, method, path, body):
 def test_bad_input_is_a_400_naming_the_field(client, redis_client, method, path, body, field):
     result = send(client, method, path, body)
     assert_error(result, 400, field=field)
-    assert redis_client.keys(f"{PREFIX}*") == []  # nothing written
+    assert redis_client.keys(keys.PREFIX + "*") == []  # nothing written
     assert fanout_tasks(redis_client) == []
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from notifier.delivery.service import DeliveryService
+from notifier.store import keys
 from notifier.store.endpoint_state import EndpointState
 from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
@@ -68,7 +69,7 @@ def test_waiting_for_an_unproven_endpoint_grows_with_its_attempt_in_flight(state
     Its age is read from the lease in Redis, against Redis' clock: no sleeping
     and no bound on how fast this machine is."""
     admit(state)
-    [(token, expiry)] = redis_client.zrange(f"notifier:inflight:{ENDPOINT}", 0, -1, withscores=True)
+    [(token, expiry)] = redis_client.zrange(keys.inflight(ENDPOINT), 0, -1, withscores=True)
     started = int(expiry) - state.lease_ms
 
     soon, before, after = admit_bracketed(state, redis_client)
@@ -76,7 +77,7 @@ def test_waiting_for_an_unproven_endpoint_grows_with_its_attempt_in_flight(state
 
     # The attempt has been in flight 600 ms longer: age its lease (as a
     # scheduler test ages leases) rather than wait.
-    redis_client.zadd(f"notifier:inflight:{ENDPOINT}", {token: expiry - 600})
+    redis_client.zadd(keys.inflight(ENDPOINT), {token: expiry - 600})
     later, before, after = admit_bracketed(state, redis_client)
     assert before - started + 600 <= later <= after - started + 600
     assert later >= 600 and later > soon  # wait about as long again as it has taken

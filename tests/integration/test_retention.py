@@ -5,16 +5,10 @@ nothing of a subscription outlives it. Times are injected (``now``)."""
 import pytest
 
 from notifier import errors
+from notifier.store import keys
 from notifier.store.endpoint_state import EndpointState
-from notifier.store.storage import (
-    Limits,
-    Source,
-    Storage,
-    _key,
-    dead_letters_key,
-    dumps,
-    subscription_keys,
-)
+from notifier.store.records import Limits, Source, dumps
+from notifier.store.storage import Storage
 
 NOW = 1_700_000_000.0
 QUEUE = Source("p1", "queues", "q")
@@ -50,7 +44,7 @@ def test_a_subscription_keeps_only_its_newest_dead_letters_and_counts_only_their
     for n, item in enumerate(letters):
         store.dead_letter([item], now=NOW + n)
 
-    assert redis_client.zcard(dead_letters_key("s1")) == 3
+    assert redis_client.zcard(keys.dead_letters("s1")) == 3
     kept = store.dead_letters("s1", now=NOW + 10)
     assert [item["message_id"] for item in kept] == ["m7", "m8", "m9"]
     assert store.stored_bytes("p1", now=NOW + 10) == sum(len(dumps(i)) for i in letters[7:])
@@ -58,7 +52,7 @@ def test_a_subscription_keeps_only_its_newest_dead_letters_and_counts_only_their
 
 def test_dead_letters_expire_with_their_retention_and_stop_counting(store, redis_client):
     store.dead_letter([letter(1)], now=NOW)
-    assert 0 < redis_client.ttl(dead_letters_key("s1")) <= 600
+    assert 0 < redis_client.ttl(keys.dead_letters("s1")) <= 600
     assert store.dead_letters("s1", now=NOW + 599)
     assert store.stored_bytes("p1", now=NOW + 599) > 0
 
@@ -77,7 +71,7 @@ def test_replaying_dead_letters_takes_their_bytes_back(store):
 def test_messages_count_until_their_ttl_or_until_their_source_is_deleted(store):
     store.post_messages(QUEUE, [{"body": "a" * 50, "ttl": 120}] * 3, now=NOW)
     stored = store.stored_bytes("p1", now=NOW)
-    messages = store.get_messages(store.redis.zrange(_key("msgs", QUEUE.path), 0, -1))
+    messages = store.get_messages(store.redis.zrange(keys.source_messages(QUEUE), 0, -1))
     assert stored == sum(len(dumps(m)) for m in messages.values())
     assert store.stored_bytes("p1", now=NOW + 120 + 60) == 0
 
@@ -112,7 +106,7 @@ def test_dead_letters_past_the_byte_quota_are_dropped_and_returned(store, redis_
     store.post_messages(QUEUE, [{"body": "x" * 9000, "ttl": 300}] * 2, now=NOW)
     big = dict(letter(1), message={"id": "m1", "body": "y" * 3000, "source": ["p1"]})
     assert store.dead_letter([big], now=NOW) == [big]
-    assert redis_client.zcard(dead_letters_key("s1")) == 0
+    assert redis_client.zcard(keys.dead_letters("s1")) == 0
 
 
 def test_the_subscription_quota_counts_live_subscriptions_of_the_project(store):
@@ -134,9 +128,9 @@ def test_deleting_a_subscription_leaves_none_of_its_keys(store, redis_client):
 
     store.delete_subscription(QUEUE, subscription_id)
 
-    assert redis_client.exists(*subscription_keys(subscription_id)) == 0
+    assert redis_client.exists(*keys.subscription_keys(subscription_id)) == 0
     # the queue's message stays, its subscription's dead letter does not
-    [message] = store.get_messages(redis_client.zrange(_key("msgs", QUEUE.path), 0, -1)).values()
+    [message] = store.get_messages(redis_client.zrange(keys.source_messages(QUEUE), 0, -1)).values()
     assert store.stored_bytes("p1") == len(dumps(message))
     assert store.subscription_count("p1") == 0
 
@@ -147,7 +141,7 @@ def test_deleting_a_queue_leaves_its_subscriptions_but_nothing_they_held(store, 
 
     store.delete_source(QUEUE)
 
-    [record, *rest] = subscription_keys(subscription_id)
+    [record, *rest] = keys.subscription_keys(subscription_id)
     assert redis_client.exists(record) == 1  # queues are lazy: see README
     assert redis_client.exists(*rest) == 0
     assert store.stored_bytes("p1") == 0
@@ -172,6 +166,6 @@ def fill_subscription_keys(store, redis_client, subscription_id):
     state = EndpointState(redis_client)
     state.hold(subscription_id, [{"message_id": message_id, "subscription_id": subscription_id}])
     state.admit([("http://h:80", 1, 4, subscription_id, 5)])
-    assert redis_client.exists(*subscription_keys(subscription_id)) == len(
-        subscription_keys(subscription_id)
+    assert redis_client.exists(*keys.subscription_keys(subscription_id)) == len(
+        keys.subscription_keys(subscription_id)
     )

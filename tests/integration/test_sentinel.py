@@ -7,7 +7,9 @@ import pytest
 import redis
 
 from notifier import conf as conf_module
+from notifier import errors
 from notifier.cli.redis_server import RedisServer, free_port
+from notifier.store import keys
 from notifier.store.storage import Source, Storage
 from tests.support.sentinel import MASTER_NAME, RedisSentinel
 from tests.support.waiting import wait_until
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.timeout(60)
 
 DB = 2
 SOURCE = Source("p", "queues", "q")
-META_KEY = "notifier:meta:p:queues:q"
+META_KEY = keys.source_metadata(Source("p", "queues", "q"))
 
 
 def start_redis(password=None, replica_of=None):
@@ -152,5 +154,5 @@ def _healthy_replicas(sentinel):
 def _try(call):
     try:
         return call()
-    except redis.exceptions.ConnectionError:
+    except errors.UnavailableError:  # the store's word for a Redis ConnectionError
         return False

@@ -3,7 +3,9 @@ steady load (the memory benchmark shows the curve)."""
 
 import time
 
-from notifier.store.storage import PREFIX, Source, done_horizon_seconds
+from notifier.store import keys
+from notifier.store.records import done_horizon_seconds
+from notifier.store.storage import Source
 from tests.support.expiry import assert_lives
 
 
@@ -32,11 +34,11 @@ def test_a_done_flag_and_a_message_log_expire_a_subscription_log_is_capped(stora
     storage.post_messages(Source("p", "queues", "q"), [{"body": 1, "ttl": 60}], ["m1"])
     storage.record_attempts([attempt("m1")] + [attempt(f"x{n}") for n in range(1100)])
     after = time.time()
-    [done] = redis_client.keys(f"{PREFIX}done:m1:*")
+    [done] = redis_client.keys(keys.done("m1", "*", "*", "*"))
     assert_lives(redis_client, done, 100, before, after)
-    assert_lives(redis_client, f"{PREFIX}attempts:msg:m1", 3600, before, after)
-    assert_lives(redis_client, f"{PREFIX}msg:m1", 60, before, after)
-    assert redis_client.llen(f"{PREFIX}attempts:sub:s1") == 1000
+    assert_lives(redis_client, keys.message_attempts("m1"), 3600, before, after)
+    assert_lives(redis_client, keys.message("m1"), 60, before, after)
+    assert redis_client.llen(keys.subscription_attempts("s1")) == 1000
     assert storage.already_done([{"message_id": "m1", "subscription_id": "s1", "attempt": 0}]) == {
         0
     }

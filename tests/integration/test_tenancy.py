@@ -13,7 +13,7 @@ from falcon import testing
 
 from notifier.api.app import create_app
 from notifier.delivery.service import DeliveryService
-from notifier.store.storage import PREFIX
+from notifier.store import keys
 from tests.integration.test_api import assert_error
 from tests.support.dispatch import MemoryDispatcher
 
@@ -90,7 +90,7 @@ def test_another_project_cannot_read_a_messages_attempts(app, deliver, receiver,
 
     # Once the message is gone (TTL, topic message delivered) its attempts
     # still belong to its source only.
-    redis_client.delete(f"{PREFIX}msg:{message_id}")
+    redis_client.delete(keys.message(message_id))
     assert len(alpha.simulate_get(path).json["attempts"]) == 1
     assert_error(beta.simulate_get(path), 404)
 

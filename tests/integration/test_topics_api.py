@@ -13,7 +13,8 @@ from falcon import testing
 
 from notifier.api.app import create_app
 from notifier.services.sources import delete_topic
-from notifier.store.storage import PREFIX, Source
+from notifier.store import keys
+from notifier.store.storage import Source
 from tests.integration.test_api import assert_error, fanout_tasks
 from workers.app import FANOUT_TASK, CeleryDispatcher, create_celery
 
@@ -277,9 +278,9 @@ def test_deleting_a_topic_removes_metadata_messages_and_every_subscription(
     for _ in range(2):
         assert owner.simulate_delete("/v2/topics/gone").status_code == 204
     assert_error(owner.simulate_get("/v2/topics/gone"), 404)
-    assert not redis_client.exists(f"{PREFIX}msg:{message_id}")
-    assert not any(redis_client.exists(f"{PREFIX}sub:{i}") for i in ids)
-    assert redis_client.keys(f"{PREFIX}*:{project}:topics:gone") == []
+    assert not redis_client.exists(keys.message(message_id))
+    assert not any(redis_client.exists(keys.subscription(i)) for i in ids)
+    assert redis_client.keys(keys.PREFIX + "*:" + Source(project, "topics", "gone").path) == []
     # Recreated, the topic starts without subscriptions.
     put_topic(owner, "gone")
     assert owner.simulate_get("/v2/topics/gone/subscriptions").json["subscriptions"] == []
@@ -300,8 +301,8 @@ def test_deleting_a_topic_releases_every_subscription_page_by_page(
         release=lambda record, _conf: released.append(record["id"]),
     )
     assert sorted(released) == sorted(ids)
-    assert not any(redis_client.exists(f"{PREFIX}sub:{i}") for i in ids)
-    assert redis_client.keys(f"{PREFIX}*:{project}:topics:many") == []
+    assert not any(redis_client.exists(keys.subscription(i)) for i in ids)
+    assert redis_client.keys(keys.PREFIX + "*:" + Source(project, "topics", "many").path) == []
 
 
 # --- messages ---------------------------------------------------------------------
@@ -339,7 +340,7 @@ def test_topic_messages_cannot_be_listed_or_claimed(owner):
 
 def test_posting_to_an_unknown_topic_is_404_and_creates_nothing(owner, redis_client):
     assert_error(post(owner, "nowhere"), 404)
-    assert redis_client.keys(f"{PREFIX}msg:*") == []
+    assert redis_client.keys(keys.message("*")) == []
     assert_error(owner.simulate_get("/v2/topics/nowhere"), 404)
 
 

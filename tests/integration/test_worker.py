@@ -7,6 +7,7 @@ import time
 import psutil
 import pytest
 
+from notifier.store import keys
 from notifier.store.storage import Source
 from tests.support.processes import Role, write_config
 from tests.support.waiting import wait_until
@@ -132,7 +133,7 @@ def test_a_fanout_written_in_the_storage_transaction_is_run_by_a_worker(
         receiver.wait_for(4, timeout=1)
 
     assert sorted(m for _, m in delivered_pairs(receiver)) == ids
-    assert redis_client.zcard("notifier:tasks:pending") == 0  # the worker took it off the outbox
+    assert redis_client.zcard(keys.task_outbox()) == 0  # the worker took it off the outbox
 
 
 def test_the_inline_broker_message_has_the_shape_kombu_publishes(conf, redis_client):
@@ -226,7 +227,7 @@ def test_a_fanout_is_enqueued_only_where_there_is_something_to_match(conf, stora
         return (
             enqueued,
             redis_client.llen("notifier.fanout"),
-            redis_client.zcard("notifier:tasks:pending"),
+            redis_client.zcard(keys.task_outbox()),
         )
 
     quiet = Source("p1", "queues", "nobody-listens")

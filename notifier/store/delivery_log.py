@@ -1,0 +1,96 @@
+"""The delivery log: attempt records by subscription and by message, and the
+flags that say an attempt has run (so a redelivered task does not repeat it)."""
+
+from collections.abc import Sequence
+from typing import cast
+
+from redis import Redis
+
+from notifier.store import keys
+from notifier.store.boundary import translate_errors
+from notifier.store.records import (
+    RAN_OUTCOMES,
+    Limits,
+    Record,
+    dumps,
+    is_control_id,
+    loads,
+    redacted_attempt,
+)
+
+
+def done_key(delivery: Record) -> str:
+    """The flag of one attempt of one delivery."""
+    return keys.done(
+        delivery["message_id"],
+        delivery["subscription_id"],
+        delivery.get("round", 0),
+        delivery["attempt"],
+    )
+
+
+@translate_errors
+class DeliveryLog:
+    """Attempt logs (newest first, capped, expiring) and done flags."""
+
+    def __init__(
+        self,
+        client: Redis,
+        limits: Limits,
+        attempt_log_length: int = 1000,
+        attempt_log_ttl_seconds: int = 3600,
+        done_ttl_seconds: int = 720,
+    ) -> None:
+        self.redis = client
+        self.limits = limits
+        self.attempt_log_length = attempt_log_length
+        self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
+        self.done_ttl_seconds = done_ttl_seconds
+
+    def already_done(self, deliveries: Sequence[Record]) -> set[int]:
+        """Return the set of indexes of deliveries whose attempt already ran."""
+        if not deliveries:
+            return set()
+        flags = cast(list[str | None], self.redis.mget([done_key(d) for d in deliveries]))
+        return {i for i, flag in enumerate(flags) if flag is not None}
+
+    def record_attempts(self, attempts: Sequence[Record]) -> None:
+        """Append attempt records to their subscription's and message's logs."""
+        if not attempts:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        cap = self.attempt_log_length - 1
+        for attempt in attempts:
+            text = dumps(attempt)
+            message_id = attempt.get("message_id")
+            control = is_control_id(message_id)
+            sub_key = keys.subscription_attempts(attempt["subscription_id"])
+            msg_key = (keys.control_attempts if control else keys.message_attempts)(str(message_id))
+            # The owner reads the subscription's log: a control message's id
+            # stays out of it.
+            pipe.lpush(sub_key, dumps(redacted_attempt(attempt)) if control else text)
+            pipe.ltrim(sub_key, 0, cap)
+            pipe.expire(sub_key, self.limits.subscription_log_ttl_seconds)
+            if message_id is None:
+                continue  # an event of the subscription (disabled, enabled)
+            if attempt["outcome"] in RAN_OUTCOMES:
+                pipe.set(done_key(attempt), "1", ex=self.done_ttl_seconds)
+            pipe.lpush(msg_key, text)
+            pipe.ltrim(msg_key, 0, cap)
+            pipe.expire(msg_key, self.attempt_log_ttl_seconds)
+        pipe.execute()
+
+    def subscription_attempts(self, subscription_id: str, limit: int = 100) -> list[Record]:
+        return self._get_list(keys.subscription_attempts(subscription_id), limit)
+
+    def message_attempts(self, message_id: str, limit: int = 100) -> list[Record]:
+        if is_control_id(message_id):
+            return []
+        return self._get_list(keys.message_attempts(message_id), limit)
+
+    def control_attempts(self, message_id: str, limit: int = 100) -> list[Record]:
+        """Return a control message's attempts (internal: never served)."""
+        return self._get_list(keys.control_attempts(message_id), limit)
+
+    def _get_list(self, key: str, limit: int) -> list[Record]:
+        return [loads(v) for v in cast(list[str], self.redis.lrange(key, 0, limit - 1))]

@@ -1,0 +1,284 @@
+"""Every Redis key of notifier, one builder per key.
+
+No other code spells a key: the repositories, the Lua scripts (which get
+their keys in ``KEYS``) and the tests build them here.
+
+Key layout (``P`` = project, ``K`` = source kind ``queues``/``topics``,
+``S`` = source name, ``E`` = endpoint, a guard key ``PROJECT:scheme://host:port``;
+every key prefixed ``notifier:``)::
+
+  Sources and messages (``messages.py``)
+    sources:P:K            ZSET   source names, score 0 (lexicographic paging)
+    meta:P:K:S             STRING source metadata (JSON)
+    msgs:P:K:S             ZSET   message ids by expiry time (live ones only)
+    msg:ID                 STRING message (JSON), expires with the message TTL
+    pending:ID             STRING deliveries of a topic message not yet final
+
+  Control messages (``control.py``)
+    ctl:CID                STRING control message (a confirmation request; JSON):
+                                  CID starts ``ctl-``, so no message route,
+                                  listing or replay (all read ``msg:``) can
+                                  ever read it; expires with its TTL
+    confirmrate:HASH       STRING confirmations sent by one project to one
+                                  endpoint in the current window (sha256 of
+                                  the subject; expires with the window)
+
+  Subscriptions (``subscriptions.py``)
+    subs:P:K:S             ZSET   subscription ids, score 0 (lexicographic paging)
+    subidx:P:K:S           HASH   subscriber URI -> subscription id
+    sub:ID                 STRING subscription (JSON), expires with its TTL
+    quota:subs:P           ZSET   subscription ids of project P -> expiry
+
+  Delivery log and dead letters (``delivery_log.py``, ``dead_letters.py``)
+    attempts:sub:ID        LIST   newest-first attempt records of a subscription
+    attempts:msg:ID        LIST   newest-first attempt records of a message
+    attempts:ctl:CID       LIST   attempts of a control message (internal: dead
+                                  letters' history; no route reads it)
+    done:MID:SID:R:N       STRING attempt N (round R) of a delivery has run
+                                  (expires: ``done_horizon_seconds``)
+    dead:SUBID             ZSET   dead letter (JSON) -> time it died; kept
+                                  ``dead_letter_ttl_seconds``, at most
+                                  ``max_dead_letters_per_subscription``
+
+  Schedule and outbox (``schedule.py``)
+    tasks:pending          ZSET   task (JSON [name, args]) -> time sent; removed
+                                  when a worker starts it (see reconcile)
+    retries                ZSET   delivery (JSON) -> due time (epoch seconds)
+    retries:leased         ZSET   delivery (JSON) -> time a scheduler took it
+
+  Byte quotas (``quota.py``)
+    quota:bytes:P          HASH   stored bytes of project P (messages, dead
+                                  letters): ``total``, and per expiry bucket
+                                  (a minute, rounded up) -> bytes
+    quota:expiry:P         ZSET   the buckets of ``quota:bytes:P``, to drop
+                                  them when they pass
+
+  Endpoint state (``endpoint_state.py``)
+    breaker:E              HASH   failures, first_failure_ms, open_until_ms,
+                                  cooloff_ms, opened_ms, failed_probes,
+                                  recovering (a probe succeeded: one task at
+                                  a time until the next success)
+    breakers:open          SET    endpoints whose breaker has opened and not closed
+    probe:E                STRING "TOKEN:STARTED_MS" of the half-open probe
+                                  under way (expires)
+    inflight:E             ZSET   lease token -> lease expiry (ms); one per task
+                                  delivering to the endpoint
+    inflight:seq           STRING the last lease token handed out
+    proven:E               STRING it answered in time lately (expires): it may
+                                  have the full concurrency cap, else one
+    throttle:SUBID         STRING GCRA theoretical arrival time (ms)
+    held:SUBID             LIST   deliveries held while the subscription is
+                                  disabled (expires: ``HELD_TTL_SECONDS``)
+
+  The broker's own lists (Celery queues, not prefixed) appear in two scripts:
+  ``store_posts`` pushes a fan-out there, ``lease_stale_tasks`` reads their
+  lengths.
+
+Expired subscriptions leave their id in ``subs`` and ``subidx``; readers drop
+such ids lazily, so expiry needs no sweeper. Every key of one subscription
+(``subscription_keys``) is deleted with it, and expires by itself when the
+subscription expires instead.
+
+Stored bytes are counted where data is written and taken back where it is
+deleted before its time, in the same Lua scripts; what expires is dropped with
+its bucket, without a sweeper. The count errs high, never low: a delete that
+cannot tell its bucket leaves the bytes counted until the bucket passes.
+
+Scripts and Redis Cluster. Every script (``scripts/*.lua``) receives every key
+it touches in ``KEYS``; none builds a key inside Lua. What a cluster would
+still need is for the keys of one script call to share a slot, with hash tags
+(``{...}``) that the names above do not have yet (renaming them needs a
+migration of deployed data). The keys each script touches together:
+
+    store_posts          per post: sources:P:K, meta:, msgs:, subs: of one source,
+                         quota:bytes:P, quota:expiry:P, msg:ID of its messages;
+                         tasks:pending and the broker's fan-out queue
+    unstore_messages     msg:ID, quota:bytes:P, quota:expiry:P
+    restore_message      msg:ID, quota:bytes:P, quota:expiry:P
+    settle_pending       pending:ID, msg:ID, quota:bytes:P, quota:expiry:P
+    dead_letter          dead:SUBID, quota:bytes:P, quota:expiry:P
+    remove_dead_letters  dead:SUBID, quota:bytes:P, quota:expiry:P
+    purge_dead_letters   dead:SUBID, quota:bytes:P, quota:expiry:P
+    create_subscription  subidx:, subs: of one source, quota:subs:P, sub:ID (new
+                         and the one the index held)
+    lease_due_retries    retries, retries:leased
+    lease_stale_tasks    tasks:pending and the broker's queues
+    admit                inflight:seq, and per endpoint breaker:E, probe:E,
+                         inflight:E, proven:E, throttle:SUBID
+    record               breakers:open, and per endpoint breaker:E, probe:E, proven:E
+
+So a slot per project (``{P}``) would hold most of them if message, dead-letter
+and subscription keys carried their project; the fleet-wide keys
+(``tasks:pending``, ``retries``, ``breakers:open``, ``inflight:seq``) and the
+broker's queues would need splitting per slot or moving out of the scripts.
+"""
+
+import hashlib
+
+from notifier.store.records import Source, is_control_id
+
+PREFIX = "notifier:"
+
+
+def _key(*parts: str) -> str:
+    return PREFIX + ":".join(parts)
+
+
+# -- sources and messages ---------------------------------------------------
+
+
+def sources(project: str, kind: str) -> str:
+    return _key("sources", project, kind)
+
+
+def source_metadata(source: Source) -> str:
+    return _key("meta", source.path)
+
+
+def source_messages(source: Source) -> str:
+    return _key("msgs", source.path)
+
+
+def message(message_id: str) -> str:
+    return _key("msg", message_id)
+
+
+def pending(message_id: str) -> str:
+    return _key("pending", message_id)
+
+
+# -- control messages --------------------------------------------------------
+
+
+def control_message(message_id: str) -> str:
+    return _key("ctl", message_id)
+
+
+def delivered_message(message_id: str) -> str:
+    """The key of a delivery's message: a message, or a control message."""
+    return control_message(message_id) if is_control_id(message_id) else message(message_id)
+
+
+def confirmation_rate(subject: str) -> str:
+    digest = hashlib.sha256(subject.encode("utf-8")).hexdigest()
+    return _key("confirmrate", digest)
+
+
+# -- subscriptions -----------------------------------------------------------
+
+
+def source_subscriptions(source: Source) -> str:
+    return _key("subs", source.path)
+
+
+def subscriber_index(source: Source) -> str:
+    return _key("subidx", source.path)
+
+
+def subscription(subscription_id: str) -> str:
+    return _key("sub", subscription_id)
+
+
+def project_subscriptions(project: str) -> str:
+    return _key("quota", "subs", project)
+
+
+# -- delivery log and dead letters -------------------------------------------
+
+
+def subscription_attempts(subscription_id: str) -> str:
+    return _key("attempts", "sub", subscription_id)
+
+
+def message_attempts(message_id: str) -> str:
+    return _key("attempts", "msg", message_id)
+
+
+def control_attempts(message_id: str) -> str:
+    return _key("attempts", "ctl", message_id)
+
+
+def done(message_id: str, subscription_id: str, round_number: int, attempt: int) -> str:
+    return _key("done", message_id, subscription_id, str(round_number), str(attempt))
+
+
+def dead_letters(subscription_id: str) -> str:
+    return _key("dead", subscription_id)
+
+
+# -- schedule and outbox -----------------------------------------------------
+
+
+def task_outbox() -> str:
+    return _key("tasks", "pending")
+
+
+def retries() -> str:
+    return _key("retries")
+
+
+def leased_retries() -> str:
+    return _key("retries", "leased")
+
+
+# -- byte quotas -------------------------------------------------------------
+
+
+def project_bytes(project: str) -> str:
+    return _key("quota", "bytes", project)
+
+
+def project_buckets(project: str) -> str:
+    return _key("quota", "expiry", project)
+
+
+def project_usage(project: str) -> list[str]:
+    """The two keys of a project's stored bytes, as the scripts take them."""
+    return [project_bytes(project), project_buckets(project)]
+
+
+# -- endpoint state ----------------------------------------------------------
+
+
+def breaker(endpoint: str) -> str:
+    return _key("breaker", endpoint)
+
+
+def open_breakers() -> str:
+    return _key("breakers", "open")
+
+
+def probe(endpoint: str) -> str:
+    return _key("probe", endpoint)
+
+
+def inflight(endpoint: str) -> str:
+    return _key("inflight", endpoint)
+
+
+def lease_sequence() -> str:
+    return _key("inflight", "seq")
+
+
+def proven(endpoint: str) -> str:
+    return _key("proven", endpoint)
+
+
+def throttle(subscription_id: str) -> str:
+    return _key("throttle", subscription_id)
+
+
+def held(subscription_id: str) -> str:
+    return _key("held", subscription_id)
+
+
+def subscription_keys(subscription_id: str) -> list[str]:
+    """Every key that belongs to one subscription alone, its record first:
+    what deleting the subscription deletes."""
+    return [
+        subscription(subscription_id),
+        dead_letters(subscription_id),
+        subscription_attempts(subscription_id),
+        held(subscription_id),
+        throttle(subscription_id),
+    ]

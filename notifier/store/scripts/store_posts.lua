@@ -1,0 +1,51 @@
+-- Store posts of messages and enqueue their fan-out, counting their bytes.
+-- KEYS[1] tasks:pending (the task outbox), then per post, in order:
+--   sources:P:K, meta:P:K:S, msgs:P:K:S, subs:P:K:S, quota:bytes:P,
+--   quota:expiry:P, the broker's fan-out queue (only when the post carries a
+--   broker message), then msg:ID of each of its messages
+-- ARGV[1] now, ARGV[2] number of posts, ARGV[3] most stored bytes per project
+--   (0: no limit), then per post: source name, message count, 1 to skip the
+--   fan-out without subscriptions, outbox entry ('' for none), broker
+--   message ('' for none), then per message: id, ttl, record JSON
+-- Returns per post {1/0: fan-out enqueued, or -1: refused, its project would
+-- store more than its quota; bytes the project stores}. Keeps the message
+-- index to live messages (bounded under load).
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[3])
+local k, a = 2, 4
+local results = {}
+for post = 1, tonumber(ARGV[2]) do
+  local name, count, lazy = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2] == '1'
+  local member, payload = ARGV[a + 3], ARGV[a + 4]
+  a = a + 5
+  local sources, meta, index, subs = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local bytes, buckets = KEYS[k + 4], KEYS[k + 5]
+  k = k + 6
+  local queue = nil
+  if payload ~= '' then queue, k = KEYS[k], k + 1 end
+  local size = 0
+  for m = 0, count - 1 do size = size + #ARGV[a + 3 * m + 2] end
+  local used = usage_used(bytes, buckets, now)
+  if limit > 0 and used + size > limit then
+    results[post] = {-1, used}
+  else
+    redis.call('ZADD', sources, 0, name)
+    redis.call('SET', meta, '{}', 'NX')
+    local charges = {}  -- bucket -> bytes: messages of a post mostly share one
+    for m = 0, count - 1 do
+      local id, ttl, record = ARGV[a + 3 * m], tonumber(ARGV[a + 3 * m + 1]), ARGV[a + 3 * m + 2]
+      redis.call('SET', KEYS[k + m], record, 'EX', ttl)
+      redis.call('ZADD', index, now + ttl, id)
+      local bucket = usage_bucket(now + ttl)
+      charges[bucket] = (charges[bucket] or 0) + #record
+    end
+    for bucket, size_of in pairs(charges) do usage_charge(bytes, buckets, size_of, bucket) end
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+    local fanout = not lazy or redis.call('EXISTS', subs) == 1
+    if fanout and member ~= '' then redis.call('ZADD', KEYS[1], now, member) end
+    if fanout and queue then redis.call('LPUSH', queue, payload) end
+    results[post] = {fanout and 1 or 0, used + size}
+  end
+  k = k + count
+  a = a + 3 * count
+end
+return results
