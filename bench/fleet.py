@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from notifier.cli.redis_server import RedisServer, free_port  # noqa: E402
+from notifier.store import keys  # noqa: E402
 
 BROKER_QUEUES = ("notifier.fanout", "notifier.deliver")
 
@@ -345,16 +346,21 @@ class Fleet:
 
     def purge(self):
         """Drop every queued/unacked task and pending retry (after isolation)."""
-        keys = list(BROKER_QUEUES) + [
+        names = list(BROKER_QUEUES) + [
             "unacked",
             "unacked_index",
-            "notifier:retries",
-            "notifier:retries:leased",
+            keys.retries(),
+            keys.leased_retries(),
         ]
         # per-endpoint guard state: breakers, in-flight leases, probes
-        for pattern in ("notifier:breaker*", "notifier:inflight:*", "notifier:probe:*"):
-            keys += list(self.redis.scan_iter(match=pattern, count=1000))
-        self.redis.delete(*keys)
+        for pattern in (
+            keys.breaker("*"),
+            keys.open_breakers(),
+            keys.inflight("*"),
+            keys.probe("*"),
+        ):
+            names += list(self.redis.scan_iter(match=pattern, count=1000))
+        self.redis.delete(*names)
 
     def _write_config(self):
         with open(self.config, "w") as handle:

@@ -35,6 +35,7 @@ sys.path.insert(0, ROOT)
 from bench import load  # noqa: E402
 from bench.fleet import Fleet  # noqa: E402
 from bench.report import fmt  # noqa: E402
+from notifier.store import keys  # noqa: E402
 
 SCENARIOS = ["fanout", "latency", "ingest", "isolation", "backlog", "memory"]
 # The memory scenario shows Redis memory plateau under a steady load, so what
@@ -574,8 +575,8 @@ class Bench:
             f"subscribers) for {seconds} s, message TTL {ttl} s; "
             f"{arrived:,}/{post['expected'] * subs:,} delivered"
         )
-        for at, used, keys in samples[:: max(1, len(samples) // 10)] + samples[-1:]:
-            print(f"  t={at:6.0f} s   redis used memory {used:7.1f} MB   keys {keys:>8,}")
+        for at, used, key_count in samples[:: max(1, len(samples) // 10)] + samples[-1:]:
+            print(f"  t={at:6.0f} s   redis used memory {used:7.1f} MB   keys {key_count:>8,}")
         if seconds > 2 * ttl:
             # past the TTL (plus the 60 s attempt-log and done-flag horizon)
             settled = [s for s in samples if s[0] >= ttl + 20]
@@ -847,7 +848,7 @@ class Bench:
             f"  deliveries/s with backlog    {fmt(probe['deliveries_per_s'])}   "
             f"{ratio(probe['deliveries_per_s'], ref['rate'])} of reference limit"
         )
-        self.fleet.redis.delete("notifier:retries")
+        self.fleet.redis.delete(keys.retries())
         self.unsubscribe(f"backlog-probe{self.run_id}", subscriptions)
 
     # -- summary ------------------------------------------------------------

@@ -11,8 +11,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from notifier.cli.redis_server import free_port
+from notifier.core.model import Delivery
 from notifier.delivery.scheduler import Scheduler
-from notifier.delivery.service import DeliveryService, make_delivery
+from notifier.delivery.service import DeliveryService
 from notifier.store.storage import Storage
 from tests.support.dispatch import MemoryDispatcher
 from workers.app import DELIVER_TASK, TASK_QUEUES, task_member
@@ -40,7 +41,7 @@ def scheduler_of(conf, storage, dispatcher, **kwargs):
 
 def test_a_pass_moves_the_due_retries_and_only_those_once(conf, storage):
     dispatcher = MemoryDispatcher()
-    due, later = make_delivery("m1", "s1", 1), make_delivery("m2", "s1", 1)
+    due, later = Delivery("m1", "s1", 1).to_dict(), Delivery("m2", "s1", 1).to_dict()
     storage.schedule_retries([(time.time() - 1, due), (time.time() + 3600, later)])
     scheduler = scheduler_of(conf, storage, dispatcher)
 
@@ -55,7 +56,7 @@ def test_lost_tasks_are_resent_once_per_reconcile_interval(conf, storage):
     scheduler = scheduler_of(
         conf, storage, dispatcher, reconcile_interval=5.0, clock=lambda: now[0]
     )
-    lost = [task_member(DELIVER_TASK, [[make_delivery(f"m{i}", "s1")]]) for i in range(3)]
+    lost = [task_member(DELIVER_TASK, [[Delivery(f"m{i}", "s1").to_dict()]]) for i in range(3)]
     storage.mark_task_sent(lost[0], now=time.time() - 60)
 
     scheduler.run_once()
@@ -72,7 +73,7 @@ def test_lost_tasks_are_resent_once_per_reconcile_interval(conf, storage):
 
 def test_the_loop_beats_each_pass_and_ends_when_stopped(conf, storage):
     dispatcher = MemoryDispatcher()
-    storage.schedule_retries([(time.time() - 1, make_delivery("m1", "s1", 1))])
+    storage.schedule_retries([(time.time() - 1, Delivery("m1", "s1", 1).to_dict())])
     stop = threading.Event()
     beats = Beats(stop, stop_after=3)
     scheduler = scheduler_of(

@@ -567,8 +567,8 @@ def test_build_context_includes_the_package_sources_and_the_readme():
     for path in [
         "pyproject.toml",
         "README.md",
-        "notifier/cli.py",
-        "notifier/conf.py",
+        "notifier/cli/__init__.py",
+        "notifier/conf/__init__.py",
         "workers/app.py",
         "templates/confirm.txt.j2",
     ]:
