@@ -14,8 +14,7 @@ import pytest
 
 from notifier.cli.redis_server import free_port
 from tests.install.conftest import ROOT, clean_env, run
-from tests.support.dev import DevProcess, none_alive
-from tests.support.waiting import wait_until
+from tests.support.dev import DevProcess
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +54,7 @@ def test_the_first_command_from_a_fresh_clone_serves_and_delivers_with_the_bundl
     env = clean_env(PATH=newcomer_path, HOME=str(tmp_path))
     env["UV_CACHE_DIR"] = os.environ.get("UV_CACHE_DIR", os.path.expanduser("~/.cache/uv"))
     assert subprocess.run(["bash", "-c", "command -v redis-server"], env=env).returncode != 0
-    proc = DevProcess(["bash", "-c", f"{command} --port {free_port()}"], cwd=clone, env=env)
-    try:
+    with DevProcess(["bash", "-c", f"{command} --port {free_port()}"], cwd=clone, env=env) as proc:
         assert proc.wait_ready(timeout=600), proc.output()
         servers = [p for p in proc.descendants() if p.name() == "redis-server"]
         assert [os.path.basename(os.path.dirname(os.path.dirname(p.exe()))) for p in servers] == [
@@ -70,9 +68,4 @@ def test_the_first_command_from_a_fresh_clone_serves_and_delivers_with_the_bundl
         proc.call("POST", "/queues/orders/messages", body={"messages": [{"ttl": 60, "body": 7}]})
         [hook] = receiver.wait_for(1, "/hook")
         assert hook.json()["body"] == 7
-        everything = proc.descendants()
-    except BaseException:
-        proc.kill()
-        raise
-    assert proc.interrupt() == 0, proc.output()
-    assert wait_until(lambda: none_alive(everything), timeout=10)
+        proc.stop_with_ctrl_c()

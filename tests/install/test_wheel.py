@@ -15,9 +15,8 @@ import pytest
 
 from notifier.cli.redis_server import free_port
 from tests.install.conftest import ROOT, clean_env, run
-from tests.support.dev import DevProcess, none_alive
+from tests.support.dev import DevProcess
 from tests.support.smtp import SMTPServer
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +98,7 @@ def test_notifier_dev_from_the_wheel_delivers_a_webhook_and_an_email_and_serves_
     with SMTPServer() as smtp:
         conf = tmp_path / "smtp.conf"
         conf.write_text(smtp.config_text())
-        proc = DevProcess(
+        with DevProcess(
             [
                 str(installed / "bin" / "notifier"),
                 "dev",
@@ -110,8 +109,7 @@ def test_notifier_dev_from_the_wheel_delivers_a_webhook_and_an_email_and_serves_
             ],
             cwd=tmp_path,
             env=clean_env(),
-        )
-        try:
+        ) as proc:
             assert proc.wait_ready(), proc.output()
             proc.call(
                 "POST",
@@ -137,9 +135,4 @@ def test_notifier_dev_from_the_wheel_delivers_a_webhook_and_an_email_and_serves_
             page = proc.call("GET", "/confirmation")
             assert page.headers["Content-Type"].startswith("text/html")
             assert "<title>Confirm your subscription</title>" in page.text
-            everything = proc.descendants()
-        except BaseException:
-            proc.kill()
-            raise
-        assert proc.interrupt() == 0, proc.output()
-        assert wait_until(lambda: none_alive(everything), timeout=10)
+            proc.stop_with_ctrl_c()

@@ -13,6 +13,8 @@ import uuid
 import psutil
 import requests
 
+from tests.support.waiting import wait_until
+
 READY = re.compile(r"notifier is running: API at (?P<api>http://\S+/v2) \(Redis (?P<redis>\S+)\)")
 CLIENT_ID = str(uuid.UUID(int=1))
 
@@ -79,6 +81,21 @@ class DevProcess:
         """Ctrl-C, as a terminal sends it; return the exit status."""
         self.process.send_signal(signal.SIGINT)
         return self.wait_exit(timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:  # a failed test leaves nothing running
+            self.kill()
+
+    def stop_with_ctrl_c(self):
+        """Ctrl-C: assert it exits 0 and every process it started is gone."""
+        everything = self.descendants()
+        assert self.interrupt() == 0, self.output()
+        assert wait_until(lambda: none_alive(everything), timeout=10), [
+            p.pid for p in everything if p.is_running()
+        ]
 
     def kill(self):
         for child in self.descendants():
