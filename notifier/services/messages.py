@@ -61,11 +61,12 @@ def claim_terms(document: Any, conf: Any, partial: bool = False) -> tuple[int | 
             f"The claim has unknown fields: {', '.join(sorted(unknown))}.", field="body"
         )
     t = conf.transport
-    ttl = document.get("ttl", None if partial else t.default_claim_ttl)
-    grace = document.get("grace", None if partial else t.default_claim_grace)
-    if ttl is not None:
+    ttl = grace = None
+    if "ttl" in document or not partial:
+        ttl = document.get("ttl", t.default_claim_ttl)
         ttl = validation.integer(ttl, "ttl", t.min_claim_ttl, t.max_claim_ttl)
-    if grace is not None:
+    if "grace" in document or not partial:
+        grace = document.get("grace", t.default_claim_grace)
         grace = validation.integer(grace, "grace", t.min_claim_grace, t.max_claim_grace)
     return ttl, grace
 
