@@ -4,7 +4,17 @@ import logging
 
 import falcon
 
-from notifier.api import confirm, confirm_drivers, openapi, queues, subscriptions, system, topics
+from notifier.api import (
+    claims,
+    confirm,
+    confirm_drivers,
+    messages,
+    openapi,
+    queues,
+    subscriptions,
+    system,
+    topics,
+)
 from notifier.api import errors as api_errors
 from notifier.api.metrics_resource import Metrics
 from notifier.api.signed import SignedHeadersAuth
@@ -12,6 +22,7 @@ from notifier.core import confirmation
 from notifier.delivery.ingest import MessageWriter
 from notifier.delivery.service import DeliveryService
 from notifier.services.confirmations import ConfirmationService
+from notifier.services.messages import MessageService
 from notifier.services.sources import SourceService
 from notifier.services.subscriptions import SubscriptionService
 
@@ -54,6 +65,7 @@ class Services:
         )
         self.subscriptions = SubscriptionService(conf, storage, self.confirmations)
         self.sources = SourceService(conf, storage)
+        self.messages = MessageService(conf, storage)
         self.writer = MessageWriter(storage, dispatcher)  # one per process: groups all posts
 
 
@@ -74,19 +86,36 @@ def add_routes(app, conf, storage, dispatcher, task_queues=()):
 def add_source_routes(app, conf, storage, services, scope):
     """Route /v2/{kind}: the sources, their messages and their subscriptions.
 
-    No message list or claims: topic messages are for delivery only.
+    Queues also have their consumer side (listing, claims, pop, stats,
+    purge); topic messages are for delivery only.
     """
     base = f"/v2/{scope.kind}"
     message = base + "/{name}/messages/{message_id}"
     app.add_route(base, queues.SourceCollection(conf, storage, scope))
     app.add_route(base + "/{name}", queues.SourceItem(conf, storage, services.sources, scope))
-    app.add_route(
-        base + "/{name}/messages", queues.MessageCollection(conf, storage, services.writer, scope)
-    )
-    app.add_route(message, queues.MessageItem(storage, scope))
+    if scope.kind == "queues":
+        add_consumer_routes(app, conf, storage, services, scope)
+    else:
+        collection = queues.MessageCollection(conf, storage, services.writer, scope)
+        app.add_route(base + "/{name}/messages", collection)
+        app.add_route(message, queues.MessageItem(storage, scope))
     app.add_route(message + "/attempts", queues.MessageAttempts(storage, scope))
     app.add_route(base + "/{name}/share", confirm.Share(conf, scope))
     add_subscription_routes(app, conf, services, scope)
+
+
+def add_consumer_routes(app, conf, storage, services, scope):
+    base = "/v2/queues/{name}"
+    consumer = services.messages
+    collection = messages.ConsumerMessageCollection(conf, storage, services.writer, consumer, scope)
+    app.add_route(base + "/messages", collection)
+    app.add_route(
+        base + "/messages/{message_id}", messages.ConsumerMessageItem(storage, consumer, scope)
+    )
+    app.add_route(base + "/stats", messages.Stats(consumer, scope))
+    app.add_route(base + "/purge", messages.Purge(conf, consumer, scope))
+    app.add_route(base + "/claims", claims.ClaimCollection(conf, consumer, scope))
+    app.add_route(base + "/claims/{claim_id}", claims.ClaimItem(conf, consumer, scope))
 
 
 def add_subscription_routes(app, conf, services, scope):

@@ -182,7 +182,7 @@ class MessageCollection:
 
     def on_post(self, req, resp, name):
         source = self.scope.source(req, name)
-        validation.client_id(req.get_header("Client-ID"))
+        client_id = validation.client_id(req.get_header("Client-ID"))
         self.scope.before_publish(req, source)
         document = common.read_json(req, self.conf.transport.max_messages_post_size)
         default_ttl = self.conf.transport.default_message_ttl
@@ -190,6 +190,8 @@ class MessageCollection:
             metadata = self.storage.source_metadata_or_empty(source)
             default_ttl = metadata.get("_default_message_ttl", default_ttl)
         messages = validation.messages(document, self.conf, default_ttl)
+        if self.scope.kind == "queues":  # listing with echo=false hides the poster's own
+            messages = [dict(m, client_id=client_id) for m in messages]
         ids = self.writer.post(source, messages, req.content_length or 0)
         base = f"/v2/{self.scope.kind}/{name}/messages"
         resp.status = falcon.HTTP_201

@@ -48,6 +48,22 @@ OPTS = [
         help="Largest queue metadata document, bytes.",
     ),
     cfg.IntOpt("max_page_size", default=20, min=1, help="Most items a list request returns."),
+    cfg.IntOpt(
+        "max_messages_per_claim_or_pop",
+        default=20,
+        min=1,
+        help="Most messages one claim or one pop takes (a claim's default limit).",
+    ),
+    cfg.IntOpt(
+        "default_claim_ttl", default=300, min=1, help="Claim TTL when none is named, seconds."
+    ),
+    cfg.IntOpt(
+        "default_claim_grace", default=60, min=0, help="Claim grace when none is named, seconds."
+    ),
+    cfg.IntOpt("min_claim_ttl", default=60, min=1, help="Smallest claim TTL, seconds."),
+    cfg.IntOpt("max_claim_ttl", default=43200, min=1, help="Largest claim TTL, seconds."),
+    cfg.IntOpt("min_claim_grace", default=60, min=0, help="Smallest claim grace, seconds."),
+    cfg.IntOpt("max_claim_grace", default=43200, min=0, help="Largest claim grace, seconds."),
     cfg.ListOpt(
         "subscriber_types",
         default=list(schemes.NAMES),

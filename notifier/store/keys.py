@@ -14,6 +14,17 @@ every key prefixed ``notifier:``)::
     msg:ID                 STRING message (JSON), expires with the message TTL
     pending:ID             STRING deliveries of a topic message not yet final
 
+  A queue's consumer side (``queue_messages.py``, ``claims.py``; queues only)
+    ranks:P:queues:S       ZSET   every live message id -> its rank (the queue's
+                                  counter when it was posted): listing order
+    free:P:queues:S        ZSET   the ids no claim holds -> rank: what listing
+                                  (without claimed ones), claims and pop take
+    claimed:P:queues:S     ZSET   claimed ids -> when their claim expires
+    claimer:P:queues:S     HASH   claimed id -> claim id
+    msgseq:P:queues:S      STRING the queue's message counter (the last rank)
+    claim:CID              STRING claim (JSON: source, ttl, grace, created,
+                                  expires, message ids), expires with it
+
   Control messages (``control.py``)
     ctl:CID                STRING control message (a confirmation request; JSON):
                                   CID starts ``ctl-``, so no message route,
@@ -91,9 +102,17 @@ still need is for the keys of one script call to share a slot, with hash tags
 migration of deployed data). The keys each script touches together:
 
     store_posts          per post: sources:P:K, meta:, msgs:, subs: of one source,
-                         quota:bytes:P, quota:expiry:P, msg:ID of its messages;
+                         quota:bytes:P, quota:expiry:P, the five consumer-side
+                         keys of the source (``queue_index``), msg:ID of its
+                         messages;
                          tasks:pending and the broker's fan-out queue
     unstore_messages     msg:ID, quota:bytes:P, quota:expiry:P
+    tidy_queue           msgs:, and the consumer-side keys of one queue
+    claim_messages       msgs:, consumer-side keys, quota:bytes:P, quota:expiry:P,
+                         claim:CID, msg:ID of the candidates
+    renew_claim, release_claim  as claim_messages, for the claim's messages
+    remove_messages      msgs:, consumer-side keys, quota:bytes:P,
+                         quota:expiry:P, msg:ID of the messages (delete, pop)
     restore_message      msg:ID, quota:bytes:P, quota:expiry:P
     settle_pending       pending:ID, msg:ID, quota:bytes:P, quota:expiry:P
     dead_letter          dead:SUBID, quota:bytes:P, quota:expiry:P
@@ -145,6 +164,45 @@ def message(message_id: str) -> str:
 
 def pending(message_id: str) -> str:
     return _key("pending", message_id)
+
+
+# -- a queue's consumer side ---------------------------------------------------
+
+
+def message_ranks(source: Source) -> str:
+    return _key("ranks", source.path)
+
+
+def free_messages(source: Source) -> str:
+    return _key("free", source.path)
+
+
+def claimed_messages(source: Source) -> str:
+    return _key("claimed", source.path)
+
+
+def message_claimers(source: Source) -> str:
+    return _key("claimer", source.path)
+
+
+def message_counter(source: Source) -> str:
+    return _key("msgseq", source.path)
+
+
+def claim(claim_id: str) -> str:
+    return _key("claim", claim_id)
+
+
+def queue_index(source: Source) -> list[str]:
+    """The five consumer-side keys of a queue, in the order the scripts
+    take them (``scripts/queue_index.lua``)."""
+    return [
+        message_ranks(source),
+        free_messages(source),
+        claimed_messages(source),
+        message_claimers(source),
+        message_counter(source),
+    ]
 
 
 # -- control messages --------------------------------------------------------

@@ -60,7 +60,7 @@ class Messages:
     def __init__(self, client: Redis, limits: Limits) -> None:
         self.redis = client
         self.limits = limits
-        self._store_posts = lua.register(client, "store_posts", "usage")
+        self._store_posts = lua.register(client, "store_posts", "usage", "queue_index")
         self._unstore_messages = lua.register(client, "unstore_messages", "usage")
         self._restore_message = lua.register(client, "restore_message", "usage")
         self._settle_pending = lua.register(client, "settle_pending", "usage")
@@ -118,7 +118,7 @@ class Messages:
                 (message_id, source.project, expires)
                 for message_id, expires in entries[start : start + 500]
             )
-        self.redis.delete(keys.source_messages(source))
+        self.redis.delete(keys.source_messages(source), *keys.queue_index(source))
 
     def _unstore(self, messages: Iterable[tuple[str, str, float]]) -> None:
         """Delete (id, project, expiry) messages before their TTL."""
@@ -178,6 +178,7 @@ class Messages:
                 keys.source_messages(source),
                 keys.source_subscriptions(source),
                 *keys.project_usage(source.project),
+                *keys.queue_index(source),
             ]
             if payload:
                 script_keys.append(str(task and task.queue))

@@ -9,6 +9,9 @@ A thin facade over the repositories, one per concept:
     dead_letters.py   dead letters
     control.py        control messages and the confirmation rate
     quota.py          a project's stored bytes
+    queue_messages.py a queue's consumer side: listing in rank order,
+                      delete (with Zaqar's claim rules), pop, stats, purge
+    claims.py         claims on a queue's messages
     endpoint_state.py breakers, leases, rate limits, held deliveries (built by
                       delivery's guard from ``Storage.redis``)
 
@@ -26,10 +29,12 @@ from redis.retry import Retry
 
 from notifier import errors
 from notifier.store.boundary import translated
+from notifier.store.claims import Claims
 from notifier.store.control import ControlMessages
 from notifier.store.dead_letters import DeadLetters
 from notifier.store.delivery_log import DeliveryLog
 from notifier.store.messages import FanoutTask, Messages, Post
+from notifier.store.queue_messages import QueueMessages
 from notifier.store.quota import ByteQuota
 from notifier.store.records import (
     Limits,
@@ -69,6 +74,8 @@ class Storage:
         )
         self.control = ControlMessages(client)
         self.quota = ByteQuota(client)
+        self.queue_messages = QueueMessages(client)
+        self.claims = Claims(client, self.queue_messages)
 
     @classmethod
     def from_conf(cls, conf: Any) -> "Storage":

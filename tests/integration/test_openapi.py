@@ -551,8 +551,54 @@ def _tour_source(tour, kind, receiver, conf):
         },
         body={"confirmed": True},
     )
+    if kind == "queues":
+        _tour_consumer(tour, item, name, client)
     tour("DELETE", sub, 204, name=name, subscription_id=mail["subscription_id"])
     tour("DELETE", item, 204, name=name)
+
+
+def _tour_consumer(tour, item, name, client):
+    """A queue's consumer side: listing, claims, pop, stats, purge."""
+    messages = item + "/messages"
+    posted = tour(
+        "POST",
+        messages,
+        201,
+        name=name,
+        headers=client,
+        body={"messages": [{"body": {"n": n}, "ttl": 300} for n in range(4)]},
+    )
+    ids = [href.rsplit("/", 1)[1] for href in posted.json()["resources"]]
+    listed = tour(
+        "GET", messages, 200, name=name, headers=client, query={"echo": True, "limit": 2}
+    ).json()
+    assert len(listed["messages"]) == 2 and listed["links"], listed
+    tour("GET", messages, 200, name=name, headers=client, query={"ids": ",".join(ids[:2])})
+    claims = item + "/claims"
+    claimed = tour(
+        "POST", claims, 201, name=name, headers=client, query={"limit": 1}, body={"ttl": 60}
+    )
+    [held] = claimed.json()["messages"]
+    claim_id = held["href"].rsplit("=", 1)[1]
+    claim = claims + "/{claim_id}"
+    tour("GET", claim, 200, name=name, claim_id=claim_id, headers=client)
+    tour("PATCH", claim, 204, name=name, claim_id=claim_id, headers=client, body={"ttl": 120})
+    message = messages + "/{message_id}"
+    tour("DELETE", message, 403, name=name, message_id=held["id"], headers=client)
+    tour(
+        "DELETE",
+        message,
+        204,
+        name=name,
+        message_id=held["id"],
+        headers=client,
+        query={"claim_id": claim_id},
+    )
+    tour("DELETE", claim, 204, name=name, claim_id=claim_id, headers=client)
+    tour("DELETE", messages, 200, name=name, headers=client, query={"pop": 1})
+    tour("DELETE", messages, 204, name=name, headers=client, query={"ids": ids[2]})
+    tour("GET", item + "/stats", 200, name=name)
+    tour("POST", item + "/purge", 204, name=name, body={"resource_types": ["messages"]})
 
 
 @pytest.mark.slow

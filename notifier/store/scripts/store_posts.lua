@@ -1,7 +1,8 @@
 -- Store posts of messages and enqueue their fan-out, counting their bytes.
 -- KEYS[1] tasks:pending (the task outbox), then per post, in order:
 --   sources:P:K, meta:P:K:S, msgs:P:K:S, subs:P:K:S, quota:bytes:P,
---   quota:expiry:P, the broker's fan-out queue (only when the post carries a
+--   quota:expiry:P, the five consumer-side keys of the source (ranks,
+--   free, claimed, claimer, msgseq; written for queues only), the broker's fan-out queue (only when the post carries a
 --   broker message), then msg:ID of each of its messages
 -- ARGV[1] now, ARGV[2] number of posts, ARGV[3] most stored bytes per project
 --   (0: no limit), then per post: source name, message count, 1 to skip the
@@ -19,7 +20,8 @@ for post = 1, tonumber(ARGV[2]) do
   a = a + 5
   local sources, meta, index, subs = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local bytes, buckets = KEYS[k + 4], KEYS[k + 5]
-  k = k + 6
+  local q = qindex_keys(k + 6)  -- a queue's messages are ranked, to list and claim
+  k = k + 11
   local queue = nil
   if payload ~= '' then queue, k = KEYS[k], k + 1 end
   local size = 0
@@ -35,10 +37,12 @@ for post = 1, tonumber(ARGV[2]) do
       local id, ttl, record = ARGV[a + 3 * m], tonumber(ARGV[a + 3 * m + 1]), ARGV[a + 3 * m + 2]
       redis.call('SET', KEYS[k + m], record, 'EX', ttl)
       redis.call('ZADD', index, now + ttl, id)
+      if lazy then qindex_add(q, id) end
       local bucket = usage_bucket(now + ttl)
       charges[bucket] = (charges[bucket] or 0) + #record
     end
     for bucket, size_of in pairs(charges) do usage_charge(bytes, buckets, size_of, bucket) end
+    if lazy then qindex_collect(q, index, now) end
     redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
     local fanout = not lazy or redis.call('EXISTS', subs) == 1
     if fanout and member ~= '' then redis.call('ZADD', KEYS[1], now, member) end

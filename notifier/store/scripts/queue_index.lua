@@ -1,0 +1,54 @@
+-- Library: a queue's consumer-side index (notifier/store/keys.py
+-- queue_index), prepended to the scripts that change it. No KEYS or ARGV of
+-- its own: each function takes the queue's five keys from its caller's KEYS
+-- as a table q = {ranks, free, claimed, claimer, msgseq}.
+local function qindex_keys(first)
+  return {KEYS[first], KEYS[first + 1], KEYS[first + 2], KEYS[first + 3], KEYS[first + 4]}
+end
+-- Rank a new message after every other of its queue; it is free.
+local function qindex_add(q, id)
+  local rank = redis.call('INCR', q[5])
+  redis.call('ZADD', q[1], rank, id)
+  redis.call('ZADD', q[2], rank, id)
+end
+-- Forget messages (ids, a table) that are gone: expired or deleted.
+local function qindex_forget(q, ids)
+  for i = 1, #ids, 500 do
+    local chunk = {unpack(ids, i, math.min(i + 499, #ids))}
+    redis.call('ZREM', q[1], unpack(chunk))
+    redis.call('ZREM', q[2], unpack(chunk))
+    redis.call('ZREM', q[3], unpack(chunk))
+    redis.call('HDEL', q[4], unpack(chunk))
+  end
+end
+-- Drop the messages whose time in the expiry index (msgs:) has passed.
+local function qindex_collect(q, index, now)
+  while true do
+    local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 500)
+    if #gone == 0 then return end
+    qindex_forget(q, gone)
+    redis.call('ZREM', index, unpack(gone))
+  end
+end
+-- Free again the messages whose claim has expired.
+local function qindex_release_expired(q, now)
+  while true do
+    local ids = redis.call('ZRANGEBYSCORE', q[3], '-inf', now, 'LIMIT', 0, 500)
+    if #ids == 0 then return end
+    for _, id in ipairs(ids) do
+      local rank = redis.call('ZSCORE', q[1], id)
+      if rank then redis.call('ZADD', q[2], rank, id) end
+    end
+    redis.call('ZREM', q[3], unpack(ids))
+    redis.call('HDEL', q[4], unpack(ids))
+  end
+end
+-- Make a claimed message outlive its claim plus grace (as Zaqar does),
+-- charging its bytes to the later bucket too (the count errs high).
+local function qindex_extend(index, bytes, buckets, key, id, now, life)
+  if redis.call('TTL', key) < life then
+    redis.call('EXPIRE', key, life)
+    redis.call('ZADD', index, now + life, id)
+    usage_charge(bytes, buckets, redis.call('STRLEN', key), usage_bucket(now + life))
+  end
+end
