@@ -10,6 +10,7 @@ from notifier.api import (
     confirm_drivers,
     messages,
     openapi,
+    portal,
     queues,
     subscriptions,
     system,
@@ -23,13 +24,14 @@ from notifier.delivery.ingest import MessageWriter
 from notifier.delivery.service import DeliveryService
 from notifier.services.confirmations import ConfirmationService
 from notifier.services.messages import MessageService
+from notifier.services.portal import PortalService
 from notifier.services.sources import SourceService
 from notifier.services.subscriptions import SubscriptionService
 
 LOG = logging.getLogger(__name__)
 
 
-def create_app(conf, storage, dispatcher, task_queues=()):
+def create_app(conf, storage, dispatcher, task_queues=(), pages=None):
     """Return the WSGI app. Nothing connects until a request needs it.
 
     ``dispatcher`` sends fan-out and delivery tasks (the composition root
@@ -40,6 +42,11 @@ def create_app(conf, storage, dispatcher, task_queues=()):
     (require_confirmation without [signed_url] secret_key, an unknown
     confirmation driver). The outermost layer authorises pre-signed requests
     before the auth strategy (``notifier.api.signed``).
+
+    ``pages`` (the composition root passes ``notifier.web.app.create_pages``)
+    builds the web pages' WSGI app from the services; it serves the paths
+    under ``/portal``, ``/console`` and ``/web/``, which carry their own
+    signed links and never reach the API's auth.
     """
     confirmation.check_conf(conf)
     if conf.notification.require_confirmation and not conf.api.public_url:
@@ -50,9 +57,25 @@ def create_app(conf, storage, dispatcher, task_queues=()):
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
     api_errors.register(app)
-    add_routes(app, conf, storage, dispatcher, task_queues)
+    services = add_routes(app, conf, storage, dispatcher, task_queues)
     auth_app = _with_keystone(app, conf) if conf.auth_strategy == "keystone" else app
-    return SignedHeadersAuth(app, auth_app, conf.signed_url.secret_key)
+    api = SignedHeadersAuth(app, auth_app, conf.signed_url.secret_key)
+    return PathDispatch(api, pages(conf, storage, services)) if pages else api
+
+
+class PathDispatch:
+    """WSGI: the web pages' paths to ``pages``, everything else to ``api``."""
+
+    PREFIXES = ("/portal/", "/console", "/web/")
+
+    def __init__(self, api, pages):
+        self.api = api
+        self.pages = pages
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO") or "/"
+        target = self.pages if path.startswith(self.PREFIXES) else self.api
+        return target(environ, start_response)
 
 
 class Services:
@@ -67,6 +90,9 @@ class Services:
         self.sources = SourceService(conf, storage)
         self.messages = MessageService(conf, storage)
         self.writer = MessageWriter(storage, dispatcher)  # one per process: groups all posts
+        self.portal = PortalService(
+            conf, storage, self.subscriptions, self.confirmations, self.delivery
+        )
 
 
 def add_routes(app, conf, storage, dispatcher, task_queues=()):
@@ -81,6 +107,7 @@ def add_routes(app, conf, storage, dispatcher, task_queues=()):
     app.add_route("/metrics", Metrics(storage, list(task_queues)))
     add_source_routes(app, conf, storage, services, queues.ProjectScope("queues"))
     add_source_routes(app, conf, storage, services, topics.TopicScope(storage))
+    return services
 
 
 def add_source_routes(app, conf, storage, services, scope):
@@ -136,6 +163,7 @@ def add_subscription_routes(app, conf, services, scope):
     enable = subscriptions.Enable(conf, managed, services.delivery, kind, scope)
     app.add_route(item + "/enable", enable)
     app.add_route(item + "/secret/rotate", subscriptions.SecretRotation(conf, managed, kind, scope))
+    app.add_route(item + "/portal", portal.PortalLink(conf, managed, services.portal, kind, scope))
 
 
 def _with_keystone(app, conf):

@@ -10,10 +10,13 @@ def build_app(conf: Any) -> Any:
     """Return the WSGI app as production runs it: storage, the Celery
     dispatcher and its queue names wired in."""
     from notifier.store.storage import Storage
+    from notifier.web.app import create_pages
     from workers.app import TASK_QUEUES, create_dispatcher
 
     storage = Storage.from_conf(conf)
-    return create_app(conf, storage, create_dispatcher(conf, storage), TASK_QUEUES)
+    return create_app(
+        conf, storage, create_dispatcher(conf, storage), TASK_QUEUES, pages=create_pages
+    )
 
 
 def run_api(conf: Any) -> None:

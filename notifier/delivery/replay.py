@@ -19,6 +19,11 @@ class Replay:
         self.admission = admission
         self.per_task: int = conf.notification.deliveries_per_task
 
+    def disable(self, record: dict[str, Any], reason: str, now: float) -> None:
+        """Disable (pause) a subscription: its deliveries are held until it is enabled."""
+        record.update(disabled=True, disabled_reason=reason, disabled_at=now)
+        self.storage.save_subscription(record)
+
     def enable(self, record: dict[str, Any]) -> int:
         """Enable a disabled subscription and send what was held for it;
         return how many deliveries were released."""

@@ -24,7 +24,7 @@ from typing import Any
 from notifier.conf import retry_defaults as configured_retry_defaults
 from notifier.core.model import Delivery
 from notifier.core.retry import RetryPolicy
-from notifier.delivery.admission import Admission
+from notifier.delivery.admission import Admission, endpoint_key
 from notifier.delivery.batch import Batch
 from notifier.delivery.control import Control
 from notifier.delivery.fanout import FanOut
@@ -95,6 +95,10 @@ class DeliveryService:
         """Send a confirmation (or another message of the service's own)."""
         return self._control.send_control(source, subscription_id, payload, ttl, nonce)
 
+    def disable(self, record: dict[str, Any], reason: str) -> None:
+        """Disable (pause) a subscription; its deliveries are held meanwhile."""
+        self._replay.disable(record, reason, self.clock())
+
     def enable(self, record: dict[str, Any]) -> int:
         """Enable a disabled subscription; return how many held deliveries go."""
         return self._replay.enable(record)
@@ -108,6 +112,24 @@ class DeliveryService:
     ) -> int:
         """Send dead letters of a subscription again; return how many."""
         return self._replay.replay(subscription_id, message_id, since, limit)
+
+    def endpoint_status(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a subscription's breaker ("closed", "open", "recovering")
+        and how many deliveries are held for it."""
+        endpoint = endpoint_key(record)
+        fields = self.admission.state.breaker(endpoint) if endpoint else {}
+        open_until = int(fields.get("open_until_ms") or 0) / 1000
+        if open_until > self.clock():
+            breaker = "open"
+        elif fields.get("recovering"):
+            breaker = "recovering"
+        else:
+            breaker = "closed"
+        return {
+            "breaker": breaker,
+            "open_until": open_until if breaker == "open" else None,
+            "held": self.admission.state.held_count(record["id"]),
+        }
 
     # -- the scheduler ------------------------------------------------------
 

@@ -10,6 +10,7 @@ change of subscriber, makes every earlier link stale.
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from notifier import errors
@@ -167,6 +168,22 @@ class ConfirmationService:
             check_current(stored, nonce)
             return dict(stored, confirmed=confirmed)
 
+        self._set_confirmed(source, subscription_id, confirmed, change)
+
+    def unsubscribe(self, source: Source, subscription_id: str) -> None:
+        """Unsubscribe a subscription as its unsubscribe confirmation does
+        (the portal's button: the link it was given is the proof)."""
+        self._set_confirmed(
+            source, subscription_id, False, lambda stored: dict(stored, confirmed=False)
+        )
+
+    def _set_confirmed(
+        self,
+        source: Source,
+        subscription_id: str,
+        confirmed: bool,
+        change: Callable[[Record], Record],
+    ) -> None:
         record = self.storage.update_subscription(source, subscription_id, change)
         LOG.info(
             "subscription %s",

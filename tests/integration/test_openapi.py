@@ -498,6 +498,7 @@ def _tour_source(tour, kind, receiver, conf):
     )
     tour("POST", sub + "/enable", 200, name=name, subscription_id=webhook)
     tour("POST", sub + "/secret/rotate", 201, name=name, subscription_id=webhook)
+    tour("POST", sub + "/portal", 201, name=name, subscription_id=webhook, body={"expires": "1h"})
     tour(
         "POST",
         item + "/share",
