@@ -577,7 +577,7 @@ class Bench:
         """Steady rates: the issue-4 500 deliveries/s, then 3,000/s (issue 21)."""
         result = self._steady(self.p["latency_rate"], "latency")
         result["fast"] = self._steady(self.p["latency_fast_rate"], "latency-fast")
-        return result
+        self.results["scenarios"]["latency"] = result
 
     def _steady(self, rate, tag):
         subs = self.p["latency_subs"]
