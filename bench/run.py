@@ -1054,7 +1054,7 @@ class Bench:
         rows = self.verdicts()
         self.results["targets"] = rows
         print(
-            "\n== targets (issues 4 and 21)"
+            "\n== targets (issue 4) and issue 21"
             + (" -- QUICK run: sizes too small to judge" if self.args.quick else "")
         )
         for r in rows:
