@@ -261,6 +261,52 @@ def reference_loop(url, start_at, duration, max_requests=200_000):
     }
 
 
+def httpclient_loop(url, start_at, duration, max_requests=400_000):
+    """The stdlib's limit: a raw ``http.client`` keep-alive POST loop to the
+    sink (one per core). Same return shape as ``reference_loop``."""
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    path = "/" + path
+    conn = http.client.HTTPConnection(host, int(port or 80), timeout=30)
+    body = reference_payload()
+    headers = {"Content-Type": "application/json", "User-Agent": "notifier-bench/1"}
+
+    def post():
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+
+    post()  # connect outside the window
+    latencies = []
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    end_at = started + duration
+    done = 0
+    while done < max_requests:
+        t0 = time.perf_counter()
+        if t0 >= end_at:
+            break
+        post()
+        latencies.append(time.perf_counter() - t0)
+        done += 1
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    conn.close()
+    import psutil
+
+    return {
+        "requests": done,
+        "elapsed": elapsed,
+        "cpu": cpu,
+        "latencies": latencies,
+        "rss": psutil.Process(os.getpid()).memory_info().rss,
+        "errors": 0,
+    }
+
+
 # -- wrk: a C load generator, for ingest --------------------------------------
 
 WRK_SCRIPT = """wrk.method = "POST"

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from bench import load  # noqa: E402
+from bench import load, zaqar_ref  # noqa: E402
 from bench.fleet import Fleet  # noqa: E402
 from bench.report import fmt  # noqa: E402
 from notifier.store import keys  # noqa: E402
@@ -49,9 +49,10 @@ MEMORY_SETTINGS = [
 MB = 1024 * 1024
 
 FULL = {
-    "fanout": [(2000, 5), (200, 50), (20, 500)],
+    "fanout": [(2000, 5), (20000, 5), (200, 50), (20, 500)],
     "fanout_batch": 10,
     "latency_rate": 500,
+    "latency_fast_rate": 3000,
     "latency_subs": 5,
     "latency_seconds": 20,
     "ingest_seconds": 5,
@@ -64,12 +65,14 @@ FULL = {
     "memory_seconds": 150,
     "memory_ttl": 60,
     "ref_seconds": 5,
+    "zaqar": (2000, 5),
     "timeout": 180,
 }
 QUICK = {
     "fanout": [(10, 5), (2, 50), (1, 100)],
     "fanout_batch": 10,
     "latency_rate": 100,
+    "latency_fast_rate": 200,
     "latency_subs": 5,
     "latency_seconds": 1,
     "ingest_seconds": 0.5,
@@ -82,6 +85,7 @@ QUICK = {
     "memory_seconds": 2,
     "memory_ttl": 60,
     "ref_seconds": 0.5,
+    "zaqar": (10, 5),
     "timeout": 20,
 }
 
@@ -89,6 +93,11 @@ TARGETS = {
     "fanout_ratio": 0.70,  # of the raw requests.Session keep-alive limit
     "fanout_absolute": 3000.0,  # 6 x Zaqar's ~500/s on 2,000 x 5
     "latency_p99_ms": 100.0,  # at a steady 500 deliveries/s
+    "latency_fast_p99_ms": 250.0,  # at a steady 3,000 deliveries/s (issue 21)
+    "fanout_httpclient_ratio": 0.40,  # 20,000 x 5 vs the http.client limit, same run
+    "fanout_zaqar_ratio": 6.0,  # 20,000 x 5 vs Zaqar's NotifierDriver, same run
+    "worker_cpu_ms": 0.16,  # per delivery, 20,000 x 5
+    "redis_commands": 4.0,  # per delivery, 20,000 x 5
     "ingest_posts": 2000.0,  # single-message posts/s
     "ingest_messages": 10000.0,  # messages/s in 10-message posts
     "isolation_ratio": 0.90,
@@ -336,6 +345,13 @@ class Bench:
             f"  deliveries/s            {fmt(result['deliveries_per_s']):>10}   "
             f"{ratio(result['deliveries_per_s'], ref['rate'])} of reference limit"
         )
+        raw = self.results.get("httpclient") or {}
+        zaqar = self.results.get("zaqar") or {}
+        print(
+            f"  deliveries/s ratios     {ratio(result['deliveries_per_s'], raw.get('rate'))} of "
+            f"the http.client limit, {ratio(result['deliveries_per_s'], zaqar.get('rate'))} "
+            f"of Zaqar (same run)"
+        )
         lat = result["latency_ms"]
         print(
             f"  latency ms p50/p95/p99  {fmt(lat[50], 1)} / {fmt(lat[95], 1)} / "
@@ -405,16 +421,41 @@ class Bench:
     # -- reference ----------------------------------------------------------
 
     def reference(self):
+        """The raw limits, measured against the same sink in this run: the
+        ``requests.Session`` loops (one per worker process), the stdlib's
+        ``http.client`` loops (one per core), and Zaqar's notifier driver."""
         n = self.args.workers
+        ref = self._raw_limit(load.reference_loop, n, "ref")
+        self.results["reference"] = ref
+        print(
+            f"\n== reference limit: {n} raw requests.Session keep-alive POST loop(s) "
+            f"to the same sink, {ref['seconds']} s"
+        )
+        self._print_limit(ref, "reference POSTs/s")
+        cores = os.cpu_count() or 1
+        raw = self._raw_limit(load.httpclient_loop, cores, "raw")
+        self.results["httpclient"] = raw
+        print(
+            f"\n== http.client limit: {cores} raw http.client keep-alive POST loop(s) "
+            f"(one per core) to the same sink, {raw['seconds']} s"
+        )
+        self._print_limit(raw, "http.client POSTs/s")
+        if self.args.zaqar != "off":
+            self.results["zaqar"] = zaqar = self.zaqar_reference()
+            if zaqar.get("rate"):
+                print(
+                    f"  = {ratio(zaqar['rate'], ref['rate'])} of the requests limit, "
+                    f"{ratio(zaqar['rate'], raw['rate'])} of the http.client limit"
+                )
+
+    def _raw_limit(self, loop, n, prefix):
         seconds = self.p["ref_seconds"]
-        tag = f"ref{self.run_id}"
+        tag = f"{prefix}{self.run_id}"
         with spawn_pool(n) as pool:
             start_at = time.time() + (1.5 if not self.args.quick else 1.0)
             before = self.fleet.monitor.snapshot()
             futures = [
-                pool.submit(
-                    load.reference_loop, self.fleet.sink_url("ref", tag, f"p{i}"), start_at, seconds
-                )
+                pool.submit(loop, self.fleet.sink_url("ref", tag, f"p{i}"), start_at, seconds)
                 for i in range(n)
             ]
             parts = [f.result(timeout=seconds + 60) for f in futures]
@@ -424,7 +465,7 @@ class Bench:
         latencies = [x * 1000 for p in parts for x in p["latencies"]]
         cpu = sum(p["cpu"] for p in parts)
         sink_cpu = self.fleet.monitor.cpu_between(before, after).get("sink", 0)
-        ref = {
+        return {
             "processes": n,
             "seconds": seconds,
             "requests": done,
@@ -437,12 +478,10 @@ class Bench:
             "sink_cpu_per_1k": sink_cpu / done * 1000 if done else None,
             "rss_mb": sum(p["rss"] for p in parts) / MB,
         }
-        self.results["reference"] = ref
-        print(
-            f"\n== reference limit: {n} raw requests.Session keep-alive POST loop(s) "
-            f"to the same sink, {seconds} s"
-        )
-        print(f"  reference POSTs/s       {fmt(rate):>10}   ({fmt(rate / n)} per process)")
+
+    def _print_limit(self, ref, label):
+        n = ref["processes"]
+        print(f"  {label:<24}{fmt(ref['rate']):>10}   ({fmt(ref['rate'] / n)} per process)")
         print(
             f"  POST round trip ms p50/p95/p99  {fmt(ref['rtt_ms'][50], 2)} / "
             f"{fmt(ref['rtt_ms'][95], 2)} / {fmt(ref['rtt_ms'][99], 2)}"
@@ -453,6 +492,49 @@ class Bench:
         )
         print(f"  RSS MB (all loops)      {fmt(ref['rss_mb'], 1):>10}")
         self.print_noise(ref["other_processes_cpu"])
+
+    def zaqar_reference(self):
+        """Zaqar 23.0.1's NotifierDriver, in-process in a side virtualenv
+        (bench/zaqar_ref.py), posting to this sink."""
+        count, subs = self.p["zaqar"]
+        tag = f"zaqar{self.run_id}"
+        urls = [self.fleet.sink_url("ok", tag, f"s{i}", index=i) for i in range(subs)]
+        print(
+            f"\n== Zaqar reference: zaqar {zaqar_ref.ZAQAR_VERSION} NotifierDriver in-process "
+            f"({zaqar_ref.THREADS} threads), {count:,} messages x {subs} webhook subscribers "
+            f"to the same sink"
+        )
+        try:
+            python = zaqar_ref.ensure_venv()
+        except zaqar_ref.Unavailable as exc:
+            print(f"  (no Zaqar reference: {exc})")
+            return {"rate": None, "error": str(exc)}
+        before = self.fleet.monitor.snapshot()
+        run = zaqar_ref.run(python, urls, count, timeout=self.p["timeout"])
+        after = self.fleet.monitor.snapshot()
+        dump = self.fleet.sink_get(f"/_dump?run={tag}") or {"records": []}
+        received = sorted(r[2] for r in dump["records"] if r[0] == "ok")
+        unique = len({(r[1], r[4]) for r in dump["records"] if r[0] == "ok"})
+        window = (received[-1] - run["start"]) if received else None
+        rate = unique / window if window else 0.0
+        result = {
+            "version": zaqar_ref.ZAQAR_VERSION,
+            "threads": zaqar_ref.THREADS,
+            "expected": count * subs,
+            "delivered": unique,
+            "seconds": window,
+            "rate": rate,
+            "cpu_per_1k": run["cpu"] / unique * 1000 if unique else None,
+            "other_processes_cpu": self.fleet.monitor.foreign(
+                self.fleet.monitor.cpu_between(before, after)
+            ),
+        }
+        print(
+            f"  Zaqar deliveries/s      {fmt(rate):>10}   ({unique:,}/{count * subs:,} in "
+            f"{fmt(window, 2)} s, CPU s / 1k {fmt(result['cpu_per_1k'], 3)})"
+        )
+        self.print_noise(result["other_processes_cpu"])
+        return result
 
     # -- scenarios ----------------------------------------------------------
 
@@ -492,10 +574,14 @@ class Bench:
         self.results["scenarios"]["fanout"] = out
 
     def latency(self):
-        rate = self.p["latency_rate"]
+        """Steady rates: the issue-4 500 deliveries/s, then 3,000/s (issue 21)."""
+        result = self._steady(self.p["latency_rate"], "latency")
+        result["fast"] = self._steady(self.p["latency_fast_rate"], "latency-fast")
+        self.results["scenarios"]["latency"] = result
+
+    def _steady(self, rate, tag):
         subs = self.p["latency_subs"]
         seconds = self.p["latency_seconds"]
-        tag = "latency"
         self.subscribe(tag, tag, ["ok"] * subs)
         self.ready()
         before = self.begin()
@@ -532,7 +618,7 @@ class Bench:
                 f"  redis used memory MB    first half max {max(memory[:half]):.1f}, "
                 f"second half max {max(memory[half:]):.1f}, end {memory[-1]:.1f}"
             )
-        self.results["scenarios"]["latency"] = result
+        return result
 
     def memory(self):
         """Redis memory under a steady load: it grows until what expires
@@ -870,6 +956,42 @@ class Bench:
                     ">= 70%",
                     r >= TARGETS["fanout_ratio"],
                 )
+            if result["shape"] == [20000, 5] or self.args.quick and result is s["fanout"][0]:
+                raw = self.results.get("httpclient") or {}
+                zaqar = self.results.get("zaqar") or {}
+                if raw.get("rate"):
+                    r = result["deliveries_per_s"] / raw["rate"]
+                    row(
+                        f"fan-out {result['tag']} vs http.client limit (same run)",
+                        f"{r * 100:.0f}% ({fmt(result['deliveries_per_s'])}/s of "
+                        f"{fmt(raw['rate'])}/s)",
+                        ">= 40%",
+                        r >= TARGETS["fanout_httpclient_ratio"],
+                    )
+                if zaqar.get("rate"):
+                    r = result["deliveries_per_s"] / zaqar["rate"]
+                    row(
+                        f"fan-out {result['tag']} vs Zaqar (same run)",
+                        f"{r:.2f}x ({fmt(result['deliveries_per_s'])}/s vs {fmt(zaqar['rate'])}/s)",
+                        ">= 6x",
+                        r >= TARGETS["fanout_zaqar_ratio"],
+                    )
+                cpu = (result["cpu_per_1k"] or {}).get("worker")
+                if cpu is not None:
+                    row(
+                        f"fan-out {result['tag']} worker CPU-ms per delivery",
+                        f"{cpu:.3f}",
+                        "<= 0.16",
+                        cpu <= TARGETS["worker_cpu_ms"],
+                    )
+                cmds = sum(result["redis_commands_per_delivery"].values())
+                row(
+                    f"fan-out {result['tag']} Redis commands per delivery",
+                    f"{cmds:.2f}",
+                    "<= 4",
+                    cmds <= TARGETS["redis_commands"],
+                )
+            if result["shape"] == [2000, 5] or self.args.quick and result is s["fanout"][0]:
                 row(
                     f"fan-out {result['tag']} absolute",
                     f"{fmt(result['deliveries_per_s'])}/s "
@@ -885,6 +1007,15 @@ class Bench:
                 "<= 100 ms",
                 p99 <= TARGETS["latency_p99_ms"] and s["latency"]["complete"],
             )
+            fast = s["latency"].get("fast")
+            if fast:
+                p99 = fast["latency_ms"][99]
+                row(
+                    f"latency p99 at {fast['target_rate']} deliveries/s",
+                    f"{fmt(p99, 1)} ms",
+                    "<= 250 ms",
+                    p99 <= TARGETS["latency_fast_p99_ms"] and fast["complete"],
+                )
         for phase in s.get("ingest", []):
             mode = "workers paused" if phase["workers_paused"] else "workers running"
             if phase["batch"] == 1:
@@ -923,7 +1054,7 @@ class Bench:
         rows = self.verdicts()
         self.results["targets"] = rows
         print(
-            "\n== targets (issue 4)"
+            "\n== targets (issue 4) and issue 21"
             + (" -- QUICK run: sizes too small to judge" if self.args.quick else "")
         )
         for r in rows:
@@ -1035,6 +1166,12 @@ def parse_args(argv=None):
         help="ingest load generator: wrk (C; auto when on PATH, "
         "`apt-get install wrk`) or Python http.client processes",
     )
+    parser.add_argument(
+        "--zaqar",
+        choices=["on", "off"],
+        help="measure Zaqar's NotifierDriver in the same run (default: on, off with --quick); "
+        "zaqar is installed on first use into a side virtualenv under ~/.cache/notifier-bench",
+    )
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument(
         "--profile",
@@ -1063,6 +1200,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.zaqar is None:
+        args.zaqar = "off" if args.quick else "on"
     selected = SCENARIOS if args.scenario == "all" else [args.scenario]
     if "memory" in selected:
         args.set += [s for s in MEMORY_SETTINGS if not any(s[:2] == t[:2] for t in args.set)]

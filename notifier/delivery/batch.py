@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from notifier.core.model import Attempt, Delivery, Outcome
 from notifier.delivery.admission import FAIL_FAST_ERRORS, Admission, endpoint_key
-from notifier.delivery.attempt import run_attempt
+from notifier.delivery.attempt import Payloads, run_attempt
 from notifier.delivery.control import SUPERSEDED, superseded
 from notifier.delivery.jobs import Deferred, Job, Record, Result, as_delivery
 from notifier.delivery.outcomes import Outcomes
@@ -33,6 +33,7 @@ class _EndpointRun(NamedTuple):
     jobs: list[Job]
     tokens: list[Any]  # its concurrency leases
     deadline: float | None
+    built: Payloads  # the batch's payloads, shared by its endpoints
 
 
 class _EndpointDone(NamedTuple):
@@ -155,9 +156,10 @@ class Batch:
             groups.setdefault(endpoint_key(job.subscription), []).append(job)
         inline: list[_EndpointRun] = []
         beside: list[_EndpointRun] = []
+        built = Payloads()
         for endpoint, group in groups.items():
             tokens = leases.get(endpoint, []) if endpoint else []
-            run = _EndpointRun(endpoint, group, tokens, deadline)
+            run = _EndpointRun(endpoint, group, tokens, deadline, built)
             (beside if endpoint in unproven and len(groups) > 1 else inline).append(run)
         futures = [self._endpoint_runner().submit(self._run_endpoint, run) for run in beside]
         outcomes = [self._run_endpoint(run) for run in inline]
@@ -184,7 +186,7 @@ class Batch:
         feed its breaker."""
         leases = {run.endpoint: run.tokens} if run.endpoint else {}
         try:
-            results, deferred = self._attempt_in_order(run.jobs, run.deadline)
+            results, deferred = self._attempt_in_order(run.jobs, run.deadline, run.built)
         finally:
             self.admission.release(leases)
         to_disable = self.admission.settle(
@@ -194,7 +196,7 @@ class Batch:
         return _EndpointDone(results, deferred, to_disable)
 
     def _attempt_in_order(
-        self, jobs: Iterable[Job], deadline: float | None
+        self, jobs: Iterable[Job], deadline: float | None, built: Payloads | None = None
     ) -> tuple[list[Result], list[Deferred]]:
         """Attempt one endpoint's jobs in order; after a run of failures (or
         one timeout) the rest wait a second, and after ``deadline`` for good."""
@@ -209,7 +211,7 @@ class Batch:
             if deadline is not None and self.clock() >= deadline:
                 deferred.append(Deferred(self.clock(), job.delivery))  # the task's time is up
                 continue
-            attempt = run_attempt(self.sinks, job, self.clock)
+            attempt = run_attempt(self.sinks, job, self.clock, built)
             if attempt.outcome == Outcome.DELIVERED or attempt.permanent:
                 failures = 0
             elif attempt.error in FAIL_FAST_ERRORS:

@@ -65,13 +65,29 @@ def sink_label(subscriber):
 
 
 def observe_results(results, now):
-    """Count a batch's outcomes: (delivery, message, subscription, attempt)."""
+    """Count a batch's outcomes: (delivery, message, subscription, attempt).
+
+    Aggregated per batch: one counter update per (sink, outcome) and one
+    label lookup per sink, not one of each per delivery (in multiprocess
+    mode every update writes the process's shared file under a lock).
+    """
+    counts = {}
+    durations = {}
+    latencies = {}
     for _, message, subscription, attempt in results:
         sink = sink_label(subscription["subscriber"])
-        DELIVERIES.labels(sink, attempt["outcome"]).inc()
-        DELIVERY_DURATION.labels(sink).observe(attempt.get("duration_ms", 0) / 1000.0)
-        if attempt["outcome"] == "delivered":
-            DELIVERY_LATENCY.labels(sink).observe(max(0.0, now - message["created"]))
+        outcome = attempt["outcome"]
+        counts[sink, outcome] = counts.get((sink, outcome), 0) + 1
+        durations.setdefault(sink, []).append(attempt.get("duration_ms", 0) / 1000.0)
+        if outcome == "delivered":
+            latencies.setdefault(sink, []).append(max(0.0, now - message["created"]))
+    for (sink, outcome), count in counts.items():
+        DELIVERIES.labels(sink, outcome).inc(count)
+    for metric, values_by_sink in ((DELIVERY_DURATION, durations), (DELIVERY_LATENCY, latencies)):
+        for sink, values in values_by_sink.items():
+            child = metric.labels(sink)
+            for value in values:
+                child.observe(value)
 
 
 class SharedStateCollector:

@@ -73,6 +73,9 @@ class Notification:
     message: dict[str, Any]
     payload: dict[str, Any]
     attempt: int
+    # ``payload`` as JSON (UTF-8), rendered once per message when a batch
+    # delivers it to several subscribers; None: the sink renders it.
+    rendered: bytes | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,6 +68,43 @@ def _connect_vetted(conn: Any) -> socket.socket:
     raise NewConnectionError(conn, f"cannot connect to {conn.host}: {error}")
 
 
+class _OneSend:
+    """Send a request's head and a bytes body in one ``send``.
+
+    urllib3 sends the head (``endheaders``) and then the body in a second
+    ``send``: two syscalls and, with TCP_NODELAY, two segments per webhook.
+    Here the head is held back and sent with the body; whatever else (no
+    body, a chunked or streamed body) goes out as urllib3 sends it.
+    """
+
+    _held: bytes | None = None
+    _one_send: bool = False
+
+    def request(  # type: ignore[no-untyped-def]
+        self, method, url, body=None, headers=None, *, chunked=False, **kwargs
+    ) -> None:
+        self._one_send = isinstance(body, bytes) and bool(body) and not chunked
+        self._held = None
+        try:
+            super().request(  # type: ignore[misc]
+                method, url, body=body, headers=headers, chunked=chunked, **kwargs
+            )
+        except BaseException:
+            self._held, self._one_send = None, False  # nothing half-sent
+            raise
+        held, self._held, self._one_send = self._held, None, False
+        if held is not None:  # the body never came: send the head alone
+            super().send(held)
+
+    def send(self, data: Any) -> None:
+        if self._one_send:
+            if self._held is None:
+                self._held = bytes(data)  # the head
+                return
+            data, self._held, self._one_send = self._held + data, None, False
+        super().send(data)  # type: ignore[misc]
+
+
 def build_pool_manager(
     timeout: urllib3.Timeout,
     pool_maxsize: int,
@@ -76,14 +113,14 @@ def build_pool_manager(
 ) -> urllib3.PoolManager:
     """Return a PoolManager whose connections go only to vetted addresses."""
 
-    class VettedHTTPConnection(HTTPConnection):
+    class VettedHTTPConnection(_OneSend, HTTPConnection):
         resolver: Any
         allowed_networks: Sequence[netpolicy.Network]
 
         def _new_conn(self) -> socket.socket:
             return _connect_vetted(self)
 
-    class VettedHTTPSConnection(HTTPSConnection):
+    class VettedHTTPSConnection(_OneSend, HTTPSConnection):
         resolver: Any
         allowed_networks: Sequence[netpolicy.Network]
 

@@ -29,6 +29,7 @@ from notifier.sinks.http_transport import ForbiddenAddressError, build_pool_mana
 
 RESPONSE_BODY_CAP = 64 * 1024
 RETRY_AFTER_CAP_SECONDS = 3600
+TARGET_CACHE_SIZE = 10_000  # parsed subscriber URLs kept per process
 MAX_POST_HEADERS, MAX_HEADER_VALUE = 50, 4096
 # RFC 9110 token characters: what a header name may be made of.
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}\Z")
@@ -166,6 +167,7 @@ class WebhookSink:
             read=conf.notification.webhook_read_timeout_seconds,
             total=self.attempt_seconds,
         )
+        self._targets: dict[str, tuple[str, str, int | None, str]] = {}
         self.pool = build_pool_manager(
             timeout,
             conf.notification.webhook_pool_maxsize,
@@ -188,7 +190,11 @@ class WebhookSink:
         # no post_data or post_headers of the subscription shape it.
         control = notification.message.get("control")
         options: dict[str, Any] = {} if control else notification.subscription.get("options") or {}
-        body = render_webhook_body(notification.payload, options.get("post_data"))
+        post_data = options.get("post_data")
+        if notification.rendered is not None and not post_data:
+            body = notification.rendered  # the same bytes for every subscriber
+        else:
+            body = render_webhook_body(notification.payload, post_data)
         headers = HTTPHeaderDict({"Content-Type": "application/json"})
         # Checked again here: a subscription stored before the check existed
         # must not smuggle a header either. Case-insensitive: what the service
@@ -215,16 +221,38 @@ class WebhookSink:
         response = self._post(url or notification.subscription["subscriber"], body, headers)
         return self._judge(response, deadline)
 
+    def _target(self, url: str) -> tuple[str, str, int | None, str]:
+        """Return (scheme, host, port, request target) of a subscriber URL
+        that the policy accepts, parsed once per URL and process."""
+        target = self._targets.get(url)
+        if target is None:
+            try:
+                netpolicy.parse_http_url(url)  # what was validated is what connects
+            except ValueError as exc:
+                raise errors.PermanentDeliveryError(
+                    f"The subscriber URL is refused: {exc}", kind="invalid_subscriber"
+                ) from None
+            parsed = urllib3.util.parse_url(url)  # as PoolManager.urlopen reads it
+            target = (parsed.scheme or "http", parsed.host or "", parsed.port, parsed.request_uri)
+            if len(self._targets) >= TARGET_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
     def _post(self, url: str, body: bytes, headers: HTTPHeaderDict) -> BaseHTTPResponse:
+        scheme, host, port, request_uri = self._target(url)
         try:
-            netpolicy.parse_http_url(url)  # what was validated is what connects
-        except ValueError as exc:
-            raise errors.PermanentDeliveryError(
-                f"The subscriber URL is refused: {exc}", kind="invalid_subscriber"
-            ) from None
-        try:
-            response = self.pool.urlopen(
-                "POST", url, body=body, headers=headers, redirect=False, preload_content=False
+            # What PoolManager.urlopen does with redirect=False, without
+            # parsing the URL again for every delivery.
+            pool = self.pool.connection_from_host(host, port=port, scheme=scheme)
+            response = pool.urlopen(
+                "POST",
+                request_uri,
+                body=body,
+                headers=headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
             )
         except ForbiddenAddressError as exc:
             raise errors.PermanentDeliveryError(str(exc), kind="forbidden_address") from exc
