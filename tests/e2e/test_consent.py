@@ -98,8 +98,17 @@ def test_the_owner_finds_no_link_in_attempt_logs_or_messages(fleet, receiver, pr
         assert found.json()["title"] == "Not found"
         for secret in secrets_of(request):
             assert secret not in found.text
-    # No route lists a queue's messages.
-    assert api(fleet, project, "/queues/probe/messages").status_code == 405
+    # Listing, get-by-ids and claims (Zaqar's consumer side) never hand it out.
+    listed = api(fleet, project, "/queues/probe/messages?include_claimed=true")
+    assert listed.status_code in (200, 204), listed.text
+    by_id = api(fleet, project, f"/queues/probe/messages?ids={control_id}")
+    assert by_id.status_code in (200, 204, 404), by_id.text
+    claimed = api(fleet, project, "/queues/probe/claims", "POST", json={"ttl": 60, "grace": 60})
+    assert claimed.status_code in (201, 204), claimed.text
+    for response in (listed, by_id, claimed):
+        assert control_id not in response.text
+        for secret in secrets_of(request):
+            assert secret not in response.text
     assert is_confirmed(fleet, project, "probe", subscription_id) is False
 
 
