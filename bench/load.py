@@ -221,16 +221,12 @@ def ingest_client(api_url, queue, batch, start_at, duration, connections):
     return result
 
 
-def reference_loop(url, start_at, duration, max_requests=200_000):
-    """The reference limit: a raw ``requests.Session`` keep-alive POST loop to
-    the sink. Returns requests done, their round-trip times, CPU seconds spent
-    in the loop, and this process's RSS."""
-    import requests
+def timed_posts(post, start_at, duration, max_requests):
+    """Call ``post`` back to back from ``start_at`` for ``duration`` seconds
+    (or ``max_requests`` calls). Returns requests done, their round-trip
+    times, CPU seconds spent in the loop, and this process's RSS."""
+    import psutil
 
-    session = requests.Session()
-    body = reference_payload()
-    headers = {"Content-Type": "application/json", "User-Agent": "notifier-bench/1"}
-    _ = session.post(url, data=body, headers=headers).content  # connect outside the window
     latencies = []
     while time.time() < start_at:
         time.sleep(0.001)
@@ -242,23 +238,36 @@ def reference_loop(url, start_at, duration, max_requests=200_000):
         t0 = time.perf_counter()
         if t0 >= end_at:
             break
-        response = session.post(url, data=body, headers=headers)
-        _ = response.content
+        post()
         latencies.append(time.perf_counter() - t0)
         done += 1
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu0
-    session.close()
-    import psutil
-
     return {
         "requests": done,
-        "elapsed": elapsed,
-        "cpu": cpu,
+        "elapsed": time.perf_counter() - started,
+        "cpu": time.process_time() - cpu0,
         "latencies": latencies,
         "rss": psutil.Process(os.getpid()).memory_info().rss,
         "errors": 0,
     }
+
+
+def reference_loop(url, start_at, duration, max_requests=200_000):
+    """The reference limit: a raw ``requests.Session`` keep-alive POST loop to
+    the sink (the shape of ``timed_posts``)."""
+    import requests
+
+    session = requests.Session()
+    body = reference_payload()
+    headers = {"Content-Type": "application/json", "User-Agent": "notifier-bench/1"}
+
+    def post():
+        _ = session.post(url, data=body, headers=headers).content
+
+    post()  # connect outside the window
+    try:
+        return timed_posts(post, start_at, duration, max_requests)
+    finally:
+        session.close()
 
 
 def httpclient_loop(url, start_at, duration, max_requests=400_000):
@@ -274,37 +283,13 @@ def httpclient_loop(url, start_at, duration, max_requests=400_000):
 
     def post():
         conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
+        conn.getresponse().read()
 
     post()  # connect outside the window
-    latencies = []
-    while time.time() < start_at:
-        time.sleep(0.001)
-    cpu0 = time.process_time()
-    started = time.perf_counter()
-    end_at = started + duration
-    done = 0
-    while done < max_requests:
-        t0 = time.perf_counter()
-        if t0 >= end_at:
-            break
-        post()
-        latencies.append(time.perf_counter() - t0)
-        done += 1
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu0
-    conn.close()
-    import psutil
-
-    return {
-        "requests": done,
-        "elapsed": elapsed,
-        "cpu": cpu,
-        "latencies": latencies,
-        "rss": psutil.Process(os.getpid()).memory_info().rss,
-        "errors": 0,
-    }
+    try:
+        return timed_posts(post, start_at, duration, max_requests)
+    finally:
+        conn.close()
 
 
 # -- wrk: a C load generator, for ingest --------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from notifier import errors, sinks
 from notifier.core import validation
+from notifier.services.sources import delete_subscriptions
 from notifier.store.claims import Claim
 from notifier.store.queue_messages import ListedMessage, QueueStats
 from notifier.store.records import Record
@@ -166,18 +167,4 @@ class MessageService:
         if "messages" in types:
             self.storage.queue_messages.purge(source)
         if "subscriptions" in types:
-            self._purge_subscriptions(source)
-
-    def _purge_subscriptions(self, source: Source, page_size: int = 500) -> None:
-        storage = self.storage
-        while True:
-            records, cursor = storage.subscription_page(source, None, page_size)
-            for record in records:
-                try:
-                    deleted = storage.delete_subscription(source, record["id"])
-                except errors.NotFoundError:
-                    continue
-                self.release(deleted, self.conf)
-            if not records and cursor is None:
-                break
-        storage.delete_subscription_index(source)
+            delete_subscriptions(self.storage, source, self.conf, release=self.release)

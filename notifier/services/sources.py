@@ -75,6 +75,18 @@ def delete_topic(
     ``release`` free what each subscription's sink held (a trust)."""
     # Metadata first: from now on publishing and subscribing answer 404.
     storage.delete_source(source)
+    delete_subscriptions(storage, source, conf, page_size, release)
+
+
+def delete_subscriptions(
+    storage: Storage,
+    source: Source,
+    conf: Any,
+    page_size: int = 500,
+    release: Release = sinks.release_subscription,
+) -> None:
+    """Delete every subscription of ``source`` (a topic's deletion, a queue's
+    purge), letting ``release`` free what each one's sink held (a trust)."""
     while True:
         # Always the first page: each pass deletes what it read, and
         # subscription_page drops expired ids, so the index only shrinks.
