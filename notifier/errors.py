@@ -13,7 +13,8 @@
         ├── TransientDeliveryError     worth retrying (5xx, timeouts, SMTP 4xx)
         └── PermanentDeliveryError     will never succeed (4xx, bad address)
 
-The HTTP mapping lives in one table, ``notifier.api.errors``.
+Each class carries its HTTP status (``http_status``, the numbers above); the
+API (``notifier.api.errors``) and the pages (``notifier.web``) answer with it.
 """
 
 
@@ -21,6 +22,7 @@ class NotifierError(Exception):
     """Base class of every error notifier raises on purpose."""
 
     title = "Error"
+    http_status = 500
 
     def __init__(self, description: str = "", field: str | None = None) -> None:
         super().__init__(description)
@@ -30,14 +32,17 @@ class NotifierError(Exception):
 
 class ValidationError(NotifierError):
     title = "Invalid request"
+    http_status = 400
 
 
 class AuthError(NotifierError):
     title = "Unauthorized"
+    http_status = 401
 
 
 class ForbiddenError(NotifierError):
     title = "Forbidden"
+    http_status = 403
 
 
 class QuotaExceededError(ForbiddenError):
@@ -52,16 +57,19 @@ class QuotaExceededError(ForbiddenError):
 
 class NotFoundError(NotifierError):
     title = "Not found"
+    http_status = 404
 
 
 class ConflictError(NotifierError):
     title = "Conflict"
+    http_status = 409
 
 
 class RateLimitedError(NotifierError):
     """Too many requests of a kind; ``retry_after`` seconds until allowed."""
 
     title = "Too many requests"
+    http_status = 429
 
     def __init__(
         self, description: str = "", field: str | None = None, retry_after: float | None = None
@@ -75,6 +83,7 @@ class UnavailableError(NotifierError):
     trying again; ``backend`` names it (``redis``: the store)."""
 
     title = "Service unavailable"
+    http_status = 503
 
     def __init__(
         self, description: str = "", retry_after: float | None = None, backend: str | None = None

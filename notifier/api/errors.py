@@ -15,16 +15,6 @@ class RequestTimeout(TimeoutError):
     send its request body (raised by ``notifier.api.server``)."""
 
 
-STATUS_BY_ERROR = [
-    (errors.ValidationError, falcon.HTTP_400),
-    (errors.AuthError, falcon.HTTP_401),
-    (errors.ForbiddenError, falcon.HTTP_403),
-    (errors.NotFoundError, falcon.HTTP_404),
-    (errors.ConflictError, falcon.HTTP_409),
-    (errors.RateLimitedError, falcon.HTTP_429),
-    (errors.UnavailableError, falcon.HTTP_503),
-]
-
 #: What the broker's 503 says (the store's UnavailableError says the same).
 BROKER_DOWN = "The storage or the broker cannot be reached; nothing was accepted. Retry shortly."
 
@@ -37,12 +27,7 @@ def error_body(title, description, field=None):
 
 
 def _notifier_error(req, resp, exc, params):
-    for cls, status in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            resp.status = status
-            break
-    else:
-        resp.status = falcon.HTTP_500
+    resp.status = falcon.code_to_http_status(exc.http_status)
     if getattr(exc, "retry_after", None):
         resp.set_header("Retry-After", str(int(exc.retry_after)))
     resp.media = error_body(exc.title, exc.description, exc.field)

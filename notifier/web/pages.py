@@ -23,15 +23,6 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 ASSETS = ("web.css", "web.js")
-STATUS = [
-    (errors.ValidationError, falcon.HTTP_400),
-    (errors.AuthError, falcon.HTTP_403),
-    (errors.ForbiddenError, falcon.HTTP_403),
-    (errors.NotFoundError, falcon.HTTP_404),
-    (errors.ConflictError, falcon.HTTP_409),
-    (errors.RateLimitedError, falcon.HTTP_429),
-    (errors.UnavailableError, falcon.HTTP_503),
-]
 
 
 def _load(name):
@@ -88,7 +79,9 @@ def register_errors(app):
     """Answer errors with an HTML page (never a stack trace or a secret)."""
 
     def notifier_error(req, resp, exc, params):
-        status = next((s for cls, s in STATUS if isinstance(exc, cls)), falcon.HTTP_500)
+        # A page has no credentials to ask for: a refused link is a 403.
+        code = 403 if exc.http_status == 401 else exc.http_status
+        status = falcon.code_to_http_status(code)
         render(resp, "error.html", status=status, message=str(exc))
 
     app.add_error_handler(errors.NotifierError, notifier_error)
