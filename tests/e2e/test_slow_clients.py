@@ -11,6 +11,7 @@ import requests
 
 from notifier.cli.redis_server import free_port
 from tests.support.processes import Role, wait_http_ok, write_config
+from tests.support.raw_http import read_until_closed
 
 SLOW = 12  # more connections than the worker has threads (8)
 HEADER_SECONDS = 2
@@ -66,13 +67,7 @@ class Dribbler:
 def closed_by_server(sock, timeout=30):
     """Read until the server closes the connection; return what it sent."""
     sock.settimeout(timeout)
-    received = b""
-    try:
-        while chunk := sock.recv(4096):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
+    return read_until_closed(sock)
 
 
 def test_ping_answers_while_connections_dribble_their_headers(api):

@@ -12,7 +12,6 @@ once fixed, so the mark goes with the fix.
 
 import io
 import json
-import socket
 import uuid
 
 import pytest
@@ -21,6 +20,7 @@ from falcon import testing
 from notifier.api.app import create_app
 from notifier.cli.redis_server import free_port
 from tests.support.processes import Role, wait_http_ok, write_config
+from tests.support.raw_http import send_raw
 from workers.app import CeleryDispatcher, create_celery
 
 CLIENT = {"Client-ID": str(uuid.uuid4())}
@@ -400,29 +400,6 @@ def api_process(redis_server, tmp_path_factory):
         yield port
     finally:
         role.stop()
-
-
-def send_raw(port, data, timeout=10):
-    """Send raw bytes; return the response's status code, or None when the
-    server closed the connection without answering."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
-            sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused part-way: judged by what comes back, if anything
-        received = b""
-        try:
-            while b"\r\n" not in received:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-        except ConnectionResetError:
-            pass
-    if not received:
-        return None, b""
-    status_line = received.split(b"\r\n", 1)[0]
-    return int(status_line.split()[1]), received
 
 
 def assert_refused_cleanly(status, expected):

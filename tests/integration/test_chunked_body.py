@@ -2,25 +2,21 @@
 JSON naming ``body`` from the real server (gunicorn), never a 500 or a 503."""
 
 import json
-import socket
 import uuid
 
 import pytest
 
 from tests.integration.test_bad_input import api_process  # noqa: F401 - a fixture
+from tests.support.raw_http import send_raw
 
 CLIENT_ID = str(uuid.uuid4()).encode()
 
 
 def exchange(port, data):
-    """Send raw bytes; return (status, head, body) read until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
+    """Send raw bytes; return (status, head, body)."""
+    status, received = send_raw(port, data)
     head, _, body = received.partition(b"\r\n\r\n")
-    return int(head.split()[1]), head, body
+    return status, head, body
 
 
 @pytest.mark.parametrize(
