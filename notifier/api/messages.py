@@ -62,13 +62,20 @@ class ConsumerMessageCollection(queues.MessageCollection):
         limit = validation.limit_param(req.get_param("limit"), self.conf.transport.max_page_size)
         echo = req.get_param_as_bool("echo", default=False)
         include_claimed = req.get_param_as_bool("include_claimed", default=False)
+        include_delayed = req.get_param_as_bool("include_delayed", default=False)
         page = self.consumer.page(
-            source, req.get_param("marker"), limit, include_claimed, None if echo else client_id
+            source,
+            req.get_param("marker"),
+            limit,
+            include_claimed,
+            None if echo else client_id,
+            include_delayed,
         )
         links = []
         if page:
             query = f"marker={page[-1].rank}&limit={limit}&echo={str(echo).lower()}"
             query += f"&include_claimed={str(include_claimed).lower()}"
+            query += f"&include_delayed={str(include_delayed).lower()}"
             links = [{"rel": "next", "href": f"{req.path}?{query}"}]
         resp.media = {"messages": [shown(name, m.record, now) for m in page], "links": links}
 
@@ -117,7 +124,12 @@ class Stats:
         source = self.scope.source(req, name)
         self.scope.before_manage(req, source)
         stats = self.consumer.stats(source)
-        messages = {"free": stats.free, "claimed": stats.claimed, "total": stats.total}
+        messages = {
+            "free": stats.free,
+            "claimed": stats.claimed,
+            "delayed": stats.delayed,
+            "total": stats.total,
+        }
         now = time.time()
         for end, record in (("oldest", stats.oldest), ("newest", stats.newest)):
             if record is not None:

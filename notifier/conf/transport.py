@@ -24,6 +24,13 @@ OPTS = [
     ),
     cfg.IntOpt("max_message_ttl", default=1209600, min=60, help="Largest message TTL, seconds."),
     cfg.IntOpt(
+        "max_message_delay",
+        default=900,
+        min=0,
+        help="Largest message delay (a message's ``delay``, a queue's "
+        "``_default_message_delay``), seconds.",
+    ),
+    cfg.IntOpt(
         "default_message_ttl",
         default=3600,
         min=60,

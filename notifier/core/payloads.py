@@ -50,3 +50,35 @@ def render_webhook_body(payload: Any, post_data_template: str | None = None) -> 
     if post_data_template:
         document = post_data_template.replace(POST_DATA_PLACEHOLDER, document)
     return document.encode("utf-8")
+
+
+EXHAUSTED = "DeliveryExhausted"
+
+
+def exhausted_notice(
+    message: dict[str, Any],
+    source: list[str],
+    subscription_id: str,
+    attempts: int,
+    last_attempt: dict[str, Any],
+    died_at: float,
+) -> dict[str, Any]:
+    """Return the body of the message posted to a source's
+    ``_dead_letter_queue`` when a notification exhausted its retries: the
+    original message, whose delivery failed, how often, and the last
+    attempt (already redacted: no response headers, no secrets)."""
+    _, kind, name = source
+    return {
+        "event": EXHAUSTED,
+        "source": {"kind": kind, "name": name},
+        "subscription_id": subscription_id,
+        "attempts": attempts,
+        "dead_lettered_at": isoformat(died_at),
+        "last_attempt": last_attempt,
+        "message": {
+            "id": message["id"],
+            "body": message["body"],
+            "ttl": message["ttl"],
+            "created": isoformat(message["created"]),
+        },
+    }

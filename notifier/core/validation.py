@@ -133,13 +133,50 @@ def queue_metadata(metadata: Any, conf: Any) -> dict[str, Any]:
             60,
             conf.transport.max_message_ttl,
         )
+    if DEFAULT_MESSAGE_DELAY in metadata:
+        integer(metadata[DEFAULT_MESSAGE_DELAY], DEFAULT_MESSAGE_DELAY, 0, max_delay(conf))
+    dead_letter_metadata(metadata, conf)
     return checked
 
 
-MESSAGE_FIELDS = {"body", "ttl", "filter_policies", "attributes"}
+#: Queue metadata of Zaqar's delayed queues and dead-letter queues.
+DEFAULT_MESSAGE_DELAY = "_default_message_delay"
+MAX_CLAIM_COUNT = "_max_claim_count"
+DEAD_LETTER_QUEUE = "_dead_letter_queue"
+DEAD_LETTER_QUEUE_TTL = "_dead_letter_queue_messages_ttl"
 
 
-def messages(document: Any, conf: Any, default_ttl: int) -> list[dict[str, Any]]:
+def max_delay(conf: Any) -> int:
+    return int(conf.transport.max_message_delay)
+
+
+def dead_letter_metadata(metadata: dict[str, Any], conf: Any) -> None:
+    """Check the dead-letter keys: a claim count from 1, a queue name, a TTL
+    for moved messages as any message's."""
+    if MAX_CLAIM_COUNT in metadata:
+        integer(metadata[MAX_CLAIM_COUNT], MAX_CLAIM_COUNT, 1, 1_000_000)
+    if DEAD_LETTER_QUEUE in metadata:
+        target = metadata[DEAD_LETTER_QUEUE]
+        if not isinstance(target, str) or not NAME_RE.match(target):
+            raise ValidationError(
+                f"{DEAD_LETTER_QUEUE} must be a queue name (1-64 letters, digits, _ or -).",
+                field=DEAD_LETTER_QUEUE,
+            )
+    if DEAD_LETTER_QUEUE_TTL in metadata:
+        integer(
+            metadata[DEAD_LETTER_QUEUE_TTL],
+            DEAD_LETTER_QUEUE_TTL,
+            60,
+            conf.transport.max_message_ttl,
+        )
+
+
+MESSAGE_FIELDS = {"body", "ttl", "delay", "filter_policies", "attributes"}
+
+
+def messages(
+    document: Any, conf: Any, default_ttl: int, default_delay: int = 0
+) -> list[dict[str, Any]]:
     """Return the list of message dicts of a POST .../messages body."""
     if isinstance(document, dict):
         if "messages" not in document:
@@ -153,10 +190,12 @@ def messages(document: Any, conf: Any, default_ttl: int) -> list[dict[str, Any]]
         raise ValidationError(
             f"No more than {limit} messages may be posted at once.", field="messages"
         )
-    return [message(m, i, conf, default_ttl) for i, m in enumerate(document)]
+    return [message(m, i, conf, default_ttl, default_delay) for i, m in enumerate(document)]
 
 
-def message(value: Any, index: int, conf: Any, default_ttl: int) -> dict[str, Any]:
+def message(
+    value: Any, index: int, conf: Any, default_ttl: int, default_delay: int = 0
+) -> dict[str, Any]:
     field = f"messages[{index}]"
     obj(value, field)
     unknown = set(value) - MESSAGE_FIELDS
@@ -168,6 +207,12 @@ def message(value: Any, index: int, conf: Any, default_ttl: int) -> dict[str, An
         raise ValidationError(f"{field}.body is missing.", field=f"{field}.body")
     ttl = integer(value.get("ttl", default_ttl), f"{field}.ttl", 60, conf.transport.max_message_ttl)
     result = {"body": value["body"], "ttl": ttl}
+    if "delay" in value:
+        delay = integer(value["delay"], f"{field}.delay", 0, max_delay(conf))
+    else:  # the queue's default, within today's limit if that was lowered
+        delay = max(0, min(int(default_delay), max_delay(conf)))
+    if delay:
+        result["delay"] = delay
     if "filter_policies" in value:
         from notifier.core import filtering
 

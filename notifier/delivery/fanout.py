@@ -5,6 +5,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from notifier.core import delays
 from notifier.core.matching import match_within
 from notifier.core.model import Attempt, Delivery, Outcome
 from notifier.delivery.batch import Batch
@@ -67,6 +68,7 @@ class FanOut:
         metrics.FANOUT_SIZE.observe(len(pairs))
         if source.kind == "topics":
             self._count_topic_deliveries(messages, pairs, cursor is None, next_cursor is None)
+        pairs = self._hold_delayed(pairs)
         if not pairs:
             return 0
         if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
@@ -75,6 +77,19 @@ class FanOut:
             deliveries = [Delivery(m["id"], s["id"]) for m, s in pairs]
             send_deliveries(self.dispatcher, deliveries, self.per_task)
         return len(pairs)
+
+    def _hold_delayed(self, pairs: list[tuple[Record, Record]]) -> list[tuple[Record, Record]]:
+        """Put the deliveries of delayed messages on the retry schedule, due
+        when the delay ends (a scheduler enqueues them then: nothing sleeps);
+        return the pairs due now. A message whose TTL ends before its delay
+        gets none (the delayed-queues spec)."""
+        if not any(m.get("delay") for m, _ in pairs):
+            return pairs
+        split = delays.split_due(pairs, self.clock())
+        self.storage.schedule_retries(
+            (due, Delivery(m["id"], s["id"]).to_dict()) for due, (m, s) in split.later
+        )
+        return split.now
 
     def _record_skipped(self, skipped: Sequence[tuple[Record, Record, str]]) -> None:
         """Log the (message, subscription) pairs whose filter was not

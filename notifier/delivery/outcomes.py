@@ -15,6 +15,7 @@ from typing import Any
 from notifier.core.model import Attempt, DeadLetter, Delivery, Outcome
 from notifier.core.retry import RetryPolicy, resolve_policy
 from notifier.delivery.admission import Admission
+from notifier.delivery.dead_letter_queue import DeadLetterQueues
 from notifier.delivery.jobs import (
     Deferred,
     Dispatcher,
@@ -83,6 +84,7 @@ class Outcomes:
         self.clock = clock
         self.retry_defaults = retry_defaults
         self.per_task: int = conf.notification.deliveries_per_task
+        self.dead_letter_queues = DeadLetterQueues(conf, storage, dispatcher, clock)
 
     def settle(
         self, results: Sequence[Result], deferred: Iterable[Deferred], to_disable: Mapping[str, str]
@@ -255,6 +257,10 @@ class Outcomes:
                     "project": refused["project"],
                 },
             )
+        try:
+            self.dead_letter_queues.post(letters)
+        except Exception:  # the dead letters are stored; the notices are extra
+            LOG.exception("posting dead-letter notices failed", extra={"count": len(letters)})
 
 
 def _redacted(attempt: Attempt) -> Attempt:

@@ -14,7 +14,7 @@ from typing import Any
 from notifier import errors, sinks
 from notifier.core import validation
 from notifier.services.sources import delete_subscriptions
-from notifier.store.claims import Claim
+from notifier.store.claims import Claim, DeadLetterRule
 from notifier.store.queue_messages import ListedMessage, QueueStats
 from notifier.store.records import Record
 from notifier.store.storage import Source, Storage
@@ -90,6 +90,18 @@ def purge_types(document: Any) -> list[str]:
     return types
 
 
+def dead_letter_rule(source: Source, metadata: Record) -> DeadLetterRule | None:
+    """The queue's claim-count dead-lettering, when its metadata names both
+    ``_max_claim_count`` and ``_dead_letter_queue`` (as Zaqar: either alone
+    does nothing)."""
+    most = metadata.get(validation.MAX_CLAIM_COUNT)
+    target = metadata.get(validation.DEAD_LETTER_QUEUE)
+    if not most or not target:
+        return None
+    ttl = int(metadata.get(validation.DEAD_LETTER_QUEUE_TTL) or 0)
+    return DeadLetterRule(int(most), Source(source.project, "queues", target), ttl)
+
+
 class MessageService:
     """The consumer side of queues."""
 
@@ -111,9 +123,15 @@ class MessageService:
         limit: int,
         include_claimed: bool,
         hide_client: str | None,
+        include_delayed: bool = False,
     ) -> list[ListedMessage]:
         return self.storage.queue_messages.list_page(
-            source, marker_rank(marker), limit, include_claimed, hide_client
+            source,
+            marker_rank(marker),
+            limit,
+            include_claimed,
+            hide_client,
+            include_delayed=include_delayed,
         )
 
     def get_many(self, source: Source, raw_ids: str | None) -> list[ListedMessage]:
@@ -144,7 +162,8 @@ class MessageService:
         limit = validation.limit_param(raw_limit, self.most)
         ttl, grace = claim_terms(document, self.conf)
         assert ttl is not None and grace is not None
-        return self.storage.claims.create(source, ttl, grace, limit)
+        rule = dead_letter_rule(source, self.storage.source_metadata_or_empty(source))
+        return self.storage.claims.create(source, ttl, grace, limit, dead_letter=rule)
 
     def get_claim(self, source: Source, raw_claim_id: str) -> tuple[Claim, list[Record]]:
         claims = self.storage.claims

@@ -11,6 +11,7 @@ its ttl; its messages are freed by the next script that reads the queue.
 """
 
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
 from redis import Redis
@@ -20,6 +21,16 @@ from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
 from notifier.store.queue_messages import QueueMessages, index_keys, pairs
 from notifier.store.records import Record, Source, dumps, loads, new_id
+
+
+class DeadLetterRule(NamedTuple):
+    """Zaqar's claim-count dead-lettering of a queue: a message claimed
+    ``max_claim_count`` times moves to ``queue`` (with ``ttl``, 0 to keep
+    its expiry) when a claim would take it once more."""
+
+    max_claim_count: int
+    queue: Source
+    ttl: int = 0
 
 
 class Claim(NamedTuple):
@@ -68,33 +79,75 @@ class Claims:
         self._claim = lua.register(client, "claim_messages", "usage", "queue_index")
         self._renew = lua.register(client, "renew_claim", "usage", "queue_index")
         self._release = lua.register(client, "release_claim", "queue_index")
+        self._move = lua.register(client, "move_message", "usage", "queue_index")
 
     def create(
-        self, source: Source, ttl: int, grace: int, limit: int, now: float | None = None
+        self,
+        source: Source,
+        ttl: int,
+        grace: int,
+        limit: int,
+        now: float | None = None,
+        dead_letter: DeadLetterRule | None = None,
     ) -> tuple[str, list[Record]]:
         """Claim up to ``limit`` of the oldest free messages; return the
-        claim id and the messages (none: no claim was stored)."""
+        claim id and the messages (none: no claim was stored). With a
+        ``dead_letter`` rule, a message already claimed its most times is
+        moved to the rule's queue instead of being claimed."""
         now = time.time() if now is None else now
         claim_id = new_id()
         record = dumps(claim_record(source, claim_id, ttl, grace, now, now))
+        most = dead_letter.max_claim_count if dead_letter else 0
         claimed: list[Record] = []
         for _ in range(3):  # lost candidates: another consumer claimed them
             candidates = self.messages.free_candidates(source, 2 * limit)
             if not candidates:
                 break
-            result = self._claim(
+            taken, over = self._claim(
                 keys=[
                     *index_keys(source),
                     *keys.project_usage(source.project),
                     keys.claim(claim_id),
                     *(keys.message(i) for i in candidates),
                 ],
-                args=[repr(now), claim_id, ttl, grace, limit, record, *candidates],
+                args=[repr(now), claim_id, ttl, grace, limit, record, most, *candidates],
             )
-            claimed = [message for _, message in pairs(result)]
-            if claimed:
+            claimed = [message for _, message in pairs(taken)]
+            if over and dead_letter:
+                self._move_all(source, over, dead_letter, now)
+            if claimed or not over:
                 break
         return claim_id, claimed
+
+    def _move_all(
+        self, source: Source, message_ids: Sequence[str], rule: DeadLetterRule, now: float
+    ) -> None:
+        """Move messages to the rule's dead-letter queue, keeping their
+        claim counts; a message another consumer took meanwhile stays."""
+        target = rule.queue
+        raw_messages = cast(list[str | None], self.redis.mget(keys.message(i) for i in message_ids))
+        counts = cast(
+            list[str | None], self.redis.hmget(keys.message_claim_counts(source), message_ids)
+        )
+        for message_id, raw, count in zip(message_ids, raw_messages, counts):
+            if raw is None:
+                continue
+            record = loads(raw)
+            record["source"] = target.to_list()
+            record["claim_count"] = int(count or 0)
+            if rule.ttl:
+                record["ttl"], record["expires"] = rule.ttl, now + rule.ttl
+            self._move(
+                keys=[
+                    *index_keys(source),
+                    *keys.project_usage(source.project),
+                    keys.sources(target.project, target.kind),
+                    keys.source_metadata(target),
+                    *index_keys(target),
+                    keys.message(message_id),
+                ],
+                args=[repr(now), message_id, dumps(record), rule.ttl, target.name],
+            )
 
     def get(self, source: Source, claim_id: str) -> Claim:
         """Return a live claim of ``source``, or raise NotFoundError."""

@@ -17,11 +17,16 @@ every key prefixed ``notifier:``)::
   A queue's consumer side (``queue_messages.py``, ``claims.py``; queues only)
     ranks:P:queues:S       ZSET   every live message id -> its rank (the queue's
                                   counter when it was posted): listing order
-    free:P:queues:S        ZSET   the ids no claim holds -> rank: what listing
-                                  (without claimed ones), claims and pop take
+    free:P:queues:S        ZSET   the ids no claim holds and no delay hides ->
+                                  rank: what listing (without claimed ones),
+                                  claims and pop take
     claimed:P:queues:S     ZSET   claimed ids -> when their claim expires
     claimer:P:queues:S     HASH   claimed id -> claim id
     msgseq:P:queues:S      STRING the queue's message counter (the last rank)
+    delayed:P:queues:S     ZSET   ids posted with a delay -> when it ends (they
+                                  join free: then)
+    claimcount:P:queues:S  HASH   id -> how many times it was claimed (for
+                                  ``_max_claim_count``)
     claim:CID              STRING claim (JSON: source, ttl, grace, created,
                                   expires, message ids), expires with it
 
@@ -102,7 +107,7 @@ still need is for the keys of one script call to share a slot, with hash tags
 migration of deployed data). The keys each script touches together:
 
     store_posts          per post: sources:P:K, meta:, msgs:, subs: of one source,
-                         quota:bytes:P, quota:expiry:P, the five consumer-side
+                         quota:bytes:P, quota:expiry:P, the seven consumer-side
                          keys of the source (``queue_index``), msg:ID of its
                          messages;
                          tasks:pending and the broker's fan-out queue
@@ -189,12 +194,20 @@ def message_counter(source: Source) -> str:
     return _key("msgseq", source.path)
 
 
+def delayed_messages(source: Source) -> str:
+    return _key("delayed", source.path)
+
+
+def message_claim_counts(source: Source) -> str:
+    return _key("claimcount", source.path)
+
+
 def claim(claim_id: str) -> str:
     return _key("claim", claim_id)
 
 
 def queue_index(source: Source) -> list[str]:
-    """The five consumer-side keys of a queue, in the order the scripts
+    """The seven consumer-side keys of a queue, in the order the scripts
     take them (``scripts/queue_index.lua``)."""
     return [
         message_ranks(source),
@@ -202,6 +215,8 @@ def queue_index(source: Source) -> list[str]:
         claimed_messages(source),
         message_claimers(source),
         message_counter(source),
+        delayed_messages(source),
+        message_claim_counts(source),
     ]
 
 

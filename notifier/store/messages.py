@@ -192,7 +192,8 @@ class Messages:
             for message_id, message in zip(ids, messages):
                 record = dict(message, id=message_id, created=now, source=source.to_list())
                 script_keys.append(keys.message(message_id))
-                args += [message_id, int(message["ttl"]), dumps(record)]
+                delay = int(message.get("delay", 0))
+                args += [message_id, int(message["ttl"]), delay, dumps(record)]
         outcomes: list[bool | errors.QuotaExceededError] = []
         results = self._store_posts(keys=script_keys, args=args)
         for (source, _, _, _), (flag, used) in zip(posts, results):

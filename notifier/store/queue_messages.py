@@ -33,6 +33,7 @@ class ListedMessage(NamedTuple):
 class QueueStats(NamedTuple):
     free: int
     claimed: int
+    delayed: int
     total: int
     oldest: Record | None
     newest: Record | None
@@ -40,7 +41,7 @@ class QueueStats(NamedTuple):
 
 def index_keys(source: Source) -> list[str]:
     """The keys the consumer-side scripts take first: the expiry index and
-    the queue's five index keys."""
+    the queue's seven index keys."""
     return [keys.source_messages(source), *keys.queue_index(source)]
 
 
@@ -71,12 +72,15 @@ class QueueMessages:
         include_claimed: bool = False,
         hide_client: str | None = None,
         now: float | None = None,
+        include_delayed: bool = False,
     ) -> list[ListedMessage]:
         """Return up to ``limit`` messages ranked after ``after``, oldest
-        first; without the claimed ones unless ``include_claimed``, and
-        without those posted by client ``hide_client``."""
+        first; without the claimed ones unless ``include_claimed``, the
+        delayed ones unless ``include_delayed``, and those posted by client
+        ``hide_client``."""
         self.tidy(source, now)
-        index = keys.message_ranks(source) if include_claimed else keys.free_messages(source)
+        every = include_claimed or include_delayed
+        index = keys.message_ranks(source) if every else keys.free_messages(source)
         page: list[ListedMessage] = []
         start = after
         while len(page) < limit:
@@ -92,11 +96,14 @@ class QueueMessages:
             pipe = self.redis.pipeline(transaction=False)
             pipe.mget([keys.message(i) for i in ids])
             pipe.hmget(keys.message_claimers(source), ids)
-            raw_messages, claimers = pipe.execute()
-            for (_, rank), raw, claimer in zip(entries, raw_messages, claimers):
+            pipe.zmscore(keys.delayed_messages(source), ids)
+            raw_messages, claimers, delays = pipe.execute()
+            for (_, rank), raw, claimer, delay in zip(entries, raw_messages, claimers, delays):
                 start = int(rank)
                 if raw is None:
                     continue  # deleted meanwhile; collected when it expires
+                if (claimer and not include_claimed) or (delay and not include_delayed):
+                    continue
                 record = loads(raw)
                 if hide_client and record.get("client_id") == hide_client:
                     continue
@@ -148,7 +155,9 @@ class QueueMessages:
         return pairs(result)
 
     def free_candidates(self, source: Source, count: int) -> list[str]:
-        """Return up to ``count`` ids of the oldest free messages."""
+        """Return up to ``count`` ids of the oldest free messages (after
+        freeing those whose claim expired or delay ended)."""
+        self.tidy(source)
         return cast(list[str], self.redis.zrange(keys.free_messages(source), 0, count - 1))
 
     def pop(self, source: Source, count: int, now: float | None = None) -> list[Record]:
@@ -165,20 +174,22 @@ class QueueMessages:
         return popped
 
     def stats(self, source: Source, now: float | None = None) -> QueueStats:
-        """Count the queue's free, claimed and total messages."""
+        """Count the queue's free, claimed, delayed and total messages."""
         now = time.time() if now is None else now
         self.tidy(source, now)
         pipe = self.redis.pipeline(transaction=False)
         pipe.zcard(keys.free_messages(source))
         pipe.zcard(keys.claimed_messages(source))
+        pipe.zcard(keys.delayed_messages(source))
         pipe.zcard(keys.message_ranks(source))
         pipe.zrange(keys.message_ranks(source), 0, 0)
         pipe.zrange(keys.message_ranks(source), -1, -1)
-        free, claimed, total, first, last = pipe.execute()
+        free, claimed, delayed, total, first, last = pipe.execute()
         ends = self.get_many(source, [*first, *last])
         return QueueStats(
             free,
             claimed,
+            delayed,
             total,
             ends[0].record if ends else None,
             ends[-1].record if ends else None,
@@ -194,9 +205,15 @@ class QueueMessages:
             deleted += len(self.remove(source, ids, "any", "", now))
             # ids whose message is gone already are forgotten here
             pipe = self.redis.pipeline(transaction=False)
-            for key in keys.queue_index(source)[:3]:
+            for key in (
+                keys.message_ranks(source),
+                keys.free_messages(source),
+                keys.claimed_messages(source),
+                keys.delayed_messages(source),
+            ):
                 pipe.zrem(key, *ids)
             pipe.hdel(keys.message_claimers(source), *ids)
+            pipe.hdel(keys.message_claim_counts(source), *ids)
             pipe.execute()
 
 

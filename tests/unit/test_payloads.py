@@ -107,3 +107,25 @@ def test_a_placeholder_inside_the_message_is_not_expanded_again():
 def test_a_rendered_template_is_utf8_encoded():
     body = render_webhook_body(PAYLOAD, '{"note": "ñ", "m": "$zaqar_message$"}')
     assert json.loads(body.decode("utf-8"))["note"] == "ñ"
+
+
+def test_an_exhausted_notice_names_the_message_subscription_and_last_attempt():
+    from notifier.core.payloads import EXHAUSTED, exhausted_notice
+
+    message = {"id": "m1", "body": {"k": [1]}, "ttl": 300, "created": 0.5, "source": ["p"]}
+    last = {"outcome": "dead_lettered", "status": 500, "attempt": 3}
+    notice = exhausted_notice(message, ["p", "queues", "orders"], "s1", 4, last, 60.0)
+    assert notice == {
+        "event": EXHAUSTED,
+        "source": {"kind": "queues", "name": "orders"},
+        "subscription_id": "s1",
+        "attempts": 4,
+        "dead_lettered_at": "1970-01-01T00:01:00.000Z",
+        "last_attempt": last,
+        "message": {
+            "id": "m1",
+            "body": {"k": [1]},
+            "ttl": 300,
+            "created": "1970-01-01T00:00:00.500Z",
+        },
+    }

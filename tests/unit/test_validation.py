@@ -243,8 +243,29 @@ def test_a_bad_message_post_is_rejected_naming_the_field(conf, document, field):
     rejects(lambda: validation.messages(document, conf, 3600), field)
 
 
-def test_a_message_delay_is_an_unknown_field_until_delays_are_supported(conf):
-    rejects(lambda: validation.message({"body": 1, "delay": "soon"}, 0, conf, 3600), "messages[0]")
+@pytest.mark.parametrize("delay", ["soon", -1, 901, 1.5, True, None])
+def test_a_message_delay_outside_0_to_max_message_delay_is_refused(conf, delay):
+    rejects(
+        lambda: validation.message({"body": 1, "delay": delay}, 0, conf, 3600),
+        "messages[0].delay",
+    )
+
+
+@pytest.mark.parametrize("delay, kept", [(0, None), (1, 1), (900, 900)])
+def test_a_message_delay_is_kept_when_not_zero(conf, delay, kept):
+    checked = validation.message({"body": 1, "delay": delay}, 0, conf, 3600)
+    assert checked.get("delay") == kept
+
+
+@pytest.mark.parametrize("default, kept", [(0, None), (30, 30), (5000, 900)])
+def test_the_queue_default_delay_applies_within_todays_limit(conf, default, kept):
+    checked = validation.message({"body": 1}, 0, conf, 3600, default_delay=default)
+    assert checked.get("delay") == kept
+
+
+def test_a_messages_own_delay_wins_over_the_queue_default(conf):
+    checked = validation.message({"body": 1, "delay": 0}, 0, conf, 3600, default_delay=60)
+    assert "delay" not in checked
 
 
 # --- queue metadata ----------------------------------------------------------------------
@@ -264,6 +285,14 @@ def test_a_message_delay_is_an_unknown_field_until_delays_are_supported(conf):
             }
         },
         {"_default_message_ttl": 60},
+        {"_default_message_delay": 0},
+        {"_default_message_delay": 900},
+        {
+            "_max_claim_count": 3,
+            "_dead_letter_queue": "dead-letters_1",
+            "_dead_letter_queue_messages_ttl": 60,
+        },
+        {"_max_claim_count": 1},  # alone it does nothing, as in Zaqar
     ],
 )
 def test_good_queue_metadata_is_returned_unchanged(conf, metadata):
@@ -286,6 +315,17 @@ def test_good_queue_metadata_is_returned_unchanged(conf, metadata):
         ({"_default_message_ttl": 59}, "_default_message_ttl"),
         ({"_default_message_ttl": 1209601}, "_default_message_ttl"),
         ({"_default_message_ttl": "600"}, "_default_message_ttl"),
+        ({"_default_message_delay": -1}, "_default_message_delay"),
+        ({"_default_message_delay": 901}, "_default_message_delay"),
+        ({"_default_message_delay": "60"}, "_default_message_delay"),
+        ({"_max_claim_count": 0}, "_max_claim_count"),
+        ({"_max_claim_count": "3"}, "_max_claim_count"),
+        ({"_dead_letter_queue": ""}, "_dead_letter_queue"),
+        ({"_dead_letter_queue": "a/b"}, "_dead_letter_queue"),
+        ({"_dead_letter_queue": "x" * 65}, "_dead_letter_queue"),
+        ({"_dead_letter_queue": ["q"]}, "_dead_letter_queue"),
+        ({"_dead_letter_queue_messages_ttl": 59}, "_dead_letter_queue_messages_ttl"),
+        ({"_dead_letter_queue_messages_ttl": 1209601}, "_dead_letter_queue_messages_ttl"),
     ],
 )
 def test_bad_queue_metadata_is_rejected_naming_the_field(conf, metadata, field):

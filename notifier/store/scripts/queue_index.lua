@@ -1,15 +1,23 @@
 -- Library: a queue's consumer-side index (notifier/store/keys.py
 -- queue_index), prepended to the scripts that change it. No KEYS or ARGV of
--- its own: each function takes the queue's five keys from its caller's KEYS
--- as a table q = {ranks, free, claimed, claimer, msgseq}.
+-- its own: each function takes the queue's seven keys from its caller's KEYS
+-- as a table q = {ranks, free, claimed, claimer, msgseq, delayed, claimcount}.
+local QINDEX_SIZE = 7
 local function qindex_keys(first)
-  return {KEYS[first], KEYS[first + 1], KEYS[first + 2], KEYS[first + 3], KEYS[first + 4]}
+  local q = {}
+  for i = 0, QINDEX_SIZE - 1 do q[i + 1] = KEYS[first + i] end
+  return q
 end
--- Rank a new message after every other of its queue; it is free.
-local function qindex_add(q, id)
+-- Rank a new message after every other of its queue; it is free, or hidden
+-- in delayed: until `due` when it was posted with a delay.
+local function qindex_add(q, id, due, now)
   local rank = redis.call('INCR', q[5])
   redis.call('ZADD', q[1], rank, id)
-  redis.call('ZADD', q[2], rank, id)
+  if due > now then
+    redis.call('ZADD', q[6], due, id)
+  else
+    redis.call('ZADD', q[2], rank, id)
+  end
 end
 -- Forget messages (ids, a table) that are gone: expired or deleted.
 local function qindex_forget(q, ids)
@@ -19,6 +27,8 @@ local function qindex_forget(q, ids)
     redis.call('ZREM', q[2], unpack(chunk))
     redis.call('ZREM', q[3], unpack(chunk))
     redis.call('HDEL', q[4], unpack(chunk))
+    redis.call('ZREM', q[6], unpack(chunk))
+    redis.call('HDEL', q[7], unpack(chunk))
   end
 end
 -- Drop the messages whose time in the expiry index (msgs:) has passed.
@@ -30,17 +40,28 @@ local function qindex_collect(q, index, now)
     redis.call('ZREM', index, unpack(gone))
   end
 end
--- Free again the messages whose claim has expired.
+-- Free the ids (a table) that are still ranked: back into free:.
+local function qindex_free(q, ids)
+  for _, id in ipairs(ids) do
+    local rank = redis.call('ZSCORE', q[1], id)
+    if rank then redis.call('ZADD', q[2], rank, id) end
+  end
+end
+-- Free again the messages whose claim has expired, and those whose delay
+-- has ended.
 local function qindex_release_expired(q, now)
   while true do
     local ids = redis.call('ZRANGEBYSCORE', q[3], '-inf', now, 'LIMIT', 0, 500)
-    if #ids == 0 then return end
-    for _, id in ipairs(ids) do
-      local rank = redis.call('ZSCORE', q[1], id)
-      if rank then redis.call('ZADD', q[2], rank, id) end
-    end
+    if #ids == 0 then break end
+    qindex_free(q, ids)
     redis.call('ZREM', q[3], unpack(ids))
     redis.call('HDEL', q[4], unpack(ids))
+  end
+  while true do
+    local ids = redis.call('ZRANGEBYSCORE', q[6], '-inf', now, 'LIMIT', 0, 500)
+    if #ids == 0 then break end
+    qindex_free(q, ids)
+    redis.call('ZREM', q[6], unpack(ids))
   end
 end
 -- Make a claimed message outlive its claim plus grace (as Zaqar does),

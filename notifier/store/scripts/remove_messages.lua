@@ -1,8 +1,8 @@
 -- Delete messages of a queue before their TTL, taking their bytes back.
--- KEYS[1] msgs:P:queues:S, KEYS[2..6] the queue's consumer-side keys,
---   KEYS[7] quota:bytes:P, KEYS[8] quota:expiry:P, then msg:ID of each message
+-- KEYS[1] msgs:P:queues:S, KEYS[2..8] the queue's consumer-side keys,
+--   KEYS[9] quota:bytes:P, KEYS[10] quota:expiry:P, then msg:ID of each message
 -- ARGV[1] now, ARGV[2] mode, ARGV[3] claim id ('' for none), then the ids
---   (as KEYS from 9). Modes:
+--   (as KEYS from 11). Modes:
 --   any    delete them, claimed or not (DELETE ?ids=)
 --   claim  delete the one message by Zaqar's claim rules; nothing is deleted
 --          and the reason returned when it is claimed and no or another
@@ -11,13 +11,13 @@
 -- Returns {id, message JSON} pairs of the messages deleted; in mode claim a
 -- refusal is {'refused', reason}.
 local q, now = qindex_keys(2), tonumber(ARGV[1])
-local index, bytes, buckets = KEYS[1], KEYS[7], KEYS[8]
+local index, bytes, buckets = KEYS[1], KEYS[9], KEYS[10]
 local mode, cid = ARGV[2], ARGV[3]
 qindex_collect(q, index, now)
 qindex_release_expired(q, now)
 local result, gone = {}, {}
 for i = 4, #ARGV do
-  local id, key = ARGV[i], KEYS[i + 5]
+  local id, key = ARGV[i], KEYS[i + 7]
   local take = true
   if mode == 'pop' then
     take = redis.call('ZSCORE', q[2], id) ~= false

@@ -1,13 +1,14 @@
 -- Store posts of messages and enqueue their fan-out, counting their bytes.
 -- KEYS[1] tasks:pending (the task outbox), then per post, in order:
 --   sources:P:K, meta:P:K:S, msgs:P:K:S, subs:P:K:S, quota:bytes:P,
---   quota:expiry:P, the five consumer-side keys of the source (ranks,
---   free, claimed, claimer, msgseq; written for queues only), the broker's fan-out queue (only when the post carries a
+--   quota:expiry:P, the seven consumer-side keys of the source (ranks,
+--   free, claimed, claimer, msgseq, delayed, claimcount; written for queues only), the broker's fan-out queue (only when the post carries a
 --   broker message), then msg:ID of each of its messages
 -- ARGV[1] now, ARGV[2] number of posts, ARGV[3] most stored bytes per project
 --   (0: no limit), then per post: source name, message count, 1 to skip the
 --   fan-out without subscriptions, outbox entry ('' for none), broker
---   message ('' for none), then per message: id, ttl, record JSON
+--   message ('' for none), then per message: id, ttl, delay (seconds the
+--   message stays hidden from listing, claims and pop), record JSON
 -- Returns per post {1/0: fan-out enqueued, or -1: refused, its project would
 -- store more than its quota; bytes the project stores}. Keeps the message
 -- index to live messages (bounded under load).
@@ -21,11 +22,11 @@ for post = 1, tonumber(ARGV[2]) do
   local sources, meta, index, subs = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local bytes, buckets = KEYS[k + 4], KEYS[k + 5]
   local q = qindex_keys(k + 6)  -- a queue's messages are ranked, to list and claim
-  k = k + 11
+  k = k + 13
   local queue = nil
   if payload ~= '' then queue, k = KEYS[k], k + 1 end
   local size = 0
-  for m = 0, count - 1 do size = size + #ARGV[a + 3 * m + 2] end
+  for m = 0, count - 1 do size = size + #ARGV[a + 4 * m + 3] end
   local used = usage_used(bytes, buckets, now)
   if limit > 0 and used + size > limit then
     results[post] = {-1, used}
@@ -34,10 +35,11 @@ for post = 1, tonumber(ARGV[2]) do
     redis.call('SET', meta, '{}', 'NX')
     local charges = {}  -- bucket -> bytes: messages of a post mostly share one
     for m = 0, count - 1 do
-      local id, ttl, record = ARGV[a + 3 * m], tonumber(ARGV[a + 3 * m + 1]), ARGV[a + 3 * m + 2]
+      local id, ttl = ARGV[a + 4 * m], tonumber(ARGV[a + 4 * m + 1])
+      local delay, record = tonumber(ARGV[a + 4 * m + 2]), ARGV[a + 4 * m + 3]
       redis.call('SET', KEYS[k + m], record, 'EX', ttl)
       redis.call('ZADD', index, now + ttl, id)
-      if lazy then qindex_add(q, id) end
+      if lazy then qindex_add(q, id, now + delay, now) end
       local bucket = usage_bucket(now + ttl)
       charges[bucket] = (charges[bucket] or 0) + #record
     end
@@ -50,6 +52,6 @@ for post = 1, tonumber(ARGV[2]) do
     results[post] = {fanout and 1 or 0, used + size}
   end
   k = k + count
-  a = a + 3 * count
+  a = a + 4 * count
 end
 return results
