@@ -156,7 +156,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--consumers", type=int, default=4)
-    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--api-workers", type=int, default=4)
     parser.add_argument("--max-backlog", type=int, default=2000)
     parser.add_argument("--delete", choices=["claim_id", "ids"], default="claim_id")
     run(parser.parse_args(argv))

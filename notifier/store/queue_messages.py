@@ -139,7 +139,7 @@ class QueueMessages:
         modes); return the (id, record) pairs deleted. In mode ``claim``
         raise ForbiddenError when Zaqar's claim rules refuse."""
         now = time.time() if now is None else now
-        ids = [m.record["id"] for m in self.get_many(source, message_ids)]
+        ids = list(dict.fromkeys(message_ids))  # the script skips other queues' ids
         if not ids:
             return []
         result = self._remove(

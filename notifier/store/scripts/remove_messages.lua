@@ -8,6 +8,7 @@
 --          and the reason returned when it is claimed and no or another
 --          claim id is given, or a claim id is given and it is not claimed
 --   pop    delete those still free (not claimed), as a claim would take them
+-- Ids not ranked in this queue are left alone (another queue's messages).
 -- Returns {id, message JSON} pairs of the messages deleted; in mode claim a
 -- refusal is {'refused', reason}.
 local q, now = qindex_keys(2), tonumber(ARGV[1])
@@ -18,8 +19,11 @@ qindex_release_expired(q, now)
 local result, gone = {}, {}
 for i = 4, #ARGV do
   local id, key = ARGV[i], KEYS[i + 7]
-  local take = true
-  if mode == 'pop' then
+  -- Only this queue's messages: ids are global, and another queue's (or
+  -- another project's) must stay untouched, as if unknown.
+  local take = redis.call('ZSCORE', q[1], id) ~= false
+  if not take then
+  elseif mode == 'pop' then
     take = redis.call('ZSCORE', q[2], id) ~= false
   elseif mode == 'claim' then
     local holder = redis.call('HGET', q[4], id)
