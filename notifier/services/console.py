@@ -255,9 +255,14 @@ class ConsoleService:
             return None  # a topic's messages are for delivery only
         return int(self.storage.queue_messages.stats(source).total)
 
-    def source_page(self, project: str, source: Source) -> Record:
+    def existing(self, source: Source) -> Source:
+        """Return ``source`` if it exists (in the session's project), else raise NotFoundError."""
         if not self.storage.source_exists(source):
             raise errors.NotFoundError(f"No {source.kind[:-1]} {source.name!r} in this project.")
+        return source
+
+    def source_page(self, project: str, source: Source) -> Record:
+        self.existing(source)
         records, more = self.source_subscriptions(source)
         return {"subscriptions": [summary(r) for r in records], "more": more}
 
@@ -395,6 +400,7 @@ class ConsoleService:
     ) -> Record:
         """Return, for every subscription of ``source``, whether fan-out gives
         it the message and why not; with a stored message, its attempts."""
+        self.existing(source)
         if message_id:
             message = self.storage.get_message(source, message_id)  # its own source only
             body, attributes = message.get("body"), message.get("attributes") or {}

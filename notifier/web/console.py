@@ -329,7 +329,7 @@ def delay_chart(delays: list[float], width: int = 600, height: int = 160) -> dic
     return {"width": width, "height": height, "bars": bars, "tallest": tallest}
 
 
-def rate_chart(buckets: list[dict[str, int]], width: int = 360, height: int = 80) -> dict[str, Any]:
+def rate_chart(buckets: list[dict[str, int]], width: int = 240, height: int = 40) -> dict[str, Any]:
     """Return the bars of a five-minute delivered / failed chart."""
     tallest = max((b["delivered"] + b["failed"] for b in buckets), default=0) or 1
     step = width / max(len(buckets), 1)
@@ -427,7 +427,7 @@ class Explain(Page):
         source = None
         if chosen:
             kind, _, name = chosen.partition("/")
-            source = self.console.source(project, kind, name)
+            source = self.console.existing(self.console.source(project, kind, name))
         result, problem, status = None, None, falcon.HTTP_200
         if run and source is not None:
             try:
