@@ -382,8 +382,6 @@ def test_keystone_sessions_come_from_the_middleware(console_conf, storage, proje
     """The console trusts identity headers only from Keystone's middleware
     (a stand-in here): without it a forged header opens nothing."""
     console_conf.set_override("enabled", False, group="console")
-    services_app = create_app(console_conf, storage=storage, dispatcher=MemoryDispatcher())
-    del services_app
 
     def fake_keystone(inner):
         def middleware(environ, start_response):
@@ -426,3 +424,34 @@ def test_keystone_sessions_come_from_the_middleware(console_conf, storage, proje
     assert opened.status_code == 200 and project in opened.text
     refused = client.simulate_get("/console", headers={"Cookie": "notifier_console_token=bad"})
     assert refused.status_code == 401 and "refused" in refused.text
+
+
+def test_with_keystone_the_console_goes_through_the_real_middleware(console_conf, storage, project):
+    """keystonemiddleware (no Keystone runs here) strips forged identity
+    headers and, deciding nothing itself, lets the page ask for a token; a
+    console link still opens the console."""
+    from keystonemiddleware import auth_token
+
+    for group, opts in auth_token.list_opts():
+        console_conf.register_opts(opts, group=group)
+    console_conf.set_override(
+        "www_authenticate_uri", "http://127.0.0.1:9/identity", group="keystone_authtoken"
+    )
+    console_conf.set_override("auth_strategy", "keystone")
+    console_conf.set_override("enabled", False, group="console")
+    app = create_app(
+        console_conf, storage=storage, dispatcher=MemoryDispatcher(), pages=create_pages
+    )
+    client = testing.TestClient(lambda environ, start: app(environ, start))
+    setup_queue(app.api.app, project, "orders")  # behind the middleware, as it would pass it
+
+    asked = client.simulate_get("/console")
+    forged = client.simulate_get(
+        "/console", headers={"X-Identity-Status": "Confirmed", "X-Project-ID": project}
+    )
+    linked = client.simulate_get("/console", query_string=link_query(project))
+
+    assert asked.status_code == 401 and 'action="/console/login"' in asked.text
+    assert forged.status_code == 401 and "orders" not in forged.text
+    assert linked.status_code == 200 and "orders" in linked.text
+    assert client.simulate_get("/v2/queues", headers={"X-Project-ID": project}).status_code == 401
