@@ -25,6 +25,7 @@ from notifier.delivery.service import DeliveryService
 from notifier.services.access import Record, hidden_replies, visible_record, without_replies
 from notifier.services.subscriptions import SubscriptionService
 from notifier.sinks import RequestContext
+from notifier.store.records import is_control_id
 from notifier.store.storage import Source, Storage
 
 ValidationError = errors.ValidationError
@@ -383,7 +384,7 @@ class ConsoleService:
         for record in self.source_subscriptions(source)[0]:
             for attempt in self.storage.subscription_attempts(record["id"], 20):
                 message_id = attempt.get("message_id")
-                if message_id and not attempt.get("control"):
+                if message_id and not is_control_id(message_id):
                     at = float(attempt.get("at") or 0)
                     seen[message_id] = max(at, seen.get(message_id, 0.0))
         ordered = sorted(seen, key=lambda m: seen[m], reverse=True)
