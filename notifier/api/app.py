@@ -60,7 +60,17 @@ def create_app(conf, storage, dispatcher, task_queues=(), pages=None):
     services = add_routes(app, conf, storage, dispatcher, task_queues)
     auth_app = _with_keystone(app, conf) if conf.auth_strategy == "keystone" else app
     api = SignedHeadersAuth(app, auth_app, conf.signed_url.secret_key)
-    return PathDispatch(api, pages(conf, storage, services)) if pages else api
+    if not pages:
+        return api
+    if conf.auth_strategy == "keystone":
+        # The console takes a Keystone token: its pages pass the middleware,
+        # which decides nothing itself (the page asks for a token).
+        web = pages(
+            conf, storage, services, keystone=lambda inner: _with_keystone(inner, conf, True)
+        )
+    else:
+        web = pages(conf, storage, services)
+    return PathDispatch(api, web)
 
 
 class PathDispatch:
@@ -166,8 +176,11 @@ def add_subscription_routes(app, conf, services, scope):
     app.add_route(item + "/portal", portal.PortalLink(conf, managed, services.portal, kind, scope))
 
 
-def _with_keystone(app, conf):
+def _with_keystone(app, conf, delay_auth_decision=False):
     """Wrap the app in keystonemiddleware's auth_token filter."""
     from keystonemiddleware import auth_token  # optional dependency
 
-    return auth_token.AuthProtocol(app, {"oslo_config_config": conf})
+    local = {"oslo_config_config": conf}
+    if delay_auth_decision:  # the app answers requests without a valid token
+        local["delay_auth_decision"] = "true"
+    return auth_token.AuthProtocol(app, local)

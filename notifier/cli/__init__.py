@@ -7,6 +7,9 @@ notifier scheduler  moves due retries onto the task queue
 notifier healthcheck {api,worker,scheduler}
                     exit 0 if that role on this host is alive (for
                     container health checks; cheap: no broadcast)
+notifier console-link --project P [--expires 1h]
+                    print a pre-signed link to project P's operator
+                    console (needs [signed_url] secret_key)
 
 This package is the composition root: it alone wires ``workers`` (the Celery
 dispatcher) into the API and the scheduler. One module per role; each is
@@ -49,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = roles.add_parser("healthcheck", help="exit 0 if a role is alive")
     check.add_argument("target", choices=["api", "worker", "scheduler"])
     check.add_argument("--config-file", action="append", default=[])
+    link = roles.add_parser("console-link", help="print a pre-signed operator console link")
+    link.add_argument("--project", required=True, help="the project the console shows")
+    link.add_argument(
+        "--expires",
+        default="1h",
+        help="a duration (30m, 1h, 7d), seconds, or a UTC date and time (default: 1h)",
+    )
+    link.add_argument("--config-file", action="append", default=[])
     return parser
 
 
@@ -83,6 +94,10 @@ def check_startup(conf: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     conf = load(args)
+    if args.role == "console-link":
+        from notifier.cli.console_link import run_console_link
+
+        sys.exit(run_console_link(conf, args.project, args.expires))
     from notifier.observability.logs import setup_logging
 
     setup_logging(json_logs=conf.metrics.json_logs)

@@ -2,12 +2,17 @@
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 from typing import Any
 
 from notifier.cli import supervisor
 from notifier.cli.redis_server import RedisServer
+from notifier.core import links
+
+#: The project of the console link the ready line prints.
+DEV_PROJECT = "demo"
 
 # `notifier dev` is for local use: its webhooks may reach this machine.
 DEV_NETWORKS = ["127.0.0.0/8", "::1/128"]
@@ -33,7 +38,12 @@ def run_dev(args: argparse.Namespace, conf: Any) -> int:
                 f"scheduler_heartbeat_file = {beats['scheduler']}\n"
                 f"[webhook]\nallowed_networks = "
                 f"{','.join(conf.webhook.allowed_networks + DEV_NETWORKS)}\n"
+                "[console]\nenabled = true\n"
             )
+            # Console links need a signing key: a fresh one unless configured.
+            key = conf.signed_url.secret_key or secrets.token_urlsafe(32)
+            if not conf.signed_url.secret_key:
+                out.write(f"[signed_url]\nsecret_key = {key}\n")
         files: list[str] = []
         for path in args.config_file + [overrides]:
             files += ["--config-file", path]
@@ -55,9 +65,19 @@ def run_dev(args: argparse.Namespace, conf: Any) -> int:
                 supervisor.file_exists(beats["scheduler"]),
             ),
         ]
-        ready = f"notifier is running: API at {api_url} (Redis {server.url}). Ctrl-C stops it."
+        ready = (
+            f"notifier is running: API at {api_url} (Redis {server.url}). Ctrl-C stops it.\n"
+            f"Operator console (project {DEV_PROJECT}, 1 day): "
+            f"{dev_console_url(key, api_url.removesuffix('/v2'))}"
+        )
         status: int = supervisor.Supervisor(roles).run(ready, conf.dev_ready_timeout_seconds)
         return status
+
+
+def dev_console_url(key: str, origin: str) -> str:
+    """Return a day-long console link of the ``dev`` project."""
+    link = links.sign_link(key, links.CONSOLE_PATH, links.CONSOLE, DEV_PROJECT, "1d")
+    return f"{origin}{links.CONSOLE_PATH}?{link.query()}"
 
 
 def local_host(bind_host: str) -> str:

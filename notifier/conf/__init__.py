@@ -16,6 +16,7 @@ in several groups); ``MODULES`` lists them in registration order:
     metrics       [metrics]: Prometheus and logging
     confirmation  [notification], [signed_url], [confirmation_mac]
     limits        [notification], [quota], [api]: retention, quotas, deadlines
+    console       [console]: the operator console
 
 Option names follow OpenStack Zaqar's where the meaning is the same
 (``[notification] smtp_mode``, ``[signed_url] secret_key``,
@@ -67,6 +68,7 @@ MODULES = [
     "metrics",
     "confirmation",
     "limits",
+    "console",
 ]
 
 

@@ -1,10 +1,11 @@
 """Decide which subscriptions receive a message: pure, no I/O."""
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from notifier.core import filtering
-from notifier.core.filtering import Matcher, PreparedMessage
+from notifier.core.filtering import Matcher, Miss, PreparedMessage
 
 #: Whether one subscription wants a message: (message tags, prepared message).
 Wants = Callable[[list[str] | None, PreparedMessage], bool]
@@ -121,3 +122,66 @@ def match_within(
     chosen.sort()
     pairs = [(prepared[m][0], subscriptions[s]) for s, m in chosen]
     return pairs, skipped
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """Whether fan-out gives one subscription a message, and why (not).
+
+    ``matches``: fan-out matches it (a paused subscription still matches: its
+    delivery is held); ``failed``: what did not match ("filter_policies" for
+    the tags, a filter-policy key path, "$or", "MessageBody"), or None;
+    ``reason``: one sentence for a person.
+    """
+
+    matches: bool
+    reason: str
+    failed: str | None = None
+    miss: Miss | None = None
+
+
+def explain(
+    subscription: Subscription, message_tags: list[str] | None, prepared: PreparedMessage
+) -> Verdict:
+    """Return the :class:`Verdict` of one subscription for one message.
+
+    It follows fan-out's own plan (:func:`_plan`: the same compiled,
+    cached matcher), so it cannot disagree with :func:`match_within`
+    (without a budget)."""
+    plan = _plan(subscription)
+    if plan is None:
+        return Verdict(False, "unconfirmed: it receives nothing until it is confirmed")
+    tags, matcher = plan
+    if not filtering.tags_match(tags, message_tags):
+        shown = ", ".join(message_tags or ()) or "none"
+        return Verdict(
+            False,
+            f"tags: the message's tags ({shown}) share none of the subscription's "
+            f"({', '.join(tags or ())})",
+            "filter_policies",
+        )
+    miss = matcher.explain(prepared) if matcher is not None else None
+    if miss is not None:
+        return Verdict(False, describe_miss(miss), miss.label, miss)
+    if subscription.get("disabled"):
+        return Verdict(True, "matches, but the subscription is paused: the delivery is held")
+    return Verdict(True, "matches")
+
+
+def describe_miss(miss: Miss) -> str:
+    """Return a filter-policy miss as one sentence."""
+    if miss.label == filtering.BODY:
+        return "filter policy (MessageBody scope): the message body is not a JSON object"
+    if miss.branches:
+        each = "; ".join(describe_miss(branch) for branch in miss.branches)
+        return f"filter policy {miss.label}: no branch matched ({each})"
+    if miss.values is None:
+        return f"filter policy key {miss.label!r}: the message has no such key"
+    shown = ", ".join(_shown(value) for value in miss.values)
+    return f"filter policy key {miss.label!r}: the message's value(s) {shown} do not match"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)

@@ -12,7 +12,8 @@ The package, one module per concept:
                compare and the errors they raise
     compiler   validate and compile a policy in one walk into a check function
     messages   a message flattened once (PreparedMessage) for many policies
-    policy     the entry points and the compiled Matcher, with its cost
+    policy     the entry points and the compiled Matcher, with its cost and
+               ``explain`` (the first failing key, for the console's Explain)
 
 A policy is validated and compiled in one walk into a :class:`Matcher` (hash
 sets for exact values, one predicate per operator family); a message is
@@ -29,6 +30,7 @@ from notifier.core.filtering.compiler import (
     MAX_KEYS,
     MAX_POLICY_BYTES,
     SCOPES,
+    Miss,
     canonical_json,
 )
 from notifier.core.filtering.messages import MAX_VALUES_PER_KEY, PreparedMessage, prepare_message
@@ -52,6 +54,7 @@ __all__ = [
     "MAX_VALUES_PER_KEY",
     "SCOPES",
     "Matcher",
+    "Miss",
     "PreparedMessage",
     "canonical_json",
     "compile_policy",

@@ -6,6 +6,7 @@ predicate per operator family, the cheapest checks first. AWS's limits (keys,
 combinations, size) and error messages are kept.
 """
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -31,6 +32,43 @@ MAX_KEYS, MAX_COMBINATIONS, MAX_POLICY_BYTES = 5, 150, 256 * 1024
 Check = Callable[[View], bool]
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One check of a compiled policy level: a key's check, or an ``$or``.
+
+    A level's check is the conjunction of its parts' checks, in the order of
+    ``parts`` (cheapest first); :func:`first_miss` walks the same parts, so
+    what it reports is what made the compiled check false.
+    """
+
+    label: str  # the key path, dot-separated, or "$or"
+    key: Any  # the view key the check reads (None for an "$or")
+    check: Check
+    branches: tuple[tuple["Part", ...], ...] = ()  # of an "$or"
+
+
+@dataclasses.dataclass(frozen=True)
+class Miss:
+    """Why a message failed a policy: the first failing key (or ``$or``,
+    with each branch's own miss) and the values the message has there."""
+
+    label: str
+    values: tuple[Any, ...] | None = None  # None: the key is not in the message
+    branches: tuple["Miss", ...] = ()
+
+
+def first_miss(parts: tuple[Part, ...], view: View) -> Miss | None:
+    """Return the first part of a level ``view`` fails, or None if it passes all."""
+    for part in parts:
+        if part.check(view):
+            continue
+        if part.branches:
+            misses = tuple(first_miss(branch, view) for branch in part.branches)
+            return Miss(part.label, None, tuple(m for m in misses if m is not None))
+        return Miss(part.label, view.get(part.key))
+    return None
+
+
 def canonical_json(policy: Any) -> str:
     """Return the canonical JSON text of ``policy`` (sorted keys, no spaces)."""
     return json.dumps(policy, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -39,21 +77,27 @@ def canonical_json(policy: Any) -> str:
 def compile_check(policy: Any, scope: str, field: str) -> Check | None:
     """Return the check function of ``policy`` (None: no filter) or raise
     ValidationError naming ``field``."""
+    return compile_parts(policy, scope, field)[0]
+
+
+def compile_parts(policy: Any, scope: str, field: str) -> tuple[Check | None, tuple[Part, ...]]:
+    """Return the check function of ``policy`` (None: no filter) and the
+    parts it is the conjunction of, or raise ValidationError naming ``field``."""
     if scope not in SCOPES:
         raise ValidationError(
             f"Invalid filter policy scope {scope!r}; use one of {', '.join(SCOPES)}",
             field="options.filter_policy_scope",
         )
     if policy is None:
-        return None
+        return None, ()
     if not isinstance(policy, dict):
         raise ValidationError("Filter policy must be a JSON object", field=field)
     try:
-        checks = _compile_level(policy, (), scope, [])
+        parts = _ordered(_compile_level(policy, (), scope, []))
         _check_limits(policy)
     except PolicyError as err:
         raise ValidationError(err.describe(), field=field) from None
-    return _all_of(checks) if checks else None
+    return (_all_of(parts) if parts else None), parts
 
 
 def _check_limits(policy: dict[str, Any]) -> None:
@@ -88,9 +132,9 @@ def _max_keys(policy: dict[str, Any]) -> int:
 
 
 def _compile_level(
-    policy: dict[str, Any], path: tuple[str, ...], scope: str, checks: list[tuple[int, Check]]
-) -> list[tuple[int, Check]]:
-    """Append a (cost, check) pair per key of one policy level to ``checks``."""
+    policy: dict[str, Any], path: tuple[str, ...], scope: str, checks: list[tuple[int, Part]]
+) -> list[tuple[int, Part]]:
+    """Append a (cost, part) pair per key of one policy level to ``checks``."""
     for key, value in policy.items():
         key_path = path + (key,)
         if key == "$or":
@@ -105,13 +149,15 @@ def _compile_level(
                 raise PolicyError("Empty objects are not allowed", key_path)
             _compile_level(value, key_path, scope, checks)
         elif isinstance(value, list):
-            checks.append(_compile_key(key_path if scope == BODY else key, value, key_path))
+            view_key = key_path if scope == BODY else key
+            cost, check = _compile_key(view_key, value, key_path)
+            checks.append((cost, Part(".".join(key_path), view_key, check)))
         else:
             raise PolicyError(f'"{key}" must be an object or an array', key_path)
     return checks
 
 
-def _compile_or(branches: Any, path: tuple[str, ...], scope: str) -> Check:
+def _compile_or(branches: Any, path: tuple[str, ...], scope: str) -> Part:
     if (
         not isinstance(branches, list)
         or len(branches) < 2
@@ -120,8 +166,10 @@ def _compile_or(branches: Any, path: tuple[str, ...], scope: str) -> Check:
         raise PolicyError(
             '"$or" must be an array of at least two non-empty objects', path + ("$or",)
         )
-    compiled_branches = tuple(_all_of(_compile_level(b, path, scope, [])) for b in branches)
-    return functools.partial(_any_of, compiled_branches)
+    parts = tuple(_ordered(_compile_level(b, path, scope, [])) for b in branches)
+    compiled_branches = tuple(_all_of(branch) for branch in parts)
+    label = ".".join(path + ("$or",))
+    return Part(label, None, functools.partial(_any_of, compiled_branches), parts)
 
 
 def _any_of(branches: tuple[Check, ...], view: View) -> bool:
@@ -131,8 +179,13 @@ def _any_of(branches: tuple[Check, ...], view: View) -> bool:
     return False
 
 
-def _all_of(checks: list[tuple[int, Check]]) -> Check:
-    ordered = tuple(check for _, check in sorted(checks, key=lambda pair: pair[0]))
+def _ordered(checks: list[tuple[int, Part]]) -> tuple[Part, ...]:
+    """Return a level's parts cheapest first (a stable sort: ties keep policy order)."""
+    return tuple(part for _, part in sorted(checks, key=lambda pair: pair[0]))
+
+
+def _all_of(parts: tuple[Part, ...]) -> Check:
+    ordered = tuple(part.check for part in parts)
     if len(ordered) == 1:
         return ordered[0]
 

@@ -10,7 +10,17 @@ import functools
 import json
 from typing import Any
 
-from notifier.core.filtering.compiler import ATTRIBUTES, BODY, Check, canonical_json, compile_check
+from notifier.core.filtering.compiler import (
+    ATTRIBUTES,
+    BODY,
+    Check,
+    Miss,
+    Part,
+    canonical_json,
+    compile_check,
+    compile_parts,
+    first_miss,
+)
 from notifier.core.filtering.messages import Key, PreparedMessage
 from notifier.errors import ValidationError
 
@@ -24,9 +34,9 @@ def validate_policy(
 
 def compile_policy(policy: Any, scope: str = ATTRIBUTES) -> "Matcher":
     """Validate ``policy`` and compile it into a :class:`Matcher`."""
-    check = compile_check(policy, scope, "options.filter_policy")
+    check, parts = compile_parts(policy, scope, "options.filter_policy")
     terms = tuple(_cost_terms(policy, (), scope, [])) if check else ()
-    return Matcher(scope, check, terms)
+    return Matcher(scope, check, terms, parts)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -60,13 +70,31 @@ def matches(
 class Matcher:
     """A compiled filter policy: evaluate it against many messages cheaply."""
 
-    __slots__ = ("scope", "_check", "_body", "_terms")
+    __slots__ = ("scope", "_check", "_body", "_terms", "_parts")
 
     def __init__(
-        self, scope: str, check: Check | None, terms: tuple[tuple[Key, int], ...] = ()
+        self,
+        scope: str,
+        check: Check | None,
+        terms: tuple[tuple[Key, int], ...] = (),
+        parts: tuple[Part, ...] = (),
     ) -> None:
         self.scope, self._check, self._body = scope, check, scope == BODY
         self._terms = terms  # (key, units per value of the key)
+        self._parts = parts  # what ``_check`` is the conjunction of
+
+    def explain(self, message: PreparedMessage) -> Miss | None:
+        """Return why a prepared message fails this policy (the first failing
+        key, checked by the same compiled checks and in the same order as
+        :meth:`matches_prepared`), or None when it passes."""
+        if self._check is None:
+            return None
+        view = message.body_view if self._body else message.attribute_view
+        if view is None:
+            return Miss(BODY)  # the body is not a JSON object
+        if self._check(view):
+            return None
+        return first_miss(self._parts, view) or Miss("")
 
     def matches(self, message_attributes: dict[str, Any] | None = None, body: Any = None) -> bool:
         """Return True if the message passes this policy."""
