@@ -20,7 +20,7 @@ from tests.support.faults import (
 
 pytestmark = pytest.mark.slow  # real processes, several seconds each
 
-DELAY = 5
+DELAY = 10  # long enough for the fan-out to run first on a loaded machine
 
 
 def check_none_early(tally, posted_at):
@@ -47,14 +47,16 @@ def test_worker_and_scheduler_killed_while_delayed_messages_wait(make_fleet, red
         )
         tally = Tally([receiver], {("/d", m) for m in posted}, subscriptions)
         # The fan-out ran: the 20 deliveries wait in the schedule, due later.
-        assert wait_until(lambda: redis_db.zcard(keys.retries()) == 20, 10, 0.05)
+        assert wait_until(lambda: redis_db.zcard(keys.retries()) == 20, DELAY, 0.05)
 
         worker.kill_group()
         scheduler.kill_group()
+        killed_at = time.time()
+        assert killed_at < posted_at + DELAY, "the kill came after the delay: nothing waited"
         assert receiver.received() == []
         fleet.start("worker")
         fleet.start("scheduler")
-        waited = tally.wait_complete(DELAY + 20)
+        waited = tally.wait_complete(DELAY + 30)
 
         tally.check(max_duplicates=0)
         check_none_early(tally, posted_at)
