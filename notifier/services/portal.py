@@ -13,6 +13,7 @@ from typing import Any
 
 from notifier import errors
 from notifier.core import confirmation, links
+from notifier.core.rates import rates
 from notifier.delivery.service import DeliveryService
 from notifier.services.access import Access, Record, owned_record
 from notifier.services.confirmations import ConfirmationService
@@ -22,6 +23,8 @@ from notifier.store.storage import Source, Storage
 
 PAUSED = "paused by the subscriber in the portal"
 TEST_TTL_SECONDS = 3600
+SHOWN_ATTEMPTS = 50
+RATE_ATTEMPTS = 200  # the last hour's rates count this many recent attempts, as the console's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,13 +105,17 @@ class PortalService:
         record: Record = self.storage.get_subscription(source, subscription_id)
         return record
 
-    def overview(self, source: Source, subscription_id: str) -> dict[str, Any]:
+    def overview(
+        self, source: Source, subscription_id: str, now: float | None = None
+    ) -> dict[str, Any]:
         """Return what the portal page shows."""
         record = self.record(source, subscription_id)
+        attempts = self.storage.subscription_attempts(subscription_id, RATE_ATTEMPTS)
         return {
             "record": record,
             "status": self.delivery.endpoint_status(record),
-            "attempts": self.storage.subscription_attempts(subscription_id, 50),
+            "attempts": attempts[:SHOWN_ATTEMPTS],
+            "rates": rates(attempts, time.time() if now is None else now),
             "dead_letters": self.storage.dead_letters(subscription_id, since=0, limit=200),
         }
 

@@ -108,6 +108,7 @@ class PortalPage:
             subscription=subscription_summary(record),
             endpoint=view["status"],
             attempts=view["attempts"],
+            rates=view["rates"],
             dead_letters=view["dead_letters"],
             expires=link.expires,
             notice=notice,
