@@ -51,6 +51,24 @@ def portal_path(kind: str, name: str, subscription_id: str) -> str:
     return f"/portal/{kind}/{name}/{subscription_id}"
 
 
+def portal_url(
+    key: str,
+    base_url: str,
+    source: tuple[str, str, str],
+    subscription_id: str,
+    expires: object = None,
+    now: datetime.datetime | None = None,
+) -> str:
+    """Return the portal URL of one subscription of ``source`` (project,
+    kind, name), signed for the source's project; ``base_url`` is the API's
+    public URL. The API's portal route and confirmation messages both mint
+    their links here."""
+    project, kind, name = source
+    path = portal_path(kind, name, subscription_id)
+    link = sign_link(key, path, PORTAL, project, expires, now)
+    return f"{base_url}{path}?{link.query()}"
+
+
 def sign_link(
     key: str,
     path: str,

@@ -96,9 +96,8 @@ class PortalService:
                 "Portal links need [signed_url] secret_key.", field="expires"
             )
         owned_record(self.storage, access, source, subscription_id)
-        path = links.portal_path(source.kind, source.name, subscription_id)
-        link = links.sign_link(self.key, path, links.PORTAL, source.project, expires, now)
-        return f"{confirmation.base_url(self.conf)}{path}?{link.query()}"
+        base = confirmation.base_url(self.conf)
+        return links.portal_url(self.key, base, source, subscription_id, expires, now)
 
     def record(self, source: Source, subscription_id: str) -> Record:
         """Return the subscription a verified link names (NotFoundError if gone)."""

@@ -84,3 +84,16 @@ def test_a_csrf_token_belongs_to_one_link():
     assert links.csrf_valid(KEY, one, links.csrf_token(KEY, one))
     assert not links.csrf_valid(KEY, one, links.csrf_token(KEY, other))
     assert not links.csrf_valid(KEY, one, None)
+
+
+def test_a_portal_url_is_the_base_url_the_page_path_and_a_link_that_grants_it():
+    url = links.portal_url(
+        KEY, "https://n.example", ("p1", "topics", "alerts"), "s9", "2h", now=NOW
+    )
+
+    path, _, query = url.removeprefix("https://n.example").partition("?")
+    assert path == links.portal_path("topics", "alerts", "s9")
+    fields = dict(pair.split("=", 1) for pair in query.split("&"))
+    assert fields["project"] == "p1" and fields["expires"] == "2030-01-01T14%3A00%3A00"
+    link = links.sign_link(KEY, path, links.PORTAL, "p1", "2h", now=NOW)
+    assert fields["signature"] == link.signature
