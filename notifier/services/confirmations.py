@@ -130,7 +130,8 @@ class ConfirmationService:
         ttl = conf.signed_url.confirmation_url_ttl_seconds
         source = Source(*record["source"])
         nonce = new_nonce()
-        self.storage.update_subscription(
+        # The portal link is bound to the subscriber stored with this nonce.
+        record = self.storage.update_subscription(
             source, record["id"], lambda stored: dict(stored, **{confirmation.NONCE_FIELD: nonce})
         )
         payload = confirmation.confirmation_payload(
@@ -166,6 +167,7 @@ class ConfirmationService:
             confirmation.base_url(conf),
             tuple(record["source"]),
             record["id"],
+            record["subscriber"],
             int(conf.confirmation.portal_link_ttl_seconds),
             datetime.datetime.fromtimestamp(now, datetime.UTC),
         )

@@ -95,9 +95,20 @@ class PortalService:
             raise errors.ValidationError(
                 "Portal links need [signed_url] secret_key.", field="expires"
             )
-        owned_record(self.storage, access, source, subscription_id)
+        record = owned_record(self.storage, access, source, subscription_id)
         base = confirmation.base_url(self.conf)
-        return links.portal_url(self.key, base, source, subscription_id, expires, now)
+        return links.portal_url(
+            self.key, base, source, subscription_id, record["subscriber"], expires, now
+        )
+
+    def subscriber_of(self, source: Source, subscription_id: str) -> str | None:
+        """Return the subscriber a subscription points at now (None if it
+        is gone), which a portal link must have been minted for."""
+        try:
+            record = self.storage.get_subscription(source, subscription_id)
+        except errors.NotFoundError:
+            return None
+        return str(record["subscriber"])
 
     def record(self, source: Source, subscription_id: str) -> Record:
         """Return the subscription a verified link names (NotFoundError if gone)."""

@@ -198,8 +198,9 @@ def test_a_tampered_or_expired_link_is_refused(portal_fleet, receiver, project, 
     url = portal_url(portal_fleet, project, "guarded", sid)
     base = portal_fleet.url.removesuffix("/v2")
     path = links.portal_path("queues", "guarded", sid)
+    signed = links.portal_signed_path("queues", "guarded", sid, receiver.url + "/guarded")
     past = datetime.datetime(2020, 1, 1)
-    expired = links.sign_link(KEY, path, links.PORTAL, project, "1h", now=past)
+    expired = links.sign_link(KEY, signed, links.PORTAL, project, "1h", now=past)
     other = subscribe(portal_fleet, project, "guarded", receiver.url + "/other")
     refused = {
         "tampered": url[:-1] + ("0" if url[-1] != "0" else "1"),
@@ -249,3 +250,22 @@ def test_only_the_owner_mints_a_portal_link(portal_fleet, receiver, project):
     )
     assert bad.status_code == 400
     assert "expires" in bad.text
+
+
+def test_a_link_opens_nothing_once_the_owner_repoints_the_subscription(
+    portal_fleet, receiver, project
+):
+    created = subscribe(portal_fleet, project, "moved", receiver.url + "/before")
+    sid = created["subscription_id"]
+    url = portal_url(portal_fleet, project, "moved", sid)
+    assert requests.get(url, timeout=5).status_code == 200
+    changed = requests.patch(
+        f"{portal_fleet.url}/queues/moved/subscriptions/{sid}",
+        json={"subscriber": receiver.url + "/after"},
+        headers=headers(project),
+        timeout=5,
+    )
+    assert changed.status_code == 204, changed.text
+    # the old subscriber's link sees nothing of the new one's deliveries
+    assert requests.get(url, timeout=5).status_code == 403
+    assert requests.get(portal_url(portal_fleet, project, "moved", sid), timeout=5).ok
