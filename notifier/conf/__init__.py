@@ -14,7 +14,7 @@ in several groups); ``MODULES`` lists them in registration order:
     email         [notification]: the e-mail sink
     trustee       [trustee]: Keystone trusts of trust+ subscribers
     metrics       [metrics]: Prometheus and logging
-    confirmation  [notification], [signed_url], [confirmation_mac]
+    confirmation  [notification], [signed_url], [confirmation_mac], [confirmation]
     limits        [notification], [quota], [api]: retention, quotas, deadlines
     console       [console]: the operator console
 

@@ -2,7 +2,8 @@
 
 Zaqar's names are kept: ``[notification] require_confirmation``,
 ``external_confirmation_url`` and ``[signed_url] secret_key`` carry over from
-a Zaqar config file. This module registers three groups (``GROUPS``).
+a Zaqar config file. This module registers four groups (``GROUPS``);
+``[confirmation]`` holds notifier's own additions.
 """
 
 from oslo_config import cfg
@@ -84,8 +85,30 @@ MAC_OPTS = [
     ),
 ]
 
+CONFIRMATION_OPTS = [
+    cfg.BoolOpt(
+        "include_portal_link",
+        default=False,
+        help="SubscriptionConfirmation messages carry a pre-signed link "
+        "to the subscription's portal (the webhook payload's PortalURL, "
+        "a line of the e-mail), minted for that subscription as POST "
+        ".../subscriptions/{id}/portal mints it. Needs [signed_url] "
+        "secret_key. Whoever holds the link sees and manages the "
+        "subscription's deliveries until the link expires.",
+    ),
+    cfg.IntOpt(
+        "portal_link_ttl_seconds",
+        default=7 * 86400,
+        min=60,
+        max=90 * 86400,
+        help="How long the portal link of a confirmation message stays "
+        "valid (at most 90 days, the longest portal link).",
+    ),
+]
+
 GROUPS = {
     "notification": NOTIFICATION_OPTS,
     "signed_url": SIGNED_URL_OPTS,
     "confirmation_mac": MAC_OPTS,
+    "confirmation": CONFIRMATION_OPTS,
 }

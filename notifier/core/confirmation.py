@@ -47,6 +47,9 @@ UNSUBSCRIBE_BODY = {"confirmed": False}
 NONCE_FIELD = "confirmation_nonce"
 #: (project, kind, name) of a queue or topic.
 Source = tuple[str, str, str]
+#: The payload field of the subscription's portal link (``[confirmation]
+#: include_portal_link``), named like ``SubscribeURL``.
+PORTAL_URL_FIELD = "PortalURL"
 SIGNED_HEADER_NAMES = ("URL-Signature", "URL-Expires", "URL-Methods", "URL-Paths", "X-Project-ID")
 
 
@@ -192,6 +195,7 @@ def confirmation_payload(
     now: float,
     ttl_seconds: float,
     nonce: str | None = None,
+    portal_url: str | None = None,
 ) -> dict[str, Any]:
     """Return the body of a SubscriptionConfirmation or UnsubscribeConfirmation.
 
@@ -201,7 +205,8 @@ def confirmation_payload(
     The content is the service's own: nothing of it comes from the
     subscription's options.
     The fields are Zaqar's (``WSGISubscribeURL`` too, as Zaqar named it),
-    plus ``SubscribeURL`` and ``confirmation_link``.
+    plus ``SubscribeURL`` and ``confirmation_link``, and ``PortalURL``
+    (the subscription's portal link) when ``portal_url`` is given.
     """
     if message_type not in (SUBSCRIPTION, UNSUBSCRIBE):
         raise ValueError(f"message_type must be {SUBSCRIPTION} or {UNSUBSCRIBE}")
@@ -230,6 +235,8 @@ def confirmation_payload(
     }
     if kind == "topics":
         payload["topic_name"] = name
+    if portal_url:
+        payload[PORTAL_URL_FIELD] = portal_url
     return payload
 
 

@@ -315,13 +315,15 @@ def render_confirmation_email(
     """Render a ``subscription`` or ``unsubscribe`` confirmation e-mail.
 
     ``context``: ``source_kind`` (queue/topic), ``source_name``, ``project``,
-    ``confirmation_link`` (for an unsubscribe: the link to subscribe again).
+    ``confirmation_link`` (for an unsubscribe: the link to subscribe again),
+    optionally ``portal_link`` (the subscription's portal).
     ``zaqar_template``: Zaqar's {topic, body, sender} dict; it replaces the
-    jinja2 templates with a plain-text e-mail when set.
+    jinja2 templates with a plain-text e-mail when set (Zaqar's three
+    placeholders: no portal link).
     """
     if kind not in CONFIRMATION_TEMPLATES:
         raise ValueError(f"kind must be one of {sorted(CONFIRMATION_TEMPLATES)}")
-    context = {"source_kind": "queue", **context}
+    context = {"source_kind": "queue", "portal_link": None, **context}
     if zaqar_template:
         try:
             text = zaqar_template.get("body", "").format(

@@ -51,6 +51,34 @@ def portal_path(kind: str, name: str, subscription_id: str) -> str:
     return f"/portal/{kind}/{name}/{subscription_id}"
 
 
+def portal_signed_path(kind: str, name: str, subscription_id: str, subscriber: str) -> str:
+    """Return what a portal link signs: the page's path bound to the
+    subscriber it was minted for. A link sent to one subscriber opens
+    nothing once the owner points the subscription at another (as a
+    confirmation link does not): the verifier signs with the stored one."""
+    fingerprint = hashlib.sha256(subscriber.encode()).hexdigest()[:32]
+    return f"{portal_path(kind, name, subscription_id)}#{fingerprint}"
+
+
+def portal_url(
+    key: str,
+    base_url: str,
+    source: tuple[str, str, str],
+    subscription_id: str,
+    subscriber: str,
+    expires: object = None,
+    now: datetime.datetime | None = None,
+) -> str:
+    """Return the portal URL of one subscription of ``source`` (project,
+    kind, name), signed for the source's project and for ``subscriber``;
+    ``base_url`` is the API's public URL. The API's portal route and
+    confirmation messages both mint their links here."""
+    project, kind, name = source
+    signed = portal_signed_path(kind, name, subscription_id, subscriber)
+    link = sign_link(key, signed, PORTAL, project, expires, now)
+    return f"{base_url}{portal_path(kind, name, subscription_id)}?{link.query()}"
+
+
 def sign_link(
     key: str,
     path: str,

@@ -7,6 +7,7 @@ subscription's current nonce confirms: each new confirmation, and each
 change of subscriber, makes every earlier link stale.
 """
 
+import datetime
 import logging
 import secrets
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from notifier import errors
-from notifier.core import confirmation, emails, schemes
+from notifier.core import confirmation, emails, links, schemes
 from notifier.services.access import Access, Record, visible_record
 from notifier.sinks import scheme_of, sink_class
 from notifier.store.storage import Source, Storage
@@ -129,7 +130,8 @@ class ConfirmationService:
         ttl = conf.signed_url.confirmation_url_ttl_seconds
         source = Source(*record["source"])
         nonce = new_nonce()
-        self.storage.update_subscription(
+        # The portal link is bound to the subscriber stored with this nonce.
+        record = self.storage.update_subscription(
             source, record["id"], lambda stored: dict(stored, **{confirmation.NONCE_FIELD: nonce})
         )
         payload = confirmation.confirmation_payload(
@@ -142,8 +144,33 @@ class ConfirmationService:
             now=now,
             ttl_seconds=ttl,
             nonce=nonce,
+            portal_url=self.portal_url(record, message_type, now),
         )
         return self.sender.send_control(source, record["id"], payload, ttl, nonce)
+
+    def portal_url(self, record: Record, message_type: str, now: float) -> str | None:
+        """Return the portal link a SubscriptionConfirmation carries
+        (``[confirmation] include_portal_link``), else None.
+
+        Minted for this subscription alone, as the API's portal route mints
+        it; it lives only in the control message (never readable through
+        the message, attempt or dead-letter APIs) and what is sent.
+        """
+        conf = self.conf
+        key = conf.signed_url.secret_key
+        if message_type != confirmation.SUBSCRIPTION or not key:
+            return None
+        if not conf.confirmation.include_portal_link:
+            return None
+        return links.portal_url(
+            key,
+            confirmation.base_url(conf),
+            tuple(record["source"]),
+            record["id"],
+            record["subscriber"],
+            int(conf.confirmation.portal_link_ttl_seconds),
+            datetime.datetime.fromtimestamp(now, datetime.UTC),
+        )
 
     def confirm(
         self,

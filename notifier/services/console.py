@@ -20,6 +20,7 @@ from typing import Any
 from notifier import errors, sinks
 from notifier.conf import retry_defaults
 from notifier.core import confirmation, filtering, links, matching, validation
+from notifier.core.rates import add_rates, rates
 from notifier.core.retry import RetryPolicy, resolve_policy
 from notifier.delivery.service import DeliveryService
 from notifier.services.access import Record, hidden_replies, visible_record, without_replies
@@ -30,9 +31,6 @@ from notifier.store.storage import Source, Storage
 
 ValidationError = errors.ValidationError
 KINDS = ("queues", "topics")
-HOUR = 3600.0
-BUCKETS = 12  # the rate chart: five-minute bars over the last hour
-FAILURES = frozenset({"failed", "dead_lettered", "held", "expired"})
 PAUSED = "paused by an operator in the console"
 RETRY_FIELD = "_retry_policy"
 FILTER_FIELD = "options.filter_policy"
@@ -86,49 +84,6 @@ def summary(record: Record) -> Record:
         "disabled": bool(record.get("disabled")),
         "disabled_reason": record.get("disabled_reason"),
         "signs": "secrets" in record,
-    }
-
-
-def rates(attempts: list[Record], now: float) -> Record:
-    """Return the last hour's deliveries and failures of some attempts, in
-    total and per five-minute bucket (oldest first)."""
-    width = HOUR / BUCKETS
-    buckets = [{"delivered": 0, "failed": 0} for _ in range(BUCKETS)]
-    delivered = failed = 0
-    for attempt in attempts:
-        age = now - float(attempt.get("at") or 0)
-        if not 0 <= age < HOUR:
-            continue
-        outcome = attempt.get("outcome")
-        slot = buckets[BUCKETS - 1 - int(age // width)]
-        if outcome == "delivered":
-            delivered += 1
-            slot["delivered"] += 1
-        elif outcome in FAILURES:
-            failed += 1
-            slot["failed"] += 1
-    tried = delivered + failed
-    return {
-        "delivered": delivered,
-        "failed": failed,
-        "failure_rate": round(100.0 * failed / tried, 1) if tried else 0.0,
-        "buckets": buckets,
-    }
-
-
-def add_rates(total: Record, more: Record) -> Record:
-    """Return two :func:`rates` results added up."""
-    delivered = total["delivered"] + more["delivered"]
-    failed = total["failed"] + more["failed"]
-    tried = delivered + failed
-    return {
-        "delivered": delivered,
-        "failed": failed,
-        "failure_rate": round(100.0 * failed / tried, 1) if tried else 0.0,
-        "buckets": [
-            {k: a[k] + b[k] for k in ("delivered", "failed")}
-            for a, b in zip(total["buckets"], more["buckets"])
-        ],
     }
 
 

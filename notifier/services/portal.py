@@ -13,6 +13,7 @@ from typing import Any
 
 from notifier import errors
 from notifier.core import confirmation, links
+from notifier.core.rates import rates
 from notifier.delivery.service import DeliveryService
 from notifier.services.access import Access, Record, owned_record
 from notifier.services.confirmations import ConfirmationService
@@ -22,6 +23,8 @@ from notifier.store.storage import Source, Storage
 
 PAUSED = "paused by the subscriber in the portal"
 TEST_TTL_SECONDS = 3600
+SHOWN_ATTEMPTS = 50
+RATE_ATTEMPTS = 200  # the last hour's rates count this many recent attempts, as the console's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,23 +95,37 @@ class PortalService:
             raise errors.ValidationError(
                 "Portal links need [signed_url] secret_key.", field="expires"
             )
-        owned_record(self.storage, access, source, subscription_id)
-        path = links.portal_path(source.kind, source.name, subscription_id)
-        link = links.sign_link(self.key, path, links.PORTAL, source.project, expires, now)
-        return f"{confirmation.base_url(self.conf)}{path}?{link.query()}"
+        record = owned_record(self.storage, access, source, subscription_id)
+        base = confirmation.base_url(self.conf)
+        return links.portal_url(
+            self.key, base, source, subscription_id, record["subscriber"], expires, now
+        )
+
+    def subscriber_of(self, source: Source, subscription_id: str) -> str | None:
+        """Return the subscriber a subscription points at now (None if it
+        is gone), which a portal link must have been minted for."""
+        try:
+            record = self.storage.get_subscription(source, subscription_id)
+        except errors.NotFoundError:
+            return None
+        return str(record["subscriber"])
 
     def record(self, source: Source, subscription_id: str) -> Record:
         """Return the subscription a verified link names (NotFoundError if gone)."""
         record: Record = self.storage.get_subscription(source, subscription_id)
         return record
 
-    def overview(self, source: Source, subscription_id: str) -> dict[str, Any]:
+    def overview(
+        self, source: Source, subscription_id: str, now: float | None = None
+    ) -> dict[str, Any]:
         """Return what the portal page shows."""
         record = self.record(source, subscription_id)
+        attempts = self.storage.subscription_attempts(subscription_id, RATE_ATTEMPTS)
         return {
             "record": record,
             "status": self.delivery.endpoint_status(record),
-            "attempts": self.storage.subscription_attempts(subscription_id, 50),
+            "attempts": attempts[:SHOWN_ATTEMPTS],
+            "rates": rates(attempts, time.time() if now is None else now),
             "dead_letters": self.storage.dead_letters(subscription_id, since=0, limit=200),
         }
 

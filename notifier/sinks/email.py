@@ -15,7 +15,7 @@ the accepted ones a copy again); the refusals are in the attempt's response.
 Confirmation e-mails (issue 7): a notification whose payload's
 ``Message_Type`` is ``SubscriptionConfirmation`` or ``UnsubscribeConfirmation``
 is rendered with the confirmation templates; its payload must carry
-``confirmation_link``.
+``confirmation_link`` and may carry ``PortalURL`` (shown as the portal link).
 
 smtplib's debug output stays off: it would print the AUTH exchange.
 """
@@ -34,7 +34,7 @@ from typing import Any
 import jinja2
 
 from notifier import errors
-from notifier.core import emails
+from notifier.core import confirmation, emails
 from notifier.sinks import DeliveryReport, Notification
 
 LOG = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class EmailSink:
             "source_name": name,
             "project": project,
             "confirmation_link": link,
+            "portal_link": notification.payload.get(confirmation.PORTAL_URL_FIELD),
         }
         option = f"{emails.CONFIRMATION_TEMPLATES[kind]}_email_template"
         zaqar = getattr(self.conf, option)

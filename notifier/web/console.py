@@ -146,7 +146,6 @@ class Page:
             project=session.project,
             url=session.url,
             csrf=session.csrf,
-            rate_chart=rate_chart,
             **ctx,
         )
 
@@ -327,30 +326,6 @@ def delay_chart(delays: list[float], width: int = 600, height: int = 160) -> dic
             }
         )
     return {"width": width, "height": height, "bars": bars, "tallest": tallest}
-
-
-def rate_chart(buckets: list[dict[str, int]], width: int = 240, height: int = 40) -> dict[str, Any]:
-    """Return the bars of a five-minute delivered / failed chart."""
-    tallest = max((b["delivered"] + b["failed"] for b in buckets), default=0) or 1
-    step = width / max(len(buckets), 1)
-    bars = []
-    for index, bucket in enumerate(buckets):
-        delivered = (height - 10) * bucket["delivered"] / tallest
-        failed = (height - 10) * bucket["failed"] / tallest
-        x = round(index * step + 1, 1)
-        bar_width = round(step - 2, 1)
-        bars.append(
-            {
-                "x": x,
-                "width": bar_width,
-                "delivered_y": round(height - delivered, 1),
-                "delivered_height": round(delivered, 1),
-                "failed_y": round(height - delivered - failed, 1),
-                "failed_height": round(failed, 1),
-                "title": f"{bucket['delivered']} delivered, {bucket['failed']} failed",
-            }
-        )
-    return {"width": width, "height": height, "bars": bars}
 
 
 class DeadLetters(Page):

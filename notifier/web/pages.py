@@ -9,6 +9,7 @@ import falcon
 import jinja2
 
 from notifier import errors, resources
+from notifier.core.rates import rate_chart
 
 #: Nothing inline, nothing from elsewhere; no framing, no referrer (links hold signatures).
 CSP = (
@@ -38,6 +39,7 @@ def environment():
         loader=jinja2.FunctionLoader(_load), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters["when"] = when
+    env.globals["rate_chart"] = rate_chart
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
     return env
 

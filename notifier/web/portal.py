@@ -47,8 +47,17 @@ class PortalPage:
         self.portal = portal  # notifier.services.portal.PortalService
 
     def _open(self, req, kind, name, subscription_id):
+        """Verify the link against the subscriber stored now: a link minted
+        for an earlier subscriber, or for a subscription that is gone, is
+        refused (403) like an altered one."""
         path = links.portal_path(kind, name, subscription_id)
-        link = verified(req, self.portal.key, path, links.PORTAL)
+        project = req.get_param("project")
+        subscriber = ""
+        if isinstance(project, str) and project:
+            source = source_of(kind, name, project)
+            subscriber = self.portal.subscriber_of(source, subscription_id) or ""
+        signed = links.portal_signed_path(kind, name, subscription_id, subscriber)
+        link = verified(req, self.portal.key, signed, links.PORTAL)
         return link, source_of(kind, name, link.project), path
 
     def on_get(self, req, resp, kind, name, subscription_id):
@@ -108,6 +117,7 @@ class PortalPage:
             subscription=subscription_summary(record),
             endpoint=view["status"],
             attempts=view["attempts"],
+            rates=view["rates"],
             dead_letters=view["dead_letters"],
             expires=link.expires,
             notice=notice,

@@ -3,11 +3,15 @@
 A portal link is minted through the API, opened in Chromium (the fixtures
 and flags of the confirmation page tests), and its buttons drive the real
 fleet: a real receiver sees replays, pauses, resumes and rotated secrets.
+
+Set ``PORTAL_SCREENSHOTS=1`` to (re)write ``docs/portal.png`` from this run.
 """
 
 import datetime
+import os
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,6 +24,7 @@ from tests.e2e.test_consent import ZERO_RETRIES
 from tests.e2e.test_pipeline import headers, post
 
 KEY = "e2e-portal-key"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ONE_RETRY = dict(ZERO_RETRIES, retries_with_no_delay=1)
 # The confirmation page tests' Chromium, chromedriver and flags.
 chromium = confirmation_browser.chromium
@@ -75,6 +80,14 @@ def until_shown(browser, url, text, element_id="attempts", timeout=30):
         time.sleep(0.5)
 
 
+def shot(browser, name="portal"):
+    if os.environ.get("PORTAL_SCREENSHOTS"):
+        height = browser.execute_script("return document.body.scrollHeight")
+        browser.set_window_size(1280, min(max(int(height) + 120, 700), 2400))
+        browser.save_screenshot(str(DOCS / f"{name}.png"))
+        browser.set_window_size(1000, 800)
+
+
 def click(browser, element_id, accept=False):
     """Press a button and return the notice of the page it leads to."""
     from selenium.webdriver.common.by import By
@@ -108,6 +121,18 @@ def test_the_portal_shows_the_attempts_after_a_500_then_a_200(
     assert "<script>" not in response.text  # no inline script
     assert created["secret"] not in response.text  # no secrets in the page
     assert len(table.find_elements("css selector", "tr.attempt")) == 2
+    # The last hour's chart: one failure (the 500), one delivery (the 200).
+    assert browser.find_element("id", "rates-delivered").text == "1"
+    assert browser.find_element("id", "rates-failed").text == "1"
+    assert browser.find_element("id", "rates-failure-rate").text == "50.0"
+    titles = [
+        t.get_attribute("textContent")
+        for t in browser.find_elements("css selector", "svg.rates title")
+    ]
+    assert len(titles) == 12
+    assert sum(int(t.split()[0]) for t in titles) == 1  # delivered, across the bars
+    assert sum(int(t.split()[2]) for t in titles) == 1  # failed
+    shot(browser)
 
 
 def test_a_dead_letter_replayed_from_the_portal_arrives(portal_fleet, receiver, project, browser):
@@ -173,8 +198,9 @@ def test_a_tampered_or_expired_link_is_refused(portal_fleet, receiver, project, 
     url = portal_url(portal_fleet, project, "guarded", sid)
     base = portal_fleet.url.removesuffix("/v2")
     path = links.portal_path("queues", "guarded", sid)
+    signed = links.portal_signed_path("queues", "guarded", sid, receiver.url + "/guarded")
     past = datetime.datetime(2020, 1, 1)
-    expired = links.sign_link(KEY, path, links.PORTAL, project, "1h", now=past)
+    expired = links.sign_link(KEY, signed, links.PORTAL, project, "1h", now=past)
     other = subscribe(portal_fleet, project, "guarded", receiver.url + "/other")
     refused = {
         "tampered": url[:-1] + ("0" if url[-1] != "0" else "1"),
@@ -224,3 +250,22 @@ def test_only_the_owner_mints_a_portal_link(portal_fleet, receiver, project):
     )
     assert bad.status_code == 400
     assert "expires" in bad.text
+
+
+def test_a_link_opens_nothing_once_the_owner_repoints_the_subscription(
+    portal_fleet, receiver, project
+):
+    created = subscribe(portal_fleet, project, "moved", receiver.url + "/before")
+    sid = created["subscription_id"]
+    url = portal_url(portal_fleet, project, "moved", sid)
+    assert requests.get(url, timeout=5).status_code == 200
+    changed = requests.patch(
+        f"{portal_fleet.url}/queues/moved/subscriptions/{sid}",
+        json={"subscriber": receiver.url + "/after"},
+        headers=headers(project),
+        timeout=5,
+    )
+    assert changed.status_code == 204, changed.text
+    # the old subscriber's link sees nothing of the new one's deliveries
+    assert requests.get(url, timeout=5).status_code == 403
+    assert requests.get(portal_url(portal_fleet, project, "moved", sid), timeout=5).ok

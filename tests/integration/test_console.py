@@ -56,7 +56,14 @@ def api(app, project):
     return testing.TestClient(app, headers={"X-Project-ID": project, "Client-ID": CLIENT})
 
 
+# One signing moment for the module: a link signed "1h from now" on each
+# request would change when a second passes, and with it the CSRF token a
+# page handed to the form posted next.
+LINK_NOW = datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+
+
 def link_query(project, expires="1h", now=None):
+    now = LINK_NOW if now is None else now
     link = links.sign_link(KEY, links.CONSOLE_PATH, links.CONSOLE, project, expires, now)
     return link.query()
 

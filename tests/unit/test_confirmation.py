@@ -372,3 +372,12 @@ def test_the_api_origin_is_the_public_urls(public_url, origin):
         api=SimpleNamespace(public_url=public_url, bind_host="127.0.0.1", bind_port=8888)
     )
     assert confirmation.api_origin(conf) == origin
+
+
+def test_a_portal_url_is_carried_as_portal_url_only_when_given():
+    assert confirmation.PORTAL_URL_FIELD not in payload()
+
+    body = payload(portal_url="https://notifier.example/portal/queues/q/s?x=1")
+
+    assert body[confirmation.PORTAL_URL_FIELD] == "https://notifier.example/portal/queues/q/s?x=1"
+    assert confirmation.PORTAL_URL_FIELD == "PortalURL"  # named like SubscribeURL

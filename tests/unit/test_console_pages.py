@@ -1,4 +1,4 @@
-"""The console's pure parts: rates, the retry preview, links on every URL,
+"""The console's pure parts: the retry preview, links on every URL,
 where a validation error is shown."""
 
 import pytest
@@ -8,44 +8,6 @@ from notifier.core import links
 from notifier.errors import ValidationError
 from notifier.services import console
 from notifier.web.console import Session, delay_chart, field_errors, parse_letter, token_csrf
-
-NOW = 10_000.0
-
-
-def attempt(age, outcome):
-    return {"at": NOW - age, "outcome": outcome}
-
-
-def test_rates_count_the_last_hour_in_five_minute_buckets():
-    result = console.rates(
-        [
-            attempt(10, "delivered"),
-            attempt(20, "failed"),
-            attempt(400, "dead_lettered"),
-            attempt(3599, "delivered"),
-            attempt(3600, "delivered"),  # an hour ago: out
-            attempt(-5, "delivered"),  # the future (clock skew): out
-            attempt(30, "disabled"),  # an event, not an attempt
-        ],
-        NOW,
-    )
-
-    assert (result["delivered"], result["failed"], result["failure_rate"]) == (2, 2, 50.0)
-    assert result["buckets"][-1] == {"delivered": 1, "failed": 1}
-    assert result["buckets"][-2] == {"delivered": 0, "failed": 1}
-    assert result["buckets"][0] == {"delivered": 1, "failed": 0}
-
-
-def test_rates_add_up():
-    one = console.rates([attempt(10, "delivered")], NOW)
-    two = console.rates([attempt(10, "failed"), attempt(10, "failed")], NOW)
-
-    total = console.add_rates(one, two)
-
-    assert (total["delivered"], total["failed"]) == (1, 2)
-    assert total["failure_rate"] == 66.7
-    assert total["buckets"][-1] == {"delivered": 1, "failed": 2}
-    assert console.rates([], NOW)["failure_rate"] == 0.0
 
 
 @pytest.fixture

@@ -251,6 +251,18 @@ def test_confirmation_emails_carry_the_source_project_and_an_escaped_link(kind, 
     assert 'href="https://n.example/confirm?a=1&amp;b=&lt;2&gt;"' in result.html
 
 
+def test_a_subscription_confirmation_email_carries_the_portal_link_only_when_given():
+    context = {"source_name": "q", "project": "p", "confirmation_link": "https://n.example/c"}
+    portal = "https://n.example/portal/queues/q/s1?project=p&expires=x&signature=y"
+
+    plain = emails.render_confirmation_email("subscription", context)
+    with_link = emails.render_confirmation_email("subscription", dict(context, portal_link=portal))
+
+    assert "portal" not in plain.text and "portal" not in (plain.html or "")
+    assert portal in with_link.text
+    assert f'href="{portal.replace("&", "&amp;")}"' in (with_link.html or "")
+
+
 def test_a_zaqar_template_dict_makes_a_plain_text_confirmation():
     result = emails.render_confirmation_email(
         "subscription",

@@ -84,3 +84,31 @@ def test_a_csrf_token_belongs_to_one_link():
     assert links.csrf_valid(KEY, one, links.csrf_token(KEY, one))
     assert not links.csrf_valid(KEY, one, links.csrf_token(KEY, other))
     assert not links.csrf_valid(KEY, one, None)
+
+
+SUBSCRIBER = "https://hooks.example/a"
+
+
+def test_a_portal_url_is_the_base_url_the_page_path_and_a_link_for_its_subscriber():
+    url = links.portal_url(
+        KEY, "https://n.example", ("p1", "topics", "alerts"), "s9", SUBSCRIBER, "2h", now=NOW
+    )
+
+    path, _, query = url.removeprefix("https://n.example").partition("?")
+    assert path == links.portal_path("topics", "alerts", "s9")
+    fields = dict(pair.split("=", 1) for pair in query.split("&"))
+    assert fields["project"] == "p1" and fields["expires"] == "2030-01-01T14%3A00%3A00"
+    signed = links.portal_signed_path("topics", "alerts", "s9", SUBSCRIBER)
+    link = links.sign_link(KEY, signed, links.PORTAL, "p1", "2h", now=NOW)
+    assert fields["signature"] == link.signature
+
+
+def test_a_portal_link_opens_nothing_once_the_subscriber_changed():
+    signed = links.portal_signed_path("queues", "orders", "s1", SUBSCRIBER)
+    link = links.sign_link(KEY, signed, links.PORTAL, "p1", "1h", now=NOW)
+    assert verify(link, path=signed) == link
+    for other in ("https://hooks.example/b", "mailto:x@example.com", ""):
+        with pytest.raises(AuthError):
+            verify(link, path=links.portal_signed_path("queues", "orders", "s1", other))
+    with pytest.raises(AuthError):  # nor the unbound page path
+        verify(link)
