@@ -74,7 +74,7 @@ def summary(record: Record) -> Record:
     options = record.get("options") or {}
     return {
         "id": record["id"],
-        "subscriber": sinks.public_subscriber(record["subscriber"]),
+        "subscriber": sinks.shown_subscriber(record["subscriber"]),
         "project": record.get("project"),
         "filter_policy": options.get("filter_policy"),
         "filter_policy_scope": options.get("filter_policy_scope", filtering.ATTRIBUTES),
