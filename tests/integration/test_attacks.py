@@ -119,7 +119,6 @@ def test_explain_refuses_hostile_pasted_json_with_a_400(app, anonymous, project,
         assert "Traceback" not in result.text
 
 
-@pytest.mark.xfail(strict=True, reason="a hole: fixed in the next commits")
 def test_explain_spends_at_most_the_fanout_filter_budget(console_conf, app, anonymous, project):
     """A pasted message against many costly policies is charged fan-out's
     filter budget: what would overrun it is not evaluated (and says so)."""
