@@ -485,3 +485,53 @@ def test_a_topic_owner_never_reads_a_subscribers_url_password(app, anonymous, pr
         f"/v2/topics/news/subscriptions/{sid}", headers={"X-Topic-Owner": owner}
     )
     assert "hunter2pass" in mine.text
+
+
+def test_a_confirmation_is_read_by_no_consumer_route(app, anonymous, project, storage):
+    """A confirmation (its signed ConfirmURL and PortalURL are the
+    subscriber's) is no message of its queue: listing, claims, pop, reads by
+    id and Explain never hand it to the owner, even by its id."""
+    setup_queue(app, project, "orders")
+    source = Source(project, "queues", "orders")
+    control_id = storage.post_control_message(
+        source,
+        {"ConfirmURL": "https://x/confirm-secret", "PortalURL": "https://x/portal-secret"},
+        600,
+    )
+    client = api(app, project)
+    reads = [
+        client.simulate_get(f"/v2/queues/orders/messages/{control_id}"),
+        client.simulate_get("/v2/queues/orders/messages", query_string=f"ids={control_id}"),
+        client.simulate_get(
+            "/v2/queues/orders/messages",
+            query_string="echo=true&include_claimed=true&include_delayed=true",
+        ),
+        client.simulate_post("/v2/queues/orders/claims", json={"ttl": 60, "grace": 60}),
+        client.simulate_delete("/v2/queues/orders/messages", query_string="pop=5"),
+        page(anonymous, "/console/explain", project, source="queues/orders", message_id=control_id),
+        client.simulate_get(f"/v2/queues/orders/messages/{control_id}/attempts"),
+    ]
+    for result in reads:
+        assert "secret" not in result.text, result.text
+    assert storage.get_control_messages([control_id])  # still there, for its subscriber
+
+
+def test_forged_identity_reaches_no_console_route_under_keystone(console_conf, storage, project):
+    """Every path the console's routes answer goes through Keystone's
+    middleware (which drops forged identity headers), trailing slashes and
+    doubled ones included."""
+    setup_queue(
+        create_app(console_conf, storage=storage, dispatcher=MemoryDispatcher()), project, "orders"
+    )
+    client = testing.TestClient(keystone_pages(console_conf, storage, project))
+    forged = {"X-Identity-Status": "Confirmed", "X-Project-ID": project, "X-Auth-Token": "bad"}
+    for path in (
+        "/console",
+        "/console/",
+        "/console//",
+        "/console/queues/orders",
+        "/console/explain/",
+    ):
+        result = client.simulate_get(path, headers=forged)
+        assert result.status_code in (401, 404), (path, result.status_code)
+        assert "orders" not in result.text or result.status_code == 404
