@@ -36,7 +36,9 @@ def subscription_view(record, now, owned=True):
     view = {
         "id": record["id"],
         "source": source[2],
-        "subscriber": sinks.public_subscriber(record["subscriber"]),
+        "subscriber": (sinks.public_subscriber if owned else sinks.shown_subscriber)(
+            record["subscriber"]
+        ),
         "ttl": record["ttl"],
         "age": common.age(now, record["created"]),
         "options": record["options"] if owned else hidden_options(record["options"]),

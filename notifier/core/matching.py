@@ -168,6 +168,38 @@ def explain(
     return Verdict(True, "matches")
 
 
+def explain_within(
+    subscriptions: Sequence[Subscription],
+    message_tags: list[str] | None,
+    prepared: PreparedMessage,
+    budget: int,
+) -> list[Verdict]:
+    """Return the :class:`Verdict` of each subscription, charging filter
+    work to ``budget`` as :func:`match_within` does (worst case before it
+    runs, the cheapest first): one that would overrun it is not evaluated,
+    and its verdict says so, as fan-out would skip its delivery."""
+    costs = []
+    for subscription in subscriptions:
+        plan = _plan(subscription)
+        matcher = plan[1] if plan else None
+        tagged = plan is not None and filtering.tags_match(plan[0], message_tags)
+        costs.append(matcher.cost(prepared) if matcher is not None and tagged else 0)
+    verdicts: list[Verdict | None] = [None] * len(subscriptions)
+    left = budget
+    for index in sorted(range(len(subscriptions)), key=costs.__getitem__):
+        if costs[index] > left:
+            verdicts[index] = Verdict(
+                False,
+                f"filter policy not evaluated: it may cost {costs[index]} units and {left} "
+                f"of the fan-out's {budget} were left ([notification] filter_budget_per_fanout)",
+                "filter_budget",
+            )
+            continue
+        left -= costs[index]
+        verdicts[index] = explain(subscriptions[index], message_tags, prepared)
+    return [v for v in verdicts if v is not None]
+
+
 def describe_miss(miss: Miss) -> str:
     """Return a filter-policy miss as one sentence."""
     if miss.label == filtering.BODY:

@@ -74,7 +74,7 @@ def summary(record: Record) -> Record:
     options = record.get("options") or {}
     return {
         "id": record["id"],
-        "subscriber": sinks.public_subscriber(record["subscriber"]),
+        "subscriber": sinks.shown_subscriber(record["subscriber"]),
         "project": record.get("project"),
         "filter_policy": options.get("filter_policy"),
         "filter_policy_scope": options.get("filter_policy_scope", filtering.ATTRIBUTES),
@@ -92,12 +92,27 @@ def parse_json_field(text: Any, field: str, empty: Any = None) -> Any:
     ValidationError naming ``field``."""
     if not isinstance(text, str) or not text.strip():
         return empty
-    if len(text.encode()) > MAX_PASTED_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PASTED_BYTES:
         raise ValidationError(f"At most {MAX_PASTED_BYTES} bytes.", field=field)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
+    try:  # as the API parses bodies: no NaN or Infinity, no recursion blow-up
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
         raise ValidationError(f"Not valid JSON: {exc}", field=field) from None
+    if _deeper_than(value, validation.MAX_JSON_DEPTH):
+        raise ValidationError(f"Nests deeper than {validation.MAX_JSON_DEPTH} levels.", field=field)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _deeper_than(value: Any, most: int) -> bool:
+    if most < 0:
+        return True
+    if isinstance(value, dict):
+        value = list(value.values())
+    return isinstance(value, list) and any(_deeper_than(v, most - 1) for v in value)
 
 
 def retry_preview(conf: Any, text: Any, queue_policy: Any = None) -> Record:
@@ -380,8 +395,11 @@ class ConsoleService:
                     attempts.setdefault(attempt["subscription_id"], []).append(attempt)
         access = ConsoleAccess(project, source.kind)
         rows = []
-        for record in records:
-            verdict = matching.explain(record, tags, prepared)
+        # Fan-out's filter budget (one message against a page of
+        # subscriptions): a pasted message cannot take more of the API's CPU.
+        budget = int(self.conf.notification.filter_budget_per_fanout)
+        verdicts = matching.explain_within(records, tags, prepared, budget)
+        for record, verdict in zip(records, verdicts, strict=True):
             shown = attempts.get(record["id"], [])
             if not access.owns(source, record):
                 shown = [without_replies(a) for a in shown]

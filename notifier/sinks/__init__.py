@@ -39,10 +39,13 @@ import importlib
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from notifier import errors
 from notifier.core import schemes
 from notifier.core.schemes import scheme_of
+
+HIDDEN_PASSWORD = "***"
 
 __all__ = [
     "BUILTIN_SINKS",
@@ -53,6 +56,7 @@ __all__ = [
     "SinkRegistry",
     "prepare_subscription",
     "public_subscriber",
+    "shown_subscriber",
     "release_subscription",
     "renew_subscription",
     "scheme_of",
@@ -199,6 +203,24 @@ def renew_subscription(
         if hook:
             record = hook(record, before, context, conf)
     return record
+
+
+def shown_subscriber(subscriber: str) -> str:
+    """Return the subscriber URI as pages and other projects see it: as
+    :func:`public_subscriber`, without the password of its userinfo
+    (``http://user:pass@host`` is a credential, as ``post_headers`` are)."""
+    shown = public_subscriber(subscriber)
+    try:
+        parts = urlsplit(shown)
+        password = parts.password
+    except ValueError:
+        return shown.split("@", 1)[-1] if "@" in shown else shown
+    if "@" not in parts.netloc:
+        return shown
+    _, host = parts.netloc.rsplit("@", 1)
+    # A lone user name may be the token (``https://TOKEN@host``): hide it too.
+    hidden = f"{parts.username}:{HIDDEN_PASSWORD}" if password is not None else HIDDEN_PASSWORD
+    return urlunsplit(parts._replace(netloc=f"{hidden}@{host}"))
 
 
 def public_subscriber(subscriber: str) -> str:

@@ -10,8 +10,9 @@ Who may open it (:class:`Gate`):
   ``Referrer-Policy: no-referrer`` keeps it from leaking to other sites.
 * under ``auth_strategy = keystone``, a Keystone token: an ``X-Auth-Token``
   header, or the token an operator pasted into the login form (kept in an
-  HttpOnly, SameSite=Strict cookie scoped to ``/console``), validated by the
-  API's keystonemiddleware; the token's project is the console's.
+  HttpOnly, SameSite=Strict cookie scoped to ``/console``; a sign-in posted
+  from another site is refused), validated by the API's keystonemiddleware;
+  the token's project is the console's.
 
 Under ``noauth`` the console is off (404) unless ``[console] enabled = true``,
 and then only console links open it. Every POST carries a CSRF token derived
@@ -22,7 +23,7 @@ import dataclasses
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import falcon
 
@@ -440,6 +441,11 @@ class Login(Page):
     def on_post_login(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.gate.keystone:
             raise NotFoundError("Signing in needs auth_strategy = keystone.")
+        public_url = str(self.console.conf.api.public_url or "")
+        if cross_site(req, public_url):
+            # Login CSRF: another site would sign the browser in with its
+            # own token, and the operator would work in the attacker's project.
+            raise errors.ForbiddenError("Sign in from the console's own page.")
         token = text(form_fields(req), "token")
         if not token or len(token) > 8192 or not token.isprintable():
             raise LoginNeeded("Paste a Keystone token.")
@@ -447,7 +453,8 @@ class Login(Page):
             COOKIE,
             token.strip(),
             path=links.CONSOLE_PATH,
-            secure=req.scheme == "https",
+            # TLS often ends at a proxy: an https public URL means https.
+            secure=req.scheme == "https" or public_url.startswith("https:"),
             http_only=True,
             same_site="Strict",
         )
@@ -487,6 +494,20 @@ def register(
         pages.render(resp, "console_login.html", status=falcon.HTTP_401, message=str(exc))
 
     app.add_error_handler(LoginNeeded, login_needed)
+
+
+def cross_site(req: falcon.Request, public_url: str) -> bool:
+    """Return whether a browser says a POST comes from another site
+    (``Sec-Fetch-Site``, else ``Origin`` against the Host or the public URL)."""
+    fetch_site = req.get_header("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = req.get_header("Origin")
+    if origin is None:  # not a browser, or one that sends neither: no CSRF
+        return False
+    netloc = urlsplit(origin).netloc
+    allowed = {req.get_header("Host") or req.netloc, urlsplit(public_url).netloc}
+    return origin == "null" or netloc not in allowed - {""}
 
 
 class TokenCookie:

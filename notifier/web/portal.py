@@ -130,7 +130,7 @@ def subscription_summary(record):
     options = record.get("options") or {}
     return {
         "id": record["id"],
-        "subscriber": sinks.public_subscriber(record["subscriber"]),
+        "subscriber": sinks.shown_subscriber(record["subscriber"]),
         "filter_policy": options.get("filter_policy"),
         "filter_policies": options.get("filter_policies"),
         "confirmed": bool(record.get("confirmed", True)),
