@@ -37,6 +37,7 @@ FANOUT_QUEUE = "notifier.fanout"
 DELIVER_QUEUE = "notifier.deliver"
 FANOUT_TASK = "notifier.fanout"
 DELIVER_TASK = "notifier.deliver"
+DRAIN_TASK = "notifier.drain"
 #: Every queue the workers consume, fan-out first.
 TASK_QUEUES = (FANOUT_QUEUE, DELIVER_QUEUE)
 
@@ -94,7 +95,11 @@ def create_celery(conf):
         worker_send_task_events=False,
         task_queues=[Queue(FANOUT_QUEUE), Queue(DELIVER_QUEUE)],
         task_default_queue=DELIVER_QUEUE,
-        task_routes={FANOUT_TASK: {"queue": FANOUT_QUEUE}, DELIVER_TASK: {"queue": DELIVER_QUEUE}},
+        task_routes={
+            FANOUT_TASK: {"queue": FANOUT_QUEUE},
+            DELIVER_TASK: {"queue": DELIVER_QUEUE},
+            DRAIN_TASK: {"queue": DELIVER_QUEUE},
+        },
     )
     return app
 
@@ -194,6 +199,12 @@ class CeleryDispatcher:
 
     def send_deliveries(self, deliveries):
         self._send(DELIVER_TASK, [list(deliveries)])
+
+    def send_drain(self, shard, owner):
+        """A drain task for a shard of pending deliveries. No outbox entry:
+        a lost one leaves its shard without an owner once the owner flag
+        expires, and the scheduler sends another (``Drains.hand_on_unowned``)."""
+        self.app.send_task(DRAIN_TASK, args=[shard, owner])
 
     def resend(self, member):
         name, args = json.loads(member)

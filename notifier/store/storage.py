@@ -12,6 +12,8 @@ A thin facade over the repositories, one per concept:
     queue_messages.py a queue's consumer side: listing in rank order,
                       delete (with Zaqar's claim rules), pop, stats, purge
     claims.py         claims on a queue's messages
+    pending_deliveries.py  small fan-outs' deliveries waiting for a drain task
+                      (``Storage.pending``, used as it is by ``delivery/drain.py``)
     endpoint_state.py breakers, leases, rate limits, held deliveries (built by
                       delivery's guard from ``Storage.redis``)
 
@@ -34,6 +36,7 @@ from notifier.store.control import ControlMessages
 from notifier.store.dead_letters import DeadLetters
 from notifier.store.delivery_log import DeliveryLog
 from notifier.store.messages import FanoutTask, Messages, Post
+from notifier.store.pending_deliveries import PendingDeliveries
 from notifier.store.queue_messages import QueueMessages
 from notifier.store.quota import ByteQuota
 from notifier.store.records import (
@@ -76,6 +79,7 @@ class Storage:
         self.quota = ByteQuota(client)
         self.queue_messages = QueueMessages(client)
         self.claims = Claims(client, self.queue_messages)
+        self.pending = PendingDeliveries(client)
 
     @classmethod
     def from_conf(cls, conf: Any) -> "Storage":

@@ -25,6 +25,9 @@ class MemoryDispatcher:
     def send_deliveries(self, deliveries):
         self.tasks.append(("deliver", (list(deliveries),)))
 
+    def send_drain(self, shard, owner):
+        self.tasks.append(("drain", (shard, owner)))
+
     def resend(self, member):
         """Queue again a task found lost (an outbox entry: ``[name, args]``)."""
         self.resent.append(member)

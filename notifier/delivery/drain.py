@@ -1,0 +1,130 @@
+"""Draining: small fan-outs' deliveries delivered together, across posts.
+
+A post of one message to a queue with five subscribers makes five
+deliveries. Delivered in their own task, the per-task costs (loading, the
+done flags, the admission script, each endpoint's lease and breaker update,
+the attempt logs) are spread over five, and at a few thousand deliveries a
+second the workers fall behind. So a small fan-out pushes its deliveries onto
+its source's shard (``store/pending_deliveries.py``, one round trip):
+
+- if no task owns the shard, the fan-out takes it and drains it at once (no
+  extra task hop while the load is light);
+- else it is done: the owner's next take holds its deliveries, together with
+  every other post's that arrived meanwhile (a group commit of deliveries).
+
+An owner takes up to ``deliveries_per_task`` at a time, oldest first, and
+delivers them through ``Batch`` (admission, each endpoint's deliveries in
+order, outcomes), until the shard is empty or its task's deadline has passed
+(then it hands the shard on to a new drain task). Celery's fair scheduling
+gives the tasks a worker has prefetched to its other pool processes
+meanwhile. When a take leaves a full batch behind, a helper task takes one
+more batch beside the owner. The owner gives the shard up in the script that
+finds it empty, so no pushed delivery is left without an owner.
+
+Nothing is lost when a worker dies: pending deliveries are in Redis; taken
+ones wait in the retry schedule, due after the visibility timeout, until
+their outcomes are stored (the scheduler sends them again otherwise, and the
+done flags skip the attempts that ran); an owner flag expires, and the
+scheduler hands a shard with deliveries and no owner to a new drain task.
+"""
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from notifier.core.model import Delivery
+from notifier.delivery.batch import Batch
+from notifier.delivery.jobs import Dispatcher, Job, Record
+from notifier.store.storage import Storage
+
+#: Shards of pending deliveries (a source always uses the same one).
+SHARDS = 8
+
+#: How long an owner flag outlives the owner's last take beyond one attempt
+#: (a batch waits for its slowest endpoint's attempt).
+OWNER_MARGIN_SECONDS = 5.0
+
+
+def shard_of(source: Sequence[str]) -> int:
+    """The shard of a source's deliveries."""
+    return zlib.crc32("/".join(source).encode()) % SHARDS
+
+
+class Drains:
+    """Push small fan-outs' deliveries; drain shards in batches."""
+
+    def __init__(
+        self,
+        conf: Any,
+        storage: Storage,
+        dispatcher: Dispatcher,
+        batch: Batch,
+        clock: Callable[[], float],
+    ) -> None:
+        self.storage = storage
+        self.dispatcher = dispatcher
+        self.batch = batch
+        self.clock = clock
+        self.limit: int = conf.notification.deliveries_per_task
+        # Taken deliveries come back from the retry schedule after this long
+        # if their task died; an owner that died lets go of its shard then.
+        self.lease_seconds: float = conf.worker.visibility_timeout_seconds
+        # An owner that died lets go of its shard this long after its last
+        # take (a live one takes again sooner: a batch ends within one attempt).
+        self.owner_seconds: float = (
+            conf.notification.webhook_connect_timeout_seconds
+            + conf.notification.webhook_read_timeout_seconds
+            + OWNER_MARGIN_SECONDS
+        )
+
+    def push(self, source: Sequence[str], jobs: Sequence[Job], deadline: float | None) -> int:
+        """Queue a fan-out's jobs on its shard; drain it here if no task
+        owns it. Return how many deliveries this task delivered."""
+        shard = shard_of(source)
+        owned = self.storage.pending.push(
+            shard, [job.delivery.to_dict() for job in jobs], self.owner_seconds
+        )
+        if not owned:
+            return 0
+        messages = {job.message["id"]: job.message for job in jobs}
+        subscriptions = {job.subscription["id"]: job.subscription for job in jobs}
+        return self.drain(shard, deadline, True, (messages, subscriptions))
+
+    def drain(
+        self,
+        shard: int,
+        deadline: float | None = None,
+        owner: bool = True,
+        known: tuple[Mapping[str, Record], Mapping[str, Record]] | None = None,
+    ) -> int:
+        """Deliver a shard's pending deliveries, a batch at a time (one batch
+        unless ``owner``); return how many were taken. ``known``: messages and
+        subscriptions already loaded, by id."""
+        count = 0
+        while True:
+            taken = self.storage.pending.take(
+                shard, self.limit, self.clock() + self.lease_seconds, owner, self.owner_seconds
+            )
+            if taken.remaining >= self.limit:
+                self.dispatcher.send_drain(shard, False)  # a helper, beside this task
+            if not taken.members:
+                return count  # an owner gave the shard up
+            self.batch.deliver([Delivery.from_dict(d) for d in taken.deliveries], deadline, known)
+            self.storage.pending.settle(taken.members)
+            count += len(taken.members)
+            known = None
+            if not owner:
+                return count
+            if deadline is not None and self.clock() >= deadline:
+                self.dispatcher.send_drain(shard, True)  # hand the shard on
+                return count
+
+    def hand_on_unowned(self) -> int:
+        """Send a drain task to each shard with deliveries and no owner (its
+        task was lost or its worker died); return how many."""
+        sent = 0
+        for shard in self.storage.pending.unowned(SHARDS):
+            if self.storage.pending.claim(shard, self.owner_seconds):
+                self.dispatcher.send_drain(shard, True)
+                sent += 1
+        return sent
