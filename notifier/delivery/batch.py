@@ -83,12 +83,13 @@ class Batch:
         """
         batch = [as_delivery(d) for d in deliveries]
         known_messages, known_subscriptions = known or ({}, {})
-        message_ids = {d.message_id for d in batch} - known_messages.keys()
-        subscription_ids = {d.subscription_id for d in batch} - known_subscriptions.keys()
-        messages: dict[str, Record] = {}
-        subscriptions: dict[str, Record] = {}
-        if message_ids or subscription_ids:
-            messages, subscriptions = self.storage.load_deliveries(message_ids, subscription_ids)
+        # the done flags are read in the same round trip (see ``run``)
+        messages, subscriptions, done = self.storage.load_batch(
+            {d.message_id for d in batch} - known_messages.keys(),
+            {d.subscription_id for d in batch} - known_subscriptions.keys(),
+            [d.to_dict() for d in batch],
+        )
+        ran = {batch[i] for i in done}
         messages.update(known_messages)
         subscriptions.update(known_subscriptions)
         jobs: list[Job] = []
@@ -127,15 +128,20 @@ class Batch:
             jobs.append(Job(delivery, message, subscription))
         self.outcomes.record(skipped)
         self.outcomes.settle_topic_messages(orphans)
-        self.run(jobs, deadline)
+        self.run(jobs, deadline, ran)
 
-    def run(self, jobs: Sequence[Job], deadline: float | None = None) -> None:
-        """Deliver loaded jobs and follow up their outcomes."""
+    def run(
+        self, jobs: Sequence[Job], deadline: float | None = None, ran: set[Delivery] | None = None
+    ) -> None:
+        """Deliver loaded jobs and follow up their outcomes. ``ran``: the
+        deliveries whose attempt has run, if the caller read their done flags."""
         # A redelivered task (a worker died) or a retry enqueued twice (a
         # scheduler died) must not run an attempt that already ran.
-        done = self.storage.already_done([job.delivery.to_dict() for job in jobs])
-        if done:
+        if ran is None:
+            done = self.storage.already_done([job.delivery.to_dict() for job in jobs])
             jobs = [job for i, job in enumerate(jobs) if i not in done]
+        elif ran:
+            jobs = [job for job in jobs if job.delivery not in ran]
         self.outcomes.hold(job for job in jobs if job.subscription.get("disabled"))
         active = [job for job in jobs if not job.subscription.get("disabled")]
         if deadline is not None and self.clock() >= deadline:
@@ -203,11 +209,14 @@ class Batch:
         settled: list[Result] = []
         try:
             results, deferred = self._attempt_in_order(run.jobs, run.deadline, run.built, settled)
-        finally:
+        except BaseException:
             self.admission.release(leases)
+            raise
+        # the leases go back with the breaker update: one round trip
         to_disable = self.admission.settle(
             [(job.subscription, attempt) for job, attempt in results],
             {endpoint: tokens[0] for endpoint, tokens in leases.items() if tokens},
+            leases,
         )
         if settled:
             done = {id(result) for result in settled}

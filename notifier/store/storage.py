@@ -34,7 +34,7 @@ from notifier.store.boundary import translated
 from notifier.store.claims import Claims
 from notifier.store.control import ControlMessages
 from notifier.store.dead_letters import DeadLetters
-from notifier.store.delivery_log import DeliveryLog
+from notifier.store.delivery_log import DeliveryLog, done_key
 from notifier.store.messages import FanoutTask, Messages, Post
 from notifier.store.pending_deliveries import PendingDeliveries
 from notifier.store.queue_messages import QueueMessages
@@ -170,7 +170,19 @@ class Storage:
     def load_deliveries(
         self, message_ids: Iterable[str], subscription_ids: Iterable[str]
     ) -> tuple[dict[str, Record], dict[str, Record]]:
-        return self.messages.load_deliveries(message_ids, subscription_ids)
+        messages, subscriptions, _ = self.messages.load_deliveries(message_ids, subscription_ids)
+        return messages, subscriptions
+
+    def load_batch(
+        self,
+        message_ids: Iterable[str],
+        subscription_ids: Iterable[str],
+        deliveries: Sequence[Record],
+    ) -> tuple[dict[str, Record], dict[str, Record], set[int]]:
+        """``load_deliveries`` and ``already_done`` in one round trip."""
+        return self.messages.load_deliveries(
+            message_ids, subscription_ids, [done_key(d) for d in deliveries]
+        )
 
     # -- control messages ---------------------------------------------------
 
