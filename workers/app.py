@@ -206,6 +206,33 @@ class CeleryDispatcher:
         expires, and the scheduler sends another (``Drains.hand_on_unowned``)."""
         self.app.send_task(DRAIN_TASK, args=[shard, owner])
 
+    def take_fanouts(self, limit):
+        """Take up to ``limit`` fan-out tasks off the broker queue, oldest
+        first, for a drain task to run together (``delivery/drain.py``);
+        return [(args, outbox entry)].
+
+        Only when the broker is the storage's Redis (the queue is a list
+        there, which kombu LPUSHes and BRPOPs). A taken task is no longer the
+        broker's: its outbox entry is what brings it back if the drain task
+        dies, so fan-outs sent without one stay on the queue.
+        """
+        if not self.inline or limit <= 0:
+            return []
+        taken, foreign = [], []
+        for text in self.storage.redis.rpop(FANOUT_QUEUE, limit) or []:
+            envelope = json.loads(text)
+            body = envelope["body"]
+            if envelope.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]
+            if envelope.get("headers", {}).get("task") != FANOUT_TASK:
+                foreign.append(text)
+                continue
+            taken.append((args, task_member(FANOUT_TASK, args)))
+        if foreign:  # not ours to run: back where the consumer takes next
+            self.storage.redis.rpush(FANOUT_QUEUE, *reversed(foreign))
+        return taken
+
     def resend(self, member):
         name, args = json.loads(member)
         self.app.send_task(name, args=args)

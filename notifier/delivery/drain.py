@@ -12,6 +12,12 @@ its source's shard (``store/pending_deliveries.py``, one round trip):
 - else it is done: the owner's next take holds its deliveries, together with
   every other post's that arrived meanwhile (a group commit of deliveries).
 
+An owner also takes waiting fan-out tasks off the broker queue
+(``Dispatcher.take_fanouts``, up to ``FANOUTS_PER_TAKE``) and runs them
+itself: under load, posts cost no task each. Their outbox entries stay until
+their deliveries are settled (re-dated to be found stale after the
+visibility timeout), so a fan-out taken by a task that dies is sent again.
+
 An owner takes up to ``deliveries_per_task`` at a time, oldest first, and
 delivers them through ``Batch`` (admission, each endpoint's deliveries in
 order, outcomes), until the shard is empty or its task's deadline has passed
@@ -40,6 +46,9 @@ from notifier.store.storage import Storage
 #: Shards of pending deliveries (a source always uses the same one).
 SHARDS = 8
 
+#: Fan-out tasks an owner takes off the broker queue at a time.
+FANOUTS_PER_TAKE = 20
+
 #: How long an owner flag outlives the owner's last take beyond one attempt
 #: (a batch waits for its slowest endpoint's attempt).
 OWNER_MARGIN_SECONDS = 5.0
@@ -66,6 +75,13 @@ class Drains:
         self.batch = batch
         self.clock = clock
         self.limit: int = conf.notification.deliveries_per_task
+        #: FanOut.match, set by the service (fan-outs taken off the queue)
+        self.match: Callable[[Sequence[str], Sequence[str], Any], tuple[list[Job], int]] | None
+        self.match = None
+        # a taken fan-out's outbox entry is found stale this long after
+        self.restamp_seconds: float = (
+            conf.worker.reconcile_after_seconds - conf.worker.visibility_timeout_seconds
+        )
         # Taken deliveries come back from the retry schedule after this long
         # if their task died; an owner that died lets go of its shard then.
         self.lease_seconds: float = conf.worker.visibility_timeout_seconds
@@ -98,26 +114,54 @@ class Drains:
         known: tuple[Mapping[str, Record], Mapping[str, Record]] | None = None,
     ) -> int:
         """Deliver a shard's pending deliveries, a batch at a time (one batch
-        unless ``owner``); return how many were taken. ``known``: messages and
-        subscriptions already loaded, by id."""
+        unless ``owner``; an owner also runs waiting fan-out tasks); return
+        how many were delivered. ``known``: messages and subscriptions
+        already loaded, by id."""
         count = 0
         while True:
+            stolen, members = self._take_fanouts() if owner else ([], [])
             taken = self.storage.pending.take(
                 shard, self.limit, self.clock() + self.lease_seconds, owner, self.owner_seconds
             )
             if taken.remaining >= self.limit:
                 self.dispatcher.send_drain(shard, False)  # a helper, beside this task
-            if not taken.members:
+            if not taken.members and not stolen:
+                self.storage.mark_tasks_started(members)  # fan-outs that matched nothing
                 return count  # an owner gave the shard up
-            self.batch.deliver([Delivery.from_dict(d) for d in taken.deliveries], deadline, known)
+            messages = dict(known[0]) if known else {}
+            subscriptions = dict(known[1]) if known else {}
+            for job in stolen:
+                messages[job.message["id"]] = job.message
+                subscriptions[job.subscription["id"]] = job.subscription
+            deliveries = [Delivery.from_dict(d) for d in taken.deliveries]
+            deliveries += [job.delivery for job in stolen]
+            self.batch.deliver(deliveries, deadline, (messages, subscriptions))
             self.storage.pending.settle(taken.members)
-            count += len(taken.members)
+            self.storage.mark_tasks_started(members)
+            count += len(deliveries)
             known = None
-            if not owner:
+            if not owner or taken.released:
                 return count
             if deadline is not None and self.clock() >= deadline:
                 self.dispatcher.send_drain(shard, True)  # hand the shard on
                 return count
+
+    def _take_fanouts(self) -> tuple[list[Job], list[str]]:
+        """Run fan-out tasks waiting on the broker queue; return their small
+        fan-outs' jobs and the tasks' outbox entries (to clear once settled)."""
+        if self.match is None:
+            return [], []
+        taken = self.dispatcher.take_fanouts(FANOUTS_PER_TAKE)
+        if not taken:
+            return [], []
+        members = [member for _, member in taken if member]
+        self.storage.restamp_tasks(members, self.clock() - self.restamp_seconds)
+        jobs: list[Job] = []
+        for args, _ in taken:
+            source, message_ids, cursor = (list(args) + [None, None, None])[:3]
+            found, _ = self.match(source, message_ids, cursor)
+            jobs += found
+        return jobs, members
 
     def hand_on_unowned(self) -> int:
         """Send a drain task to each shard with deliveries and no owner (its

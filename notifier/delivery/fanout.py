@@ -56,10 +56,20 @@ class FanOut:
         saving a task hop (~1.5 ms of worker CPU), together with other small
         fan-outs' deliveries (``Drains``).
         """
+        jobs, count = self.match(source, message_ids, cursor)
+        if jobs:
+            self.drains.push(source, jobs, deadline)
+        return count
+
+    def match(
+        self, source: Sequence[str], message_ids: Sequence[str], cursor: Any = None
+    ) -> tuple[list[Job], int]:
+        """Match one page; send a big fan-out's deliveries as tasks. Return a
+        small one's jobs (to drain) and how many deliveries it made."""
         source = Source(*source)
         messages: dict[str, Record] = self.storage.get_messages(message_ids)
         if not messages:
-            return 0
+            return [], 0
         subscriptions, next_cursor = self.storage.subscription_page(source, cursor, self.page_size)
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
@@ -72,16 +82,14 @@ class FanOut:
         if source.kind == "topics":
             self._count_topic_deliveries(messages, pairs, cursor is None, next_cursor is None)
         if not pairs:
-            return 0
+            return [], 0
         if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
             # delivered with other posts' small fan-outs (drain.py)
-            self.drains.push(
-                source, [Job(Delivery(m["id"], s["id"]), m, s) for m, s in pairs], deadline
-            )
-        else:
-            deliveries = [Delivery(m["id"], s["id"]) for m, s in pairs]
-            send_deliveries(self.dispatcher, deliveries, self.per_task)
-        return len(pairs)
+            return [Job(Delivery(m["id"], s["id"]), m, s) for m, s in pairs], len(pairs)
+        send_deliveries(
+            self.dispatcher, [Delivery(m["id"], s["id"]) for m, s in pairs], self.per_task
+        )
+        return [], len(pairs)
 
     def _record_skipped(self, skipped: Sequence[tuple[Record, Record, str]]) -> None:
         """Log the (message, subscription) pairs whose filter was not

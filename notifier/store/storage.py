@@ -266,6 +266,12 @@ class Storage:
     def mark_task_started(self, member: str) -> None:
         self.schedule.mark_task_started(member)
 
+    def mark_tasks_started(self, members: Sequence[str]) -> None:
+        self.schedule.mark_tasks_started(members)
+
+    def restamp_tasks(self, members: Sequence[str], sent: float) -> None:
+        self.schedule.restamp_tasks(members, sent)
+
     def lease_stale_tasks(
         self, now: float, stale_seconds: float, queue_names: Iterable[str], limit: int = 500
     ) -> list[str]:

@@ -179,3 +179,42 @@ def test_shards_and_members():
     assert (
         drain_member(delivery) == '{"message_id":"m","subscription_id":"s","attempt":0,"drain":1}'
     )
+
+
+def test_an_owner_runs_the_fanout_tasks_waiting_on_the_queue(storage, receiver, setup):
+    service, dispatcher, _ = setup
+    ids = []
+    for n in range(6):  # posted while the workers were busy: six fan-out tasks wait
+        [message_id] = storage.post_messages(SOURCE, [{"body": n, "ttl": 300}])
+        dispatcher.send_fanout(SOURCE, [message_id])
+        ids.append(message_id)
+
+    assert dispatcher.run(service, limit=1) == 1  # the first runs the other five
+
+    assert dispatcher.tasks == []
+    assert bodies_by_path(receiver) == {"/a": list(range(6)), "/b": list(range(6))}
+
+
+def test_fanout_tasks_are_taken_off_the_broker_queue_with_their_outbox_entries(
+    conf, storage, redis_client
+):
+    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery, task_member
+
+    dispatcher = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    storage.create_subscription(SOURCE, "http://127.0.0.1:9/a", 3600, {}, confirmed=True)
+    posted = []
+    for n in range(3):
+        task = dispatcher.prepare_fanout(SOURCE, [f"{n:032x}"])
+        storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [f"{n:032x}"], task)
+        posted.append(task)
+    dispatcher.send_deliveries([{"message_id": "m", "subscription_id": "s", "attempt": 0}])
+    redis_client.lpush(FANOUT_QUEUE, redis_client.rpop("notifier.deliver"))  # not a fan-out
+
+    taken = dispatcher.take_fanouts(2)
+
+    assert taken == [(task.args, task.member) for task in posted[:2]]  # oldest first
+    assert taken[0][1] == task_member("notifier.fanout", posted[0].args)
+    assert redis_client.llen(FANOUT_QUEUE) == 2  # the third, and the foreign task put back
+    assert dispatcher.take_fanouts(5) == [(posted[2].args, posted[2].member)]
+    assert redis_client.llen(FANOUT_QUEUE) == 1
+    assert CeleryDispatcher(create_celery(conf), storage).take_fanouts(5) == []  # no outbox
