@@ -8,6 +8,7 @@ from celery import signals
 from celery.exceptions import Reject
 
 from notifier import errors
+from notifier.conf import broker_url
 from notifier.core.model import Delivery
 from notifier.delivery.service import DeliveryService
 from notifier.store.storage import Storage
@@ -37,7 +38,10 @@ class ProcessRuntime:
     def service(self):
         if self._pid != os.getpid():
             storage = Storage.from_conf(self.conf)
-            self._service = DeliveryService(self.conf, storage, CeleryDispatcher(self.app, storage))
+            dispatcher = CeleryDispatcher(
+                self.app, storage, shares_storage_redis=broker_url(self.conf) == self.conf.redis_url
+            )
+            self._service = DeliveryService(self.conf, storage, dispatcher)
             self._pid = os.getpid()
         return self._service
 
