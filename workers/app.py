@@ -218,19 +218,28 @@ class CeleryDispatcher:
         """
         if not self.inline or limit <= 0:
             return []
-        taken, foreign = [], []
-        for text in self.storage.redis.rpop(FANOUT_QUEUE, limit) or []:
+        popped = self.storage.redis.rpop(FANOUT_QUEUE, limit) or []
+        candidates, back = [], []
+        for text in popped:
             envelope = json.loads(text)
             body = envelope["body"]
             if envelope.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
             args = json.loads(body)[0]
             if envelope.get("headers", {}).get("task") != FANOUT_TASK:
-                foreign.append(text)
+                back.append(text)
                 continue
-            taken.append((args, task_member(FANOUT_TASK, args)))
-        if foreign:  # not ours to run: back where the consumer takes next
-            self.storage.redis.rpush(FANOUT_QUEUE, *reversed(foreign))
+            candidates.append((text, args, task_member(FANOUT_TASK, args)))
+        taken = []
+        if candidates:
+            sent = self.storage.sent_at([member for _, _, member in candidates])
+            for (text, args, member), at in zip(candidates, sent):
+                if at is None:
+                    back.append(text)  # sent without an outbox entry: Celery's to run
+                else:
+                    taken.append((args, member))
+        if back:  # not ours to run: back where the consumer takes next
+            self.storage.redis.rpush(FANOUT_QUEUE, *reversed(back))
         return taken
 
     def resend(self, member):

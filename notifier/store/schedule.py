@@ -34,6 +34,10 @@ class Schedule:
         if members:
             self.redis.zrem(keys.task_outbox(), *members)
 
+    def sent_at(self, members: Sequence[str]) -> list[float | None]:
+        """When each task was sent, None for those not in the outbox."""
+        return self.redis.zmscore(keys.task_outbox(), list(members))
+
     def restamp_tasks(self, members: Sequence[str], sent: float) -> None:
         """Date outbox entries still there as sent at ``sent`` (taken off the
         broker queue by a drain task: found stale, so sent again, that much

@@ -269,6 +269,9 @@ class Storage:
     def mark_tasks_started(self, members: Sequence[str]) -> None:
         self.schedule.mark_tasks_started(members)
 
+    def sent_at(self, members: Sequence[str]) -> list[float | None]:
+        return self.schedule.sent_at(members)
+
     def restamp_tasks(self, members: Sequence[str], sent: float) -> None:
         self.schedule.restamp_tasks(members, sent)
 

@@ -217,4 +217,9 @@ def test_fanout_tasks_are_taken_off_the_broker_queue_with_their_outbox_entries(
     assert redis_client.llen(FANOUT_QUEUE) == 2  # the third, and the foreign task put back
     assert dispatcher.take_fanouts(5) == [(posted[2].args, posted[2].member)]
     assert redis_client.llen(FANOUT_QUEUE) == 1
-    assert CeleryDispatcher(create_celery(conf), storage).take_fanouts(5) == []  # no outbox
+    assert CeleryDispatcher(create_celery(conf), storage).take_fanouts(5) == []  # not inline
+    # a fan-out sent without an outbox entry stays Celery's
+    storage.mark_task_started(posted[2].member)
+    redis_client.lpush(FANOUT_QUEUE, posted[2].payload)
+    assert dispatcher.take_fanouts(5) == []
+    assert redis_client.llen(FANOUT_QUEUE) == 2
