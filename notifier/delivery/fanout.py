@@ -53,11 +53,15 @@ class FanOut:
         The next page is enqueued as its own task before this page is
         delivered, so memory stays bounded by the page size however many
         subscriptions a source has. Small fan-outs are delivered in this task,
-        saving a task hop (~1.5 ms of worker CPU), together with other small
-        fan-outs' deliveries (``Drains``).
+        saving a task hop (~1.5 ms of worker CPU); those under half a
+        task's worth, together with other small fan-outs' deliveries
+        (``Drains``): a post of one message to a few subscribers is not
+        worth a batch's bookkeeping on its own.
         """
         jobs, count = self.match(source, message_ids, cursor)
-        if jobs:
+        if len(jobs) * 2 >= self.per_task:
+            self.batch.run(jobs, deadline)  # a batch of its own already
+        elif jobs:
             self.drains.push(source, jobs, deadline)
         return count
 
