@@ -37,6 +37,7 @@ FANOUT_QUEUE = "notifier.fanout"
 DELIVER_QUEUE = "notifier.deliver"
 FANOUT_TASK = "notifier.fanout"
 DELIVER_TASK = "notifier.deliver"
+DRAIN_TASK = "notifier.drain"
 #: Every queue the workers consume, fan-out first.
 TASK_QUEUES = (FANOUT_QUEUE, DELIVER_QUEUE)
 
@@ -94,7 +95,11 @@ def create_celery(conf):
         worker_send_task_events=False,
         task_queues=[Queue(FANOUT_QUEUE), Queue(DELIVER_QUEUE)],
         task_default_queue=DELIVER_QUEUE,
-        task_routes={FANOUT_TASK: {"queue": FANOUT_QUEUE}, DELIVER_TASK: {"queue": DELIVER_QUEUE}},
+        task_routes={
+            FANOUT_TASK: {"queue": FANOUT_QUEUE},
+            DELIVER_TASK: {"queue": DELIVER_QUEUE},
+            DRAIN_TASK: {"queue": DELIVER_QUEUE},
+        },
     )
     return app
 
@@ -194,6 +199,48 @@ class CeleryDispatcher:
 
     def send_deliveries(self, deliveries):
         self._send(DELIVER_TASK, [list(deliveries)])
+
+    def send_drain(self, shard, owner):
+        """A drain task for a shard of pending deliveries. No outbox entry:
+        a lost one leaves its shard without an owner once the owner flag
+        expires, and the scheduler sends another (``Drains.hand_on_unowned``)."""
+        self.app.send_task(DRAIN_TASK, args=[shard, owner])
+
+    def take_fanouts(self, limit):
+        """Take up to ``limit`` fan-out tasks off the broker queue, oldest
+        first, for a drain task to run together (``delivery/drain.py``);
+        return [(args, outbox entry)].
+
+        Only when the broker is the storage's Redis (the queue is a list
+        there, which kombu LPUSHes and BRPOPs). A taken task is no longer the
+        broker's: its outbox entry is what brings it back if the drain task
+        dies, so fan-outs sent without one stay on the queue.
+        """
+        if not self.inline or limit <= 0:
+            return []
+        popped = self.storage.redis.rpop(FANOUT_QUEUE, limit) or []
+        candidates, back = [], []
+        for text in popped:
+            envelope = json.loads(text)
+            body = envelope["body"]
+            if envelope.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]
+            if envelope.get("headers", {}).get("task") != FANOUT_TASK:
+                back.append(text)
+                continue
+            candidates.append((text, args, task_member(FANOUT_TASK, args)))
+        taken = []
+        if candidates:
+            sent = self.storage.sent_at([member for _, _, member in candidates])
+            for (text, args, member), at in zip(candidates, sent):
+                if at is None:
+                    back.append(text)  # sent without an outbox entry: Celery's to run
+                else:
+                    taken.append((args, member))
+        if back:  # not ours to run: back where the consumer takes next
+            self.storage.redis.rpush(FANOUT_QUEUE, *reversed(back))
+        return taken
 
     def resend(self, member):
         name, args = json.loads(member)

@@ -8,11 +8,13 @@ from celery import signals
 from celery.exceptions import Reject
 
 from notifier import errors
+from notifier.conf import broker_url
 from notifier.core.model import Delivery
 from notifier.delivery.service import DeliveryService
 from notifier.store.storage import Storage
 from workers.app import (
     DELIVER_TASK,
+    DRAIN_TASK,
     FANOUT_TASK,
     CeleryDispatcher,
     task_budget_seconds,
@@ -36,7 +38,10 @@ class ProcessRuntime:
     def service(self):
         if self._pid != os.getpid():
             storage = Storage.from_conf(self.conf)
-            self._service = DeliveryService(self.conf, storage, CeleryDispatcher(self.app, storage))
+            dispatcher = CeleryDispatcher(
+                self.app, storage, shares_storage_redis=broker_url(self.conf) == self.conf.redis_url
+            )
+            self._service = DeliveryService(self.conf, storage, dispatcher)
             self._pid = os.getpid()
         return self._service
 
@@ -82,14 +87,26 @@ def register_tasks(app, conf):
             lambda service: service.deliver([Delivery.from_dict(d) for d in deliveries], deadline),
         )
 
+    @app.task(name=DRAIN_TASK, bind=True)
+    def drain(task, shard, owner=True):
+        deadline = task_deadline(task.request, budget)
+        return run(
+            runtime,
+            DRAIN_TASK,
+            None,  # no outbox entry (see CeleryDispatcher.send_drain)
+            lambda service: service.drain(shard, owner, deadline),
+        )
+
     return runtime
 
 
 def run(runtime, name, args, work):
-    """Run one task: leave the outbox, do the work, requeue if Redis is down."""
+    """Run one task: leave the outbox (unless ``args`` is None: the task has no
+    entry there), do the work, requeue if Redis is down."""
     try:
         service = runtime.service
-        service.storage.mark_task_started(task_member(name, args))
+        if args is not None:
+            service.storage.mark_task_started(task_member(name, args))
         return work(service)
     except errors.UnavailableError as exc:
         # Redis (the store) unreachable or loading: the task goes back on the

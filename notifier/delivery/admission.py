@@ -147,12 +147,14 @@ class Admission:
         self,
         results: Sequence[tuple[Record, Attempt]],
         tokens: Mapping[str, Any] | None = None,
+        release: Mapping[str, Sequence[Any]] | None = None,
     ) -> dict[str, str]:
         """Feed outcomes to the breakers; return {subscription_id: reason} to disable.
 
         ``results`` are (subscription, attempt) pairs; ``tokens`` maps an
         endpoint key to the lease token the task held there (it tells the
-        half-open probe's outcome from the others).
+        half-open probe's outcome from the others); ``release``: leases to
+        give back in the same round trip.
         """
         tokens = tokens or {}
         answers: list[tuple[str, str, Any]] = []
@@ -174,6 +176,7 @@ class Admission:
             self.conf.breaker_failure_threshold,
             self.conf.breaker_cooloff_seconds,
             self.conf.breaker_max_cooloff_seconds,
+            release,
         )
         opened = sum(1 for state, _ in states.values() if state == "opened")
         if opened:

@@ -10,7 +10,8 @@ task's deadline: the rest goes back to the retry schedule.
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -24,6 +25,10 @@ from notifier.sinks import SinkRegistry
 from notifier.store.storage import Storage
 
 LOG = logging.getLogger(__name__)
+
+#: How long one endpoint's deliveries in a batch may run before their
+#: outcomes are stored (a killed worker repeats at most that much).
+SETTLE_EVERY_SECONDS = 0.05
 
 
 class _EndpointRun(NamedTuple):
@@ -64,18 +69,29 @@ class Batch:
         self._runner_pid: int | None = None
 
     def deliver(
-        self, deliveries: Sequence[Delivery | dict[str, Any]], deadline: float | None = None
+        self,
+        deliveries: Sequence[Delivery | dict[str, Any]],
+        deadline: float | None = None,
+        known: tuple[Mapping[str, Record], Mapping[str, Record]] | None = None,
     ) -> None:
         """Run a batch of deliveries, loading their messages and subscriptions.
 
         ``deadline`` (epoch seconds): start no delivery after it; the rest go
         back to the retry schedule, due at once (not counted as attempts), so
-        a task ends well within its broker visibility timeout.
+        a task ends well within its broker visibility timeout. ``known``:
+        messages and subscriptions by id, loaded already (not loaded again).
         """
         batch = [as_delivery(d) for d in deliveries]
-        messages, subscriptions = self.storage.load_deliveries(
-            {d.message_id for d in batch}, {d.subscription_id for d in batch}
+        known_messages, known_subscriptions = known or ({}, {})
+        # the done flags are read in the same round trip (see ``run``)
+        messages, subscriptions, done = self.storage.load_batch(
+            {d.message_id for d in batch} - known_messages.keys(),
+            {d.subscription_id for d in batch} - known_subscriptions.keys(),
+            [d.to_dict() for d in batch],
         )
+        ran = {batch[i] for i in done}
+        messages.update(known_messages)
+        subscriptions.update(known_subscriptions)
         jobs: list[Job] = []
         skipped: list[Attempt] = []  # expired or superseded: recorded, never sent
         orphans: list[Record] = []
@@ -112,15 +128,20 @@ class Batch:
             jobs.append(Job(delivery, message, subscription))
         self.outcomes.record(skipped)
         self.outcomes.settle_topic_messages(orphans)
-        self.run(jobs, deadline)
+        self.run(jobs, deadline, ran)
 
-    def run(self, jobs: Sequence[Job], deadline: float | None = None) -> None:
-        """Deliver loaded jobs and follow up their outcomes."""
+    def run(
+        self, jobs: Sequence[Job], deadline: float | None = None, ran: set[Delivery] | None = None
+    ) -> None:
+        """Deliver loaded jobs and follow up their outcomes. ``ran``: the
+        deliveries whose attempt has run, if the caller read their done flags."""
         # A redelivered task (a worker died) or a retry enqueued twice (a
         # scheduler died) must not run an attempt that already ran.
-        done = self.storage.already_done([job.delivery.to_dict() for job in jobs])
-        if done:
+        if ran is None:
+            done = self.storage.already_done([job.delivery.to_dict() for job in jobs])
             jobs = [job for i, job in enumerate(jobs) if i not in done]
+        elif ran:
+            jobs = [job for job in jobs if job.delivery not in ran]
         self.outcomes.hold(job for job in jobs if job.subscription.get("disabled"))
         active = [job for job in jobs if not job.subscription.get("disabled")]
         if deadline is not None and self.clock() >= deadline:
@@ -185,24 +206,54 @@ class Batch:
         """Deliver to one endpoint in order, then give back its leases and
         feed its breaker."""
         leases = {run.endpoint: run.tokens} if run.endpoint else {}
+        settled: list[Result] = []
         try:
-            results, deferred = self._attempt_in_order(run.jobs, run.deadline, run.built)
-        finally:
+            results, deferred = self._attempt_in_order(run.jobs, run.deadline, run.built, settled)
+        except BaseException:
             self.admission.release(leases)
+            raise
+        # the leases go back with the breaker update: one round trip
         to_disable = self.admission.settle(
             [(job.subscription, attempt) for job, attempt in results],
             {endpoint: tokens[0] for endpoint, tokens in leases.items() if tokens},
+            leases,
         )
+        if settled:
+            done = {id(result) for result in settled}
+            results = [result for result in results if id(result) not in done]
         return _EndpointDone(results, deferred, to_disable)
 
+    def _settle_delivered(self, results: Sequence[Result], settled: list[Result]) -> None:
+        """Store the outcomes of the deliveries made so far and not stored yet
+        (their logs and done flags), so a worker killed later in a long run
+        repeats none of them. Failures wait for the batch's settling: what
+        follows them depends on the endpoint's breaker update."""
+        done = {id(result) for result in settled}
+        delivered = [
+            r for r in results if r.attempt.outcome == Outcome.DELIVERED and id(r) not in done
+        ]
+        if delivered:
+            self.outcomes.settle(delivered, [], {})
+            settled.extend(delivered)
+
     def _attempt_in_order(
-        self, jobs: Iterable[Job], deadline: float | None, built: Payloads | None = None
+        self,
+        jobs: Iterable[Job],
+        deadline: float | None,
+        built: Payloads | None = None,
+        settled: list[Result] | None = None,
     ) -> tuple[list[Result], list[Deferred]]:
         """Attempt one endpoint's jobs in order; after a run of failures (or
-        one timeout) the rest wait a second, and after ``deadline`` for good."""
+        one timeout) the rest wait a second, and after ``deadline`` for good.
+
+        With ``settled``, a run that lasts stores its deliveries' outcomes
+        every ``SETTLE_EVERY_SECONDS`` (and adds them to ``settled``): a
+        worker killed mid-batch repeats the deliveries of that long at most,
+        however big the batch. Returns every result, in order."""
         results: list[Result] = []
         deferred: list[Deferred] = []
         failures = 0
+        last_settled = time.monotonic()
         threshold: int = self.conf.webhook.breaker_failure_threshold
         for job in jobs:
             if failures >= threshold:
@@ -219,6 +270,9 @@ class Batch:
             else:
                 failures += 1
             results.append(Result(job, attempt))
+            if settled is not None and time.monotonic() - last_settled >= SETTLE_EVERY_SECONDS:
+                self._settle_delivered(results, settled)
+                last_settled = time.monotonic()
         return results, deferred
 
 

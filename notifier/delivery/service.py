@@ -2,7 +2,9 @@
 
 It wires the delivery package's parts together and delegates to them::
 
-    fanout ──> FanOut (fanout.py) ──> Batch (batch.py) <── deliver
+    fanout ──> FanOut (fanout.py) ──> Drains (drain.py) <── drain
+                                        v
+                                      Batch (batch.py) <── deliver
                                         │  Admission (admission.py): breaker, cap, rate
                                         │  run_attempt (attempt.py): one sink call
                                         v
@@ -27,6 +29,7 @@ from notifier.core.retry import RetryPolicy
 from notifier.delivery.admission import Admission, endpoint_key
 from notifier.delivery.batch import Batch
 from notifier.delivery.control import Control
+from notifier.delivery.drain import Drains
 from notifier.delivery.fanout import FanOut
 from notifier.delivery.jobs import Dispatcher
 from notifier.delivery.outcomes import Outcomes
@@ -59,7 +62,11 @@ class DeliveryService:
             conf, storage, dispatcher, self.admission, clock, self.retry_defaults
         )
         self.batch = Batch(conf, storage, self.sinks, self.admission, self.outcomes, clock)
-        self._fanout = FanOut(conf, storage, dispatcher, self.batch, self.outcomes, clock)
+        self.drains = Drains(conf, storage, dispatcher, self.batch, clock)
+        self._fanout = FanOut(
+            conf, storage, dispatcher, self.batch, self.outcomes, clock, self.drains
+        )
+        self.drains.match = self._fanout.match
         self._control = Control(storage, dispatcher)
         self._replay = Replay(conf, storage, dispatcher, self.admission)
         self._reconciler = Reconciler(conf, storage, dispatcher, clock)
@@ -81,6 +88,10 @@ class DeliveryService:
     ) -> None:
         """Run a batch of deliveries (values or their task-argument dicts)."""
         self.batch.deliver(deliveries, deadline)
+
+    def drain(self, shard: int, owner: bool = True, deadline: float | None = None) -> int:
+        """Deliver a shard of small fan-outs' deliveries; return how many."""
+        return self.drains.drain(shard, deadline, owner)
 
     # -- the API ------------------------------------------------------------
 
@@ -138,5 +149,7 @@ class DeliveryService:
         return self._reconciler.move_due_retries(limit)
 
     def reconcile_tasks(self, stale_seconds: float, queue_names: Sequence[str]) -> int:
-        """Send again tasks that never started; return how many."""
-        return self._reconciler.reconcile_tasks(stale_seconds, queue_names)
+        """Send again tasks that never started, and drain tasks to shards
+        left without an owner; return how many."""
+        sent: int = self._reconciler.reconcile_tasks(stale_seconds, queue_names)
+        return sent + self.drains.hand_on_unowned()

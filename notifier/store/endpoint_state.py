@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
@@ -109,15 +110,25 @@ class EndpointState:
         threshold: int,
         cooloff_seconds: float,
         max_cooloff_seconds: float,
+        release: Mapping[str, Sequence[int]] | None = None,
     ) -> dict[str, tuple[str, float | None]]:
         """Record (endpoint, outcome[, lease token]) outcomes, outcome "ok",
         "fail", "answered" or "slow" (True/False for ok/fail); the token is
         that of the task which made the attempt (it tells the half-open
         probe's outcome from the others). Return {endpoint: (state,
         first_failure_at)}, state "closed", "open" or "opened" (by this call).
+
+        ``release``: concurrency leases to give back first, in the same round
+        trip (``release``).
         """
         outcomes = list(outcomes)
+        pipe = self.redis.pipeline(transaction=False)
+        for endpoint, tokens in (release or {}).items():
+            if tokens:
+                pipe.zrem(keys.inflight(endpoint), *tokens)
         if not outcomes:
+            if len(pipe):
+                pipe.execute()
             return {}
         script_keys = [keys.open_breakers()]
         args: list[Any] = [
@@ -131,7 +142,13 @@ class EndpointState:
             outcome = {True: "ok", False: "fail"}.get(outcome, outcome)
             script_keys += [keys.breaker(endpoint), keys.probe(endpoint), keys.proven(endpoint)]
             args += [endpoint, outcome, str(token[0]) if token and token[0] else ""]
-        result = self._record(keys=script_keys, args=args)
+        # EVALSHA in the pipeline itself: redis-py's own pipelined scripts ask
+        # SCRIPT EXISTS first, one more round trip each time.
+        pipe.evalsha(self._record.sha, len(script_keys), *script_keys, *args)
+        try:
+            result = pipe.execute()[-1]
+        except NoScriptError:  # Redis restarted since: load it (the ZREMs ran)
+            result = self._record(keys=script_keys, args=args)
         states: dict[str, tuple[str, float | None]] = {}
         for (endpoint, *_), (state, first) in zip(outcomes, result):
             state = state.decode() if isinstance(state, bytes) else state

@@ -62,6 +62,13 @@ every key prefixed ``notifier:``)::
     retries                ZSET   delivery (JSON) -> due time (epoch seconds)
     retries:leased         ZSET   delivery (JSON) -> time a scheduler took it
 
+  Pending deliveries (``pending_deliveries.py``; see ``delivery/drain.py``)
+    drain:N                LIST   deliveries (JSON) of small fan-outs waiting
+                                  for shard N's drain task, oldest first
+    drain:N:owner          STRING a drain task owns shard N (expires); taken
+                                  deliveries wait in ``retries`` (marked
+                                  ``"drain": 1``) until their task settles them
+
   Byte quotas (``quota.py``)
     quota:bytes:P          HASH   stored bytes of project P (messages, dead
                                   letters): ``total``, and per expiry bucket
@@ -292,6 +299,14 @@ def retries() -> str:
 
 def leased_retries() -> str:
     return _key("retries", "leased")
+
+
+def pending_deliveries(shard: int) -> str:
+    return _key("drain", str(shard))
+
+
+def drain_owner(shard: int) -> str:
+    return _key("drain", str(shard), "owner")
 
 
 # -- byte quotas -------------------------------------------------------------

@@ -259,15 +259,22 @@ class Messages:
         return cast(list[str], self._settle_pending(keys=script_keys, args=args))
 
     def load_deliveries(
-        self, message_ids: Iterable[str], subscription_ids: Iterable[str]
-    ) -> tuple[dict[str, Record], dict[str, Record]]:
-        """Return ({id: message}, {id: subscription}) in one round trip."""
+        self,
+        message_ids: Iterable[str],
+        subscription_ids: Iterable[str],
+        flags: Sequence[str] = (),
+    ) -> tuple[dict[str, Record], dict[str, Record], set[int]]:
+        """Return ({id: message}, {id: subscription}, indexes of the ``flags``
+        keys that exist) in one round trip."""
         message_ids, subscription_ids = list(message_ids), list(subscription_ids)
         pipe = self.redis.pipeline(transaction=False)
         pipe.mget([keys.delivered_message(i) for i in message_ids] or [keys.message("")])
         pipe.mget([keys.subscription(i) for i in subscription_ids] or [keys.subscription("")])
-        raw_messages, raw_subscriptions = pipe.execute()
+        if flags:
+            pipe.mget(list(flags))
+        raw_messages, raw_subscriptions, *raw_flags = pipe.execute()
         return (
             {i: loads(v) for i, v in zip(message_ids, raw_messages) if v},
             {i: loads(v) for i, v in zip(subscription_ids, raw_subscriptions) if v},
+            {i for i, v in enumerate(raw_flags[0]) if v is not None} if raw_flags else set(),
         )

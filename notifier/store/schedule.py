@@ -30,6 +30,21 @@ class Schedule:
     def mark_task_started(self, member: str) -> None:
         self.redis.zrem(keys.task_outbox(), member)
 
+    def mark_tasks_started(self, members: Sequence[str]) -> None:
+        if members:
+            self.redis.zrem(keys.task_outbox(), *members)
+
+    def sent_at(self, members: Sequence[str]) -> list[float | None]:
+        """When each task was sent, None for those not in the outbox."""
+        return self.redis.zmscore(keys.task_outbox(), list(members))
+
+    def restamp_tasks(self, members: Sequence[str], sent: float) -> None:
+        """Date outbox entries still there as sent at ``sent`` (taken off the
+        broker queue by a drain task: found stale, so sent again, that much
+        sooner should the task die)."""
+        if members:
+            self.redis.zadd(keys.task_outbox(), dict.fromkeys(members, sent), xx=True)
+
     def lease_stale_tasks(
         self, now: float, stale_seconds: float, queue_names: Iterable[str], limit: int = 500
     ) -> list[str]:

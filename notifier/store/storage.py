@@ -12,6 +12,8 @@ A thin facade over the repositories, one per concept:
     queue_messages.py a queue's consumer side: listing in rank order,
                       delete (with Zaqar's claim rules), pop, stats, purge
     claims.py         claims on a queue's messages
+    pending_deliveries.py  small fan-outs' deliveries waiting for a drain task
+                      (``Storage.pending``, used as it is by ``delivery/drain.py``)
     endpoint_state.py breakers, leases, rate limits, held deliveries (built by
                       delivery's guard from ``Storage.redis``)
 
@@ -32,8 +34,9 @@ from notifier.store.boundary import translated
 from notifier.store.claims import Claims
 from notifier.store.control import ControlMessages
 from notifier.store.dead_letters import DeadLetters
-from notifier.store.delivery_log import DeliveryLog
+from notifier.store.delivery_log import DeliveryLog, done_key
 from notifier.store.messages import FanoutTask, Messages, Post
+from notifier.store.pending_deliveries import PendingDeliveries
 from notifier.store.queue_messages import QueueMessages
 from notifier.store.quota import ByteQuota
 from notifier.store.records import (
@@ -76,6 +79,7 @@ class Storage:
         self.quota = ByteQuota(client)
         self.queue_messages = QueueMessages(client)
         self.claims = Claims(client, self.queue_messages)
+        self.pending = PendingDeliveries(client)
 
     @classmethod
     def from_conf(cls, conf: Any) -> "Storage":
@@ -166,7 +170,19 @@ class Storage:
     def load_deliveries(
         self, message_ids: Iterable[str], subscription_ids: Iterable[str]
     ) -> tuple[dict[str, Record], dict[str, Record]]:
-        return self.messages.load_deliveries(message_ids, subscription_ids)
+        messages, subscriptions, _ = self.messages.load_deliveries(message_ids, subscription_ids)
+        return messages, subscriptions
+
+    def load_batch(
+        self,
+        message_ids: Iterable[str],
+        subscription_ids: Iterable[str],
+        deliveries: Sequence[Record],
+    ) -> tuple[dict[str, Record], dict[str, Record], set[int]]:
+        """``load_deliveries`` and ``already_done`` in one round trip."""
+        return self.messages.load_deliveries(
+            message_ids, subscription_ids, [done_key(d) for d in deliveries]
+        )
 
     # -- control messages ---------------------------------------------------
 
@@ -249,6 +265,15 @@ class Storage:
 
     def mark_task_started(self, member: str) -> None:
         self.schedule.mark_task_started(member)
+
+    def mark_tasks_started(self, members: Sequence[str]) -> None:
+        self.schedule.mark_tasks_started(members)
+
+    def sent_at(self, members: Sequence[str]) -> list[float | None]:
+        return self.schedule.sent_at(members)
+
+    def restamp_tasks(self, members: Sequence[str], sent: float) -> None:
+        self.schedule.restamp_tasks(members, sent)
 
     def lease_stale_tasks(
         self, now: float, stale_seconds: float, queue_names: Iterable[str], limit: int = 500

@@ -25,6 +25,18 @@ class MemoryDispatcher:
     def send_deliveries(self, deliveries):
         self.tasks.append(("deliver", (list(deliveries),)))
 
+    def send_drain(self, shard, owner):
+        self.tasks.append(("drain", (shard, owner)))
+
+    def take_fanouts(self, limit):
+        """Fan-out tasks queued here, oldest first (no outbox entries)."""
+        taken = []
+        for task in list(self.tasks):
+            if task[0] == "fanout" and len(taken) < limit:
+                self.tasks.remove(task)
+                taken.append((list(task[1]), None))
+        return taken
+
     def resend(self, member):
         """Queue again a task found lost (an outbox entry: ``[name, args]``)."""
         self.resent.append(member)

@@ -51,6 +51,8 @@ SOURCE = Source("p", "queues", "q")
         (keys.task_outbox(), "notifier:tasks:pending"),
         (keys.retries(), "notifier:retries"),
         (keys.leased_retries(), "notifier:retries:leased"),
+        (keys.pending_deliveries(3), "notifier:drain:3"),
+        (keys.drain_owner(3), "notifier:drain:3:owner"),
         (keys.project_bytes("p"), "notifier:quota:bytes:p"),
         (keys.project_buckets("p"), "notifier:quota:expiry:p"),
         (keys.breaker("p:http://h:80"), "notifier:breaker:p:http://h:80"),

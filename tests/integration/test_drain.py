@@ -1,0 +1,225 @@
+"""Small fan-outs' deliveries drained together across posts (delivery/drain.py):
+real Redis, a real receiver, the in-memory dispatcher. Each delivery goes
+once, each endpoint's in post order; a drain task that dies after taking its
+deliveries loses none of them, and repeats none that ran."""
+
+import time
+
+import pytest
+
+from notifier.delivery.drain import SHARDS, shard_of
+from notifier.delivery.service import DeliveryService
+from notifier.store import keys
+from notifier.store.pending_deliveries import drain_member
+from notifier.store.storage import Source
+from tests.support.dispatch import MemoryDispatcher
+
+SOURCE = Source("p", "queues", "drained")
+
+
+class Clock:
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self):
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def setup(conf, storage, receiver, clock):
+    dispatcher = MemoryDispatcher()
+    service = DeliveryService(conf, storage, dispatcher, clock=clock)
+    subscriptions = [
+        storage.create_subscription(SOURCE, receiver.url + path, 3600, {}, confirmed=True)[1]
+        for path in ("/a", "/b")
+    ]
+    return service, dispatcher, subscriptions
+
+
+def post(storage, service, count):
+    """Post single-message posts and run their fan-outs; return the ids."""
+    ids = []
+    for n in range(count):
+        [message_id] = storage.post_messages(SOURCE, [{"body": n, "ttl": 300}])
+        service.fanout(SOURCE, [message_id])
+        ids.append(message_id)
+    return ids
+
+
+def bodies_by_path(receiver):
+    by_path = {}
+    for request in receiver.received():
+        by_path.setdefault(request.path, []).append(request.json()["body"])
+    return by_path
+
+
+def test_a_light_load_is_delivered_by_the_fanout_itself(storage, redis_client, receiver, setup):
+    service, dispatcher, _ = setup
+    post(storage, service, 3)
+
+    assert bodies_by_path(receiver) == {"/a": [0, 1, 2], "/b": [0, 1, 2]}
+    assert dispatcher.tasks == []  # no extra task
+    shard = shard_of(SOURCE)
+    assert not redis_client.exists(keys.drain_owner(shard))  # given up: nothing left
+    assert redis_client.llen(keys.pending_deliveries(shard)) == 0
+    assert storage.pending_retry_count() == 0  # settled: nothing comes back
+
+
+def test_posts_made_while_a_drain_runs_go_in_its_next_batch_once_each_in_order(
+    storage, redis_client, receiver, setup
+):
+    service, dispatcher, subscriptions = setup
+    shard = shard_of(SOURCE)
+    redis_client.set(keys.drain_owner(shard), "1")  # another task owns the shard
+    post(storage, service, 20)
+    assert receiver.received() == []  # pushed, not delivered by their fan-outs
+    assert redis_client.llen(keys.pending_deliveries(shard)) == 40
+
+    assert service.drain(shard) == 40  # the owner: one batch (40 <= 50)
+
+    assert bodies_by_path(receiver) == {"/a": list(range(20)), "/b": list(range(20))}
+    assert dispatcher.tasks == []
+    assert not redis_client.exists(keys.drain_owner(shard))
+    for subscription_id in subscriptions:
+        attempts = storage.subscription_attempts(subscription_id)
+        assert [a["outcome"] for a in attempts] == ["delivered"] * 20
+    assert storage.pending_retry_count() == 0
+
+
+def test_a_backlog_gets_a_helper_task_beside_the_owner(storage, redis_client, receiver, setup):
+    service, dispatcher, _ = setup
+    shard = shard_of(SOURCE)
+    redis_client.set(keys.drain_owner(shard), "1")
+    post(storage, service, 60)  # 120 deliveries: more than two batches of 50
+
+    service.drain(shard, owner=False)  # a helper takes one batch
+    assert ("drain", (shard, False)) in dispatcher.tasks  # 70 left: one more helper
+    dispatcher.run(service)
+    service.drain(shard)  # the owner takes the rest and gives the shard up
+
+    by_path = bodies_by_path(receiver)
+    assert sorted(by_path["/a"]) == list(range(60)) == sorted(by_path["/b"])
+    assert not redis_client.exists(keys.drain_owner(shard))
+
+
+def test_deliveries_taken_by_a_drain_that_died_come_back_and_run_once(
+    storage, redis_client, receiver, setup, clock, monkeypatch
+):
+    service, dispatcher, subscriptions = setup
+    shard = shard_of(SOURCE)
+    redis_client.set(keys.drain_owner(shard), "1")
+    ids = post(storage, service, 5)
+
+    # Died after its deliveries, before forgetting what it took: they wait in
+    # the retry schedule, marked, until the visibility timeout.
+    def die(members):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(storage.pending, "settle", die)
+    with pytest.raises(SystemExit):
+        service.drain(shard)
+    monkeypatch.undo()
+    assert len(receiver.received()) == 10
+    assert storage.pending_retry_count() == 10
+    assert service.move_due_retries() == 0  # not before the visibility timeout
+
+    clock.offset = 60  # past it: the scheduler sends them again
+    assert service.move_due_retries() == 10
+    dispatcher.run(service)
+    assert len(receiver.received()) == 10  # the done flags: none ran twice
+    assert storage.pending_retry_count() == 0
+    for subscription_id in subscriptions:
+        assert len(storage.subscription_attempts(subscription_id)) == 5
+    assert sorted(bodies_by_path(receiver)["/a"]) == list(range(len(ids)))
+
+
+def test_deliveries_taken_and_not_attempted_by_a_dead_drain_are_delivered(
+    storage, redis_client, receiver, setup, clock
+):
+    service, dispatcher, _ = setup
+    shard = shard_of(SOURCE)
+    redis_client.set(keys.drain_owner(shard), "1")
+    post(storage, service, 3)
+    taken = storage.pending.take(shard, 50, clock() + 45, True, 45)  # then it died
+    assert len(taken.members) == 6 and taken.remaining == 0
+
+    clock.offset = 60
+    assert service.move_due_retries() == 6
+    dispatcher.run(service)
+    assert bodies_by_path(receiver) == {"/a": [0, 1, 2], "/b": [0, 1, 2]}
+
+
+def test_a_shard_whose_owner_is_gone_is_handed_to_a_new_drain(
+    storage, redis_client, receiver, setup
+):
+    service, dispatcher, _ = setup
+    shard = shard_of(SOURCE)
+    redis_client.set(keys.drain_owner(shard), "1", px=50)  # its task was lost
+    post(storage, service, 2)
+    assert receiver.received() == []
+    time.sleep(0.1)  # the owner flag expires
+
+    assert service.reconcile_tasks(30, ["notifier.deliver"]) == 1
+    assert dispatcher.tasks == [("drain", (shard, True))]
+    assert service.reconcile_tasks(30, ["notifier.deliver"]) == 0  # owned meanwhile
+    dispatcher.run(service)
+    assert bodies_by_path(receiver) == {"/a": [0, 1], "/b": [0, 1]}
+
+
+def test_shards_and_members():
+    assert shard_of(SOURCE) == shard_of(Source("p", "queues", "drained"))
+    assert {shard_of(Source("p", "queues", f"q{n}")) for n in range(200)} == set(range(SHARDS))
+    delivery = {"message_id": "m", "subscription_id": "s", "attempt": 0}
+    # never the member a retry of the same delivery is scheduled under
+    assert (
+        drain_member(delivery) == '{"message_id":"m","subscription_id":"s","attempt":0,"drain":1}'
+    )
+
+
+def test_an_owner_runs_the_fanout_tasks_waiting_on_the_queue(storage, receiver, setup):
+    service, dispatcher, _ = setup
+    ids = []
+    for n in range(6):  # posted while the workers were busy: six fan-out tasks wait
+        [message_id] = storage.post_messages(SOURCE, [{"body": n, "ttl": 300}])
+        dispatcher.send_fanout(SOURCE, [message_id])
+        ids.append(message_id)
+
+    assert dispatcher.run(service, limit=1) == 1  # the first runs the other five
+
+    assert dispatcher.tasks == []
+    assert bodies_by_path(receiver) == {"/a": list(range(6)), "/b": list(range(6))}
+
+
+def test_fanout_tasks_are_taken_off_the_broker_queue_with_their_outbox_entries(
+    conf, storage, redis_client
+):
+    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery, task_member
+
+    dispatcher = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    storage.create_subscription(SOURCE, "http://127.0.0.1:9/a", 3600, {}, confirmed=True)
+    posted = []
+    for n in range(3):
+        task = dispatcher.prepare_fanout(SOURCE, [f"{n:032x}"])
+        storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [f"{n:032x}"], task)
+        posted.append(task)
+    dispatcher.send_deliveries([{"message_id": "m", "subscription_id": "s", "attempt": 0}])
+    redis_client.lpush(FANOUT_QUEUE, redis_client.rpop("notifier.deliver"))  # not a fan-out
+
+    taken = dispatcher.take_fanouts(2)
+
+    assert taken == [(task.args, task.member) for task in posted[:2]]  # oldest first
+    assert taken[0][1] == task_member("notifier.fanout", posted[0].args)
+    assert redis_client.llen(FANOUT_QUEUE) == 2  # the third, and the foreign task put back
+    assert dispatcher.take_fanouts(5) == [(posted[2].args, posted[2].member)]
+    assert redis_client.llen(FANOUT_QUEUE) == 1
+    assert CeleryDispatcher(create_celery(conf), storage).take_fanouts(5) == []  # not inline
+    # a fan-out sent without an outbox entry stays Celery's
+    storage.mark_task_started(posted[2].member)
+    redis_client.lpush(FANOUT_QUEUE, posted[2].payload)
+    assert dispatcher.take_fanouts(5) == []
+    assert redis_client.llen(FANOUT_QUEUE) == 2
