@@ -34,18 +34,36 @@ class RawReceiver:
         self._sock.listen(16)
         self._connections = 0
         self._closing = False
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._open = {}  # accepted connection -> the thread serving it
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
 
     def __enter__(self):
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._accepting.start()
         return self
 
     def __exit__(self, *exc):
+        # close() alone leaves the accepting thread blocked in accept() on
+        # the old descriptor number; once a later listener reuses that
+        # number, the stale thread accepts that listener's connections and
+        # answers them 200 "ok" (seen as a later test's receiver missing
+        # deliveries the worker recorded as delivered). shutdown() wakes the
+        # blocked accept() on Linux, and the joins make sure no thread of
+        # this receiver outlives it.
         self._closing = True
+        _shut(self._sock)
+        self._accepting.join(timeout=5)
         self._sock.close()
+        with self._lock:
+            serving = dict(self._open)
+        for conn, thread in serving.items():
+            _shut(conn)
+            thread.join(timeout=5)
+        threads = [self._accepting, *serving.values()]
+        assert not any(t.is_alive() for t in threads), "a raw receiver thread did not stop"
 
     def per_connection(self):
         """Return {connection number: requests parsed on it}."""
@@ -67,9 +85,12 @@ class RawReceiver:
             except OSError:
                 return
             self._connections += 1
-            threading.Thread(
+            serving = threading.Thread(
                 target=self._serve, args=(conn, self._connections), daemon=True
-            ).start()
+            )
+            with self._lock:
+                self._open[conn] = serving
+            serving.start()
 
     def _serve(self, conn, number):
         reader = conn.makefile("rb")
@@ -85,8 +106,17 @@ class RawReceiver:
         except (OSError, ValueError):
             return
         finally:
+            with self._lock:
+                self._open.pop(conn, None)
             reader.close()
             conn.close()
+
+
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed, or the peer went first
 
 
 def _read_request(reader, number):
