@@ -13,8 +13,10 @@ METRICS_PORT_TRIES = 16
 
 def run_worker(conf: Any) -> None:
     from workers.app import TASK_QUEUES, add_heartbeat, create_celery
+    from workers.broker import survive_lost_broker_connections
     from workers.tasks import register_tasks
 
+    survive_lost_broker_connections()
     app = create_celery(conf)
     register_tasks(app, conf)
     if conf.worker.heartbeat_file:
