@@ -18,6 +18,7 @@ worker --concurrency 1`` (one consumer per pool process, like
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -593,9 +594,21 @@ class Bench:
 
         sampler = threading.Thread(target=sample_memory, daemon=True)
         sampler.start()
-        post = load.post_paced(self.fleet.api_url, tag, rate / subs, seconds, threads=4)
-        expected = post["expected"] * subs
-        arrived = self.wait_deliveries(tag, expected, self.p["timeout"])
+        # --profile: the fast rate's workers, API and this process (the poster)
+        prof = (
+            Profiler(
+                self.args.profile,
+                tag,
+                [p.pid for p in self.fleet.worker_procs] + [self.fleet.api.pid, os.getpid()],
+                idle=self.args.profile_idle,
+            )
+            if self.args.profile and tag == "latency-fast"
+            else contextlib.nullcontext()
+        )
+        with prof:
+            post = load.post_paced(self.fleet.api_url, tag, rate / subs, seconds, threads=4)
+            expected = post["expected"] * subs
+            arrived = self.wait_deliveries(tag, expected, self.p["timeout"])
         stop.set()
         sampler.join()
         result = self.measure(tag, before, post, expected, arrived=arrived)

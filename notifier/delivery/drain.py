@@ -12,7 +12,11 @@ its source's shard (``store/pending_deliveries.py``, one round trip):
 - else it is done: the owner's next take holds its deliveries, together with
   every other post's that arrived meanwhile (a group commit of deliveries).
 
-An owner also takes waiting fan-out tasks off the broker queue
+While a shard is owned, posts to its sources enqueue no fan-out task: the
+script that stores their messages parks their fan-outs on the shard
+(``store_posts.lua``), and the owner matches the parked fan-outs of a take
+together and delivers them with it. An owner also takes waiting fan-out
+tasks off the broker queue
 (``Dispatcher.take_fanouts``, up to ``FANOUTS_PER_TAKE``) and runs them
 itself: under load, posts cost no task each. Their outbox entries stay until
 their deliveries are settled (re-dated to be found stale after the
@@ -34,17 +38,15 @@ done flags skip the attempts that ran); an owner flag expires, and the
 scheduler hands a shard with deliveries and no owner to a new drain task.
 """
 
-import zlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from notifier.core.model import Delivery
 from notifier.delivery.batch import Batch
 from notifier.delivery.jobs import Dispatcher, Job, Record
+from notifier.store.pending_deliveries import SHARDS, Taken, shard_of
 from notifier.store.storage import Storage
-
-#: Shards of pending deliveries (a source always uses the same one).
-SHARDS = 8
 
 #: Fan-out tasks an owner takes off the broker queue at a time.
 FANOUTS_PER_TAKE = 20
@@ -52,11 +54,6 @@ FANOUTS_PER_TAKE = 20
 #: How long an owner flag outlives the owner's last take beyond one attempt
 #: (a batch waits for its slowest endpoint's attempt).
 OWNER_MARGIN_SECONDS = 5.0
-
-
-def shard_of(source: Sequence[str]) -> int:
-    """The shard of a source's deliveries."""
-    return zlib.crc32("/".join(source).encode()) % SHARDS
 
 
 class Drains:
@@ -75,9 +72,10 @@ class Drains:
         self.batch = batch
         self.clock = clock
         self.limit: int = conf.notification.deliveries_per_task
-        #: FanOut.match, set by the service (fan-outs taken off the queue)
-        self.match: Callable[[Sequence[str], Sequence[str], Any], tuple[list[Job], int]] | None
-        self.match = None
+        #: FanOut.match_many, set by the service (fan-outs taken off the queue)
+        self.match_many: (
+            Callable[[Sequence[tuple[Sequence[str], Sequence[str], Any]]], list[Job]] | None
+        ) = None
         # a taken fan-out's outbox entry is found stale this long after
         self.restamp_seconds: float = (
             conf.worker.reconcile_after_seconds - conf.worker.visibility_timeout_seconds
@@ -125,43 +123,64 @@ class Drains:
             )
             if taken.remaining >= self.limit:
                 self.dispatcher.send_drain(shard, False)  # a helper, beside this task
+            if taken.fanouts:  # parked by store_posts.lua while this shard was owned
+                parked, parked_members = self._parked(taken.fanouts)
+                stolen += parked
+                members += parked_members
             if not taken.members and not stolen:
                 self.storage.mark_tasks_started(members)  # fan-outs that matched nothing
-                return count  # an owner gave the shard up
-            messages = dict(known[0]) if known else {}
-            subscriptions = dict(known[1]) if known else {}
-            for job in stolen:
-                messages[job.message["id"]] = job.message
-                subscriptions[job.subscription["id"]] = job.subscription
-            deliveries = [Delivery.from_dict(d) for d in taken.deliveries]
-            deliveries += [job.delivery for job in stolen]
-            self.batch.deliver(deliveries, deadline, (messages, subscriptions))
-            self.storage.pending.settle(taken.members)
-            self.storage.mark_tasks_started(members)
-            count += len(deliveries)
-            known = None
-            if not owner or taken.released:
-                return count
+                if not owner or taken.released:
+                    return count  # an owner gave the shard up
+            else:
+                count += self._deliver(taken, stolen, members, deadline, known)
+                known = None
+                if not owner or taken.released:
+                    return count
             if deadline is not None and self.clock() >= deadline:
                 self.dispatcher.send_drain(shard, True)  # hand the shard on
                 return count
 
+    def _deliver(
+        self,
+        taken: Taken,
+        stolen: list[Job],
+        members: list[str],
+        deadline: float | None,
+        known: tuple[Mapping[str, Record], Mapping[str, Record]] | None,
+    ) -> int:
+        """Deliver one take with the fan-outs matched beside it; settle both."""
+        messages = dict(known[0]) if known else {}
+        subscriptions = dict(known[1]) if known else {}
+        for job in stolen:
+            messages[job.message["id"]] = job.message
+            subscriptions[job.subscription["id"]] = job.subscription
+        deliveries = [Delivery.from_dict(d) for d in taken.deliveries]
+        deliveries += [job.delivery for job in stolen]
+        self.batch.deliver(deliveries, deadline, (messages, subscriptions))
+        self.storage.pending.settle(taken.members)
+        self.storage.mark_tasks_started(members)
+        return len(deliveries)
+
+    def _parked(self, members: Sequence[str]) -> tuple[list[Job], list[str]]:
+        """Match fan-outs parked on the shard; return their jobs and outbox
+        entries (to clear once settled; until then dated to be found stale,
+        and sent again, should this task die)."""
+        assert self.match_many is not None, "Drains.match_many is set by the service"
+        self.storage.restamp_tasks(members, self.clock() - self.restamp_seconds)
+        fanouts = [_fanout_args(json.loads(member)[1]) for member in members]
+        return self.match_many(fanouts), list(members)
+
     def _take_fanouts(self) -> tuple[list[Job], list[str]]:
         """Run fan-out tasks waiting on the broker queue; return their small
         fan-outs' jobs and the tasks' outbox entries (to clear once settled)."""
-        if self.match is None:
+        if self.match_many is None:
             return [], []
         taken = self.dispatcher.take_fanouts(FANOUTS_PER_TAKE)
         if not taken:
             return [], []
         members = [member for _, member in taken if member]
         self.storage.restamp_tasks(members, self.clock() - self.restamp_seconds)
-        jobs: list[Job] = []
-        for args, _ in taken:
-            source, message_ids, cursor = (list(args) + [None, None, None])[:3]
-            found, _ = self.match(source, message_ids, cursor)
-            jobs += found
-        return jobs, members
+        return self.match_many([_fanout_args(args) for args, _ in taken]), members
 
     def hand_on_unowned(self) -> int:
         """Send a drain task to each shard with deliveries and no owner (its
@@ -172,3 +191,9 @@ class Drains:
                 self.dispatcher.send_drain(shard, True)
                 sent += 1
         return sent
+
+
+def _fanout_args(args: Sequence[Any]) -> tuple[Sequence[str], Sequence[str], Any]:
+    """A fan-out task's (source, message ids, cursor); the cursor is optional."""
+    source, message_ids, cursor = (list(args) + [None, None, None])[:3]
+    return source, message_ids, cursor

@@ -75,7 +75,48 @@ class FanOut:
         messages: dict[str, Record] = self.storage.get_messages(message_ids)
         if not messages:
             return [], 0
-        subscriptions, next_cursor = self.storage.subscription_page(source, cursor, self.page_size)
+        page = self.storage.subscription_page(source, cursor, self.page_size)
+        return self._match_page(source, message_ids, cursor, messages, page)
+
+    def match_many(self, fanouts: Sequence[tuple[Sequence[str], Sequence[str], Any]]) -> list[Job]:
+        """Match many fan-outs (source, message ids, cursor) at once, as a
+        drain task does with the fan-out tasks it takes off the queue; return
+        their small fan-outs' jobs.
+
+        Their messages are read in one round trip, and each source's first
+        subscription page once: under load, many posts to one queue arrive
+        together, and two round trips per post cost more worker CPU than
+        their deliveries' share of a batch.
+        """
+        messages = self.storage.get_messages({i for _, ids, _ in fanouts for i in ids})
+        first_pages: dict[Source, tuple[list[Record], str | None]] = {}
+        jobs: list[Job] = []
+        for raw_source, message_ids, cursor in fanouts:
+            source = Source(*raw_source)
+            mine = {i: messages[i] for i in message_ids if i in messages}
+            if not mine:
+                continue
+            if cursor is None:
+                if source not in first_pages:
+                    first_pages[source] = self.storage.subscription_page(
+                        source, None, self.page_size
+                    )
+                page = first_pages[source]
+            else:
+                page = self.storage.subscription_page(source, cursor, self.page_size)
+            jobs += self._match_page(source, message_ids, cursor, mine, page)[0]
+        return jobs
+
+    def _match_page(
+        self,
+        source: Source,
+        message_ids: Sequence[str],
+        cursor: Any,
+        messages: dict[str, Record],
+        page: tuple[list[Record], str | None],
+    ) -> tuple[list[Job], int]:
+        """``match`` with the messages and the subscription page loaded."""
+        subscriptions, next_cursor = page
         if next_cursor:
             self.dispatcher.send_fanout(source, message_ids, next_cursor)
         pairs, skipped = match_within(

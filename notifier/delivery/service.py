@@ -66,7 +66,7 @@ class DeliveryService:
         self._fanout = FanOut(
             conf, storage, dispatcher, self.batch, self.outcomes, clock, self.drains
         )
-        self.drains.match = self._fanout.match
+        self.drains.match_many = self._fanout.match_many
         self._control = Control(storage, dispatcher)
         self._replay = Replay(conf, storage, dispatcher, self.admission)
         self._reconciler = Reconciler(conf, storage, dispatcher, clock)

@@ -64,7 +64,9 @@ every key prefixed ``notifier:``)::
 
   Pending deliveries (``pending_deliveries.py``; see ``delivery/drain.py``)
     drain:N                LIST   deliveries (JSON) of small fan-outs waiting
-                                  for shard N's drain task, oldest first
+                                  for shard N's drain task, oldest first, and
+                                  fan-outs parked while it is owned
+                                  (``{"fanout": outbox entry}``)
     drain:N:owner          STRING a drain task owns shard N (expires); taken
                                   deliveries wait in ``retries`` (marked
                                   ``"drain": 1``) until their task settles them
@@ -117,7 +119,8 @@ migration of deployed data). The keys each script touches together:
                          quota:bytes:P, quota:expiry:P, the seven consumer-side
                          keys of the source (``queue_index``), msg:ID of its
                          messages;
-                         tasks:pending and the broker's fan-out queue
+                         tasks:pending, the broker's fan-out queue, and the
+                         source's drain:N and drain:N:owner
     unstore_messages     msg:ID, quota:bytes:P, quota:expiry:P
     tidy_queue           msgs:, and the consumer-side keys of one queue
     claim_messages       msgs:, consumer-side keys, quota:bytes:P, quota:expiry:P,

@@ -13,6 +13,7 @@ from redis import Redis
 from notifier import errors
 from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
+from notifier.store.pending_deliveries import parked_fanout, shard_of
 from notifier.store.records import (
     Limits,
     Record,
@@ -158,7 +159,10 @@ class Messages:
         The fan-out (``workers.app.PreparedTask`` or None) is written with
         the messages: its outbox entry, and its broker message when it carries
         one, so stored messages and their enqueued fan-out are one atomic
-        write and one round trip. A queue with no subscriptions gets no
+        write and one round trip. While a drain task owns the source's shard
+        (``delivery/drain.py``), the fan-out is parked on that shard instead
+        of the broker queue: the owner runs it with its next batch, and under
+        load a post costs no task. A queue with no subscriptions gets no
         fan-out (there is nothing to match, as in Zaqar, which lists
         subscriptions when a message is posted); a topic always does, since
         its fan-out deletes messages that match nothing.
@@ -180,14 +184,21 @@ class Messages:
                 *keys.project_usage(source.project),
                 *keys.queue_index(source),
             ]
+            member = (task and task.member) or ""
             if payload:
-                script_keys.append(str(task and task.queue))
+                shard = shard_of(source)
+                script_keys += [
+                    str(task and task.queue),
+                    keys.pending_deliveries(shard),
+                    keys.drain_owner(shard),
+                ]
             args += [
                 source.name,
                 len(messages),
                 int(source.kind == "queues"),
-                (task and task.member) or "",
+                member,
                 payload,
+                parked_fanout(member) if payload else "",
             ]
             for message_id, message in zip(ids, messages):
                 record = dict(message, id=message_id, created=now, source=source.to_list())

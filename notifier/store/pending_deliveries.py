@@ -12,6 +12,7 @@ the attempts that ran.
 """
 
 import json
+import zlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
@@ -21,12 +22,31 @@ from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
 from notifier.store.records import Record, dumps
 
+#: Shards of pending deliveries (a source always uses the same one).
+SHARDS = 8
+
+#: How a parked fan-out's entry starts (take_pending.lua tells them apart).
+PARKED_PREFIX = '{"fanout":'
+
+
+def shard_of(source: Sequence[str]) -> int:
+    """The shard of a source's deliveries."""
+    return zlib.crc32("/".join(source).encode()) % SHARDS
+
+
+def parked_fanout(member: str) -> str:
+    """A fan-out task parked on its source's shard, as pushed: its outbox
+    entry (``[name, args]``), which is also what brings it back should the
+    drain task that takes it die."""
+    return dumps({"fanout": member})
+
 
 class Taken(NamedTuple):
     members: list[str]  # as stored in retries until settled
     deliveries: list[Record]
     remaining: int  # left in the shard after this take
     released: bool  # the owner gave the shard up (nothing was left)
+    fanouts: list[str]  # parked fan-outs' outbox entries (not in retries)
 
 
 def drain_member(delivery: Record) -> str:
@@ -66,13 +86,16 @@ class PendingDeliveries:
                 args=[limit, due, int(owner_seconds * 1000), "1" if owner else "0"],
             ),
         )
-        members = [str(m) for m in out[2:]]
-        deliveries = []
-        for member in members:
+        members, deliveries, fanouts = [], [], []
+        for member in (str(m) for m in out[2:]):
             record = json.loads(member)
+            if member.startswith(PARKED_PREFIX):
+                fanouts.append(record["fanout"])
+                continue
             record.pop("drain", None)
+            members.append(member)
             deliveries.append(record)
-        return Taken(members, deliveries, int(out[0]), bool(int(out[1])))
+        return Taken(members, deliveries, int(out[0]), bool(int(out[1])), fanouts)
 
     def settle(self, members: Sequence[str]) -> None:
         """Forget taken deliveries once their outcomes are stored."""

@@ -195,6 +195,42 @@ def test_an_owner_runs_the_fanout_tasks_waiting_on_the_queue(storage, receiver, 
     assert bodies_by_path(receiver) == {"/a": list(range(6)), "/b": list(range(6))}
 
 
+def test_an_owner_loads_the_waiting_fanouts_together(storage, receiver, setup, monkeypatch):
+    """The fan-out tasks an owner takes read their messages in one round
+    trip and each source's first subscription page once; a fan-out whose
+    message is gone makes nothing, and each source gets its own subscribers."""
+    service, dispatcher, _ = setup
+    other = Source("p", "queues", "other")
+    storage.create_subscription(other, receiver.url + "/o", 3600, {}, confirmed=True)
+    first = storage.post_messages(SOURCE, [{"body": "first", "ttl": 300}])
+    dispatcher.send_fanout(SOURCE, first)  # the owner's own task
+    waiting = []
+    for n, source in enumerate([SOURCE, other, SOURCE, other, SOURCE]):
+        ids = storage.post_messages(source, [{"body": n, "ttl": 300}])
+        dispatcher.send_fanout(source, ids)
+        waiting.append(ids[0])
+    storage.delete_messages([waiting[2]])  # expired before its fan-out ran
+    calls = {"get_messages": [], "subscription_page": []}
+    for name, seen in calls.items():
+        real = getattr(storage, name)
+        monkeypatch.setattr(
+            storage, name, lambda *a, _real=real, _seen=seen, **k: _seen.append(a) or _real(*a, **k)
+        )
+
+    assert dispatcher.run(service, limit=1) == 1
+
+    assert dispatcher.tasks == []
+    assert bodies_by_path(receiver) == {
+        "/a": ["first", 0, 4],
+        "/b": ["first", 0, 4],
+        "/o": [1, 3],
+    }
+    # the owner's own fan-out, then one read for the five it took
+    assert [sorted(ids) for (ids,) in calls["get_messages"]] == [first, sorted(waiting)]
+    pages = [(tuple(source), after) for source, after, _ in calls["subscription_page"]]
+    assert sorted(pages) == sorted([(tuple(SOURCE), None)] * 2 + [(tuple(other), None)])
+
+
 def test_fanout_tasks_are_taken_off_the_broker_queue_with_their_outbox_entries(
     conf, storage, redis_client
 ):
@@ -223,3 +259,61 @@ def test_fanout_tasks_are_taken_off_the_broker_queue_with_their_outbox_entries(
     redis_client.lpush(FANOUT_QUEUE, posted[2].payload)
     assert dispatcher.take_fanouts(5) == []
     assert redis_client.llen(FANOUT_QUEUE) == 2
+
+
+def test_a_post_to_an_owned_shard_parks_its_fanout_there_for_the_owner(
+    conf, storage, redis_client, receiver, setup
+):
+    """Under load a post costs no task: while a drain task owns the source's
+    shard, the post's fan-out goes onto that shard, in the same script that
+    stores the message, and the owner runs it with its next batch."""
+    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
+
+    service, _, _ = setup
+    poster = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    shard = shard_of(SOURCE)
+
+    def post_one(n):
+        message_id = f"{n:032x}"
+        task = poster.prepare_fanout(SOURCE, [message_id])
+        storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [message_id], task)
+        return task
+
+    post_one(0)  # nobody owns the shard: a fan-out task, as ever
+    assert redis_client.llen(FANOUT_QUEUE) == 1
+    assert redis_client.llen(keys.pending_deliveries(shard)) == 0
+    redis_client.delete(FANOUT_QUEUE)
+
+    assert storage.pending.claim(shard, 10)  # a drain task owns it now
+    parked = [post_one(n) for n in (1, 2, 3)]
+    assert redis_client.llen(FANOUT_QUEUE) == 0
+    assert redis_client.llen(keys.pending_deliveries(shard)) == 3
+    assert redis_client.zmscore(keys.task_outbox(), [t.member for t in parked]) != [None] * 3
+
+    assert service.drain(shard) == 6
+
+    assert bodies_by_path(receiver) == {"/a": [1, 2, 3], "/b": [1, 2, 3]}
+    assert redis_client.zmscore(keys.task_outbox(), [t.member for t in parked]) == [None] * 3
+    assert redis_client.zcard(keys.retries()) == 0
+    assert not redis_client.exists(keys.drain_owner(shard))  # given up: nothing left
+
+
+def test_a_parked_fanout_taken_by_a_drain_that_died_is_sent_again(conf, storage, redis_client):
+    """A parked fan-out is not a delivery, so it does not wait in the retry
+    schedule once taken: its outbox entry, left in place until its
+    deliveries are settled, is what the reconciler sends again."""
+    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
+
+    poster = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    shard = shard_of(SOURCE)
+    storage.create_subscription(SOURCE, "http://127.0.0.1:9/a", 3600, {}, confirmed=True)
+    assert storage.pending.claim(shard, 10)
+    task = poster.prepare_fanout(SOURCE, ["f" * 32])
+    storage.post_messages(SOURCE, [{"body": 0, "ttl": 60}], ["f" * 32], task)
+
+    taken = storage.pending.take(shard, 50, time.time() + 45, True, 10)  # ... and died
+
+    assert taken.fanouts == [task.member] and taken.members == []
+    assert redis_client.zcard(keys.retries()) == 0
+    stale = storage.lease_stale_tasks(time.time() + 60, 50, [FANOUT_QUEUE])
+    assert stale == [task.member]

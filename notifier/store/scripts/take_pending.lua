@@ -3,22 +3,29 @@
 -- ARGV[1] limit, ARGV[2] due (epoch seconds) of the taken deliveries in
 -- retries should their task die, ARGV[3] owner ms, ARGV[4] "1" if the caller
 -- owns the shard (it gives the shard up when it finds nothing left).
--- Returns {remaining, released, member...}: up to ARGV[1] deliveries, oldest
--- first, each now also in retries in that order (marked: its member differs from any retry
--- a delivery task schedules), so a worker killed mid-task loses none of them.
+-- Returns {remaining, released, member...}: up to ARGV[1] entries, oldest
+-- first. Deliveries are now also in retries in that order (marked: their
+-- member differs from any retry a delivery task schedules), so a worker killed
+-- mid-task loses none of them; parked fan-outs ({"fanout": outbox entry},
+-- pushed by store_posts.lua) are not, their outbox entry brings them back.
 local limit = tonumber(ARGV[1])
 local taken = redis.call('LRANGE', KEYS[1], 0, limit - 1)
 local released = 0
 if #taken > 0 then
   redis.call('LTRIM', KEYS[1], #taken, -1)
-  for i = 1, #taken, 500 do
-    local args = {}
-    for j = i, math.min(i + 499, #taken) do
+  local args = {}
+  for j = 1, #taken do
+    -- A parked fan-out ({"fanout": ...}) is not a delivery: its outbox entry
+    -- brings it back should its task die.
+    if string.sub(taken[j], 1, 10) ~= '{"fanout":' then
       -- 0.1 ms apart: the scheduler sends them back in the order taken
       table.insert(args, tonumber(ARGV[2]) + (j - 1) / 10000)
       table.insert(args, taken[j])
     end
-    redis.call('ZADD', KEYS[3], unpack(args))
+    if #args >= 1000 or (j == #taken and #args > 0) then
+      redis.call('ZADD', KEYS[3], unpack(args))
+      args = {}
+    end
   end
 end
 local remaining = redis.call('LLEN', KEYS[1])
