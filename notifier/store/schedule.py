@@ -10,6 +10,7 @@ from redis import Redis
 
 from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
+from notifier.store.pending_deliveries import SHARDS
 from notifier.store.records import Record, dumps
 
 
@@ -48,9 +49,12 @@ class Schedule:
     def lease_stale_tasks(
         self, now: float, stale_seconds: float, queue_names: Iterable[str], limit: int = 500
     ) -> list[str]:
-        """Return tasks sent over ``stale_seconds`` ago that never started."""
+        """Return tasks sent over ``stale_seconds`` ago that never started,
+        while the broker's queues and the drain shards are empty (a fan-out
+        parked on a shard waits in a backlog; it is not lost)."""
+        shards = [keys.pending_deliveries(shard) for shard in range(SHARDS)]
         stale = self._lease_stale_tasks(
-            keys=[keys.task_outbox(), *queue_names],
+            keys=[keys.task_outbox(), *queue_names, *shards],
             args=[now, now - stale_seconds, limit],
         )
         return cast(list[str], stale)

@@ -315,5 +315,12 @@ def test_a_parked_fanout_taken_by_a_drain_that_died_is_sent_again(conf, storage,
 
     assert taken.fanouts == [task.member] and taken.members == []
     assert redis_client.zcard(keys.retries()) == 0
+    # While another fan-out waits parked (a backlog, not a loss), nothing is re-sent.
+    later = poster.prepare_fanout(SOURCE, ["e" * 32])
+    storage.post_messages(SOURCE, [{"body": 1, "ttl": 60}], ["e" * 32], later)
+    assert redis_client.llen(keys.pending_deliveries(shard)) == 1
+    assert storage.lease_stale_tasks(time.time() + 60, 50, [FANOUT_QUEUE]) == []
+    redis_client.delete(keys.pending_deliveries(shard))
+    storage.mark_task_started(later.member)
     stale = storage.lease_stale_tasks(time.time() + 60, 50, [FANOUT_QUEUE])
     assert stale == [task.member]
