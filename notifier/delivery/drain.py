@@ -44,9 +44,12 @@ from typing import Any
 
 from notifier.core.model import Delivery
 from notifier.delivery.batch import Batch
-from notifier.delivery.jobs import Dispatcher, Job, Record
+from notifier.delivery.jobs import Dispatcher, Job, Record, send_deliveries
 from notifier.store.pending_deliveries import SHARDS, Taken, shard_of
 from notifier.store.storage import Storage
+
+#: The most a drain batch delivers, in tasks' worth (``deliveries_per_task``).
+MAX_BATCH_TASKS = 10
 
 #: Fan-out tasks an owner takes off the broker queue at a time.
 FANOUTS_PER_TAKE = 20
@@ -119,7 +122,12 @@ class Drains:
         while True:
             stolen, members = self._take_fanouts() if owner else ([], [])
             taken = self.storage.pending.take(
-                shard, self.limit, self.clock() + self.lease_seconds, owner, self.owner_seconds
+                shard,
+                self.limit,
+                self.clock() + self.lease_seconds,
+                owner,
+                self.owner_seconds,
+                self.clock() - self.restamp_seconds,
             )
             if taken.remaining >= self.limit:
                 self.dispatcher.send_drain(shard, False)  # a helper, beside this task
@@ -127,6 +135,7 @@ class Drains:
                 parked, parked_members = self._parked(taken.fanouts)
                 stolen += parked
                 members += parked_members
+            stolen = self._bounded(stolen)
             if not taken.members and not stolen:
                 self.storage.mark_tasks_started(members)  # fan-outs that matched nothing
                 if not owner or taken.released:
@@ -161,12 +170,22 @@ class Drains:
         self.storage.mark_tasks_started(members)
         return len(deliveries)
 
+    def _bounded(self, jobs: list[Job]) -> list[Job]:
+        """Keep a batch to ``MAX_BATCH_TASKS`` tasks' worth of the fan-outs'
+        jobs; send the rest as delivery tasks (fan-outs of up to a task's
+        worth each, ``FANOUTS_PER_TAKE`` stolen and a take's parked ones,
+        could otherwise make one batch of thousands)."""
+        most = MAX_BATCH_TASKS * self.limit
+        if len(jobs) <= most:
+            return jobs
+        send_deliveries(self.dispatcher, [job.delivery for job in jobs[most:]], self.limit)
+        return jobs[:most]
+
     def _parked(self, members: Sequence[str]) -> tuple[list[Job], list[str]]:
         """Match fan-outs parked on the shard; return their jobs and outbox
-        entries (to clear once settled; until then dated to be found stale,
-        and sent again, should this task die)."""
+        entries (to clear once settled; the take dated them to be found
+        stale, and sent again, should this task die)."""
         assert self.match_many is not None, "Drains.match_many is set by the service"
-        self.storage.restamp_tasks(members, self.clock() - self.restamp_seconds)
         fanouts = [_fanout_args(json.loads(member)[1]) for member in members]
         return self.match_many(fanouts), list(members)
 

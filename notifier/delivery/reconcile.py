@@ -37,6 +37,13 @@ class Reconciler:
         leased = self.storage.lease_due_retries(self.clock(), limit)
         if not leased:
             return 0
-        send_deliveries(self.dispatcher, [Delivery.from_dict(d) for _, d in leased], self.per_task)
+        deliveries = [Delivery.from_dict(d) for _, d in leased if "fanout" not in d]
+        for _, record in leased:
+            if "fanout" in record:
+                # A parked fan-out put in the schedule by a drain task of a
+                # version before parking (during a rolling upgrade): it is a
+                # task to send again, not a delivery.
+                self.dispatcher.resend(record["fanout"])
+        send_deliveries(self.dispatcher, deliveries, self.per_task)
         self.storage.release_retries([member for member, _ in leased])
         return len(leased)

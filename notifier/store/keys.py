@@ -136,7 +136,7 @@ migration of deployed data). The keys each script touches together:
     create_subscription  subidx:, subs: of one source, quota:subs:P, sub:ID (new
                          and the one the index held)
     lease_due_retries    retries, retries:leased
-    lease_stale_tasks    tasks:pending, the broker's queues and every drain:N
+    lease_stale_tasks    tasks:pending and the broker's queues
     admit                inflight:seq, and per endpoint breaker:E, probe:E,
                          inflight:E, proven:E, throttle:SUBID
     record               breakers:open, and per endpoint breaker:E, probe:E, proven:E

@@ -75,15 +75,30 @@ class PendingDeliveries:
         _, owned = pipe.execute()
         return bool(owned)
 
-    def take(self, shard: int, limit: int, due: float, owner: bool, owner_seconds: float) -> Taken:
-        """Take up to ``limit`` of a shard's oldest deliveries; they wait in
-        the retry schedule, due at ``due``, until ``settle``. An owner that
+    def take(
+        self,
+        shard: int,
+        limit: int,
+        due: float,
+        owner: bool,
+        owner_seconds: float,
+        sent: float = 0.0,
+    ) -> Taken:
+        """Take up to ``limit`` of a shard's oldest entries. Deliveries wait in
+        the retry schedule, due at ``due``, until ``settle``; parked fan-outs'
+        outbox entries are dated as sent at ``sent`` (the reconciler sends
+        them again once that is stale, should the taker die). An owner that
         finds nothing gives the shard up (``released``)."""
         out = cast(
             list[Any],
             self._take(
-                keys=[keys.pending_deliveries(shard), keys.drain_owner(shard), keys.retries()],
-                args=[limit, due, int(owner_seconds * 1000), "1" if owner else "0"],
+                keys=[
+                    keys.pending_deliveries(shard),
+                    keys.drain_owner(shard),
+                    keys.retries(),
+                    keys.task_outbox(),
+                ],
+                args=[limit, due, int(owner_seconds * 1000), "1" if owner else "0", repr(sent)],
             ),
         )
         members, deliveries, fanouts = [], [], []

@@ -10,7 +10,6 @@ from redis import Redis
 
 from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
-from notifier.store.pending_deliveries import SHARDS
 from notifier.store.records import Record, dumps
 
 
@@ -49,12 +48,11 @@ class Schedule:
     def lease_stale_tasks(
         self, now: float, stale_seconds: float, queue_names: Iterable[str], limit: int = 500
     ) -> list[str]:
-        """Return tasks sent over ``stale_seconds`` ago that never started,
-        while the broker's queues and the drain shards are empty (a fan-out
-        parked on a shard waits in a backlog; it is not lost)."""
-        shards = [keys.pending_deliveries(shard) for shard in range(SHARDS)]
+        """Return tasks sent over ``stale_seconds`` ago that never started.
+        (A fan-out parked on a drain shard is dated a day ahead until it is
+        taken: ``store_posts.lua``.)"""
         stale = self._lease_stale_tasks(
-            keys=[keys.task_outbox(), *queue_names, *shards],
+            keys=[keys.task_outbox(), *queue_names],
             args=[now, now - stale_seconds, limit],
         )
         return cast(list[str], stale)

@@ -300,8 +300,10 @@ def test_a_post_to_an_owned_shard_parks_its_fanout_there_for_the_owner(
 
 def test_a_parked_fanout_taken_by_a_drain_that_died_is_sent_again(conf, storage, redis_client):
     """A parked fan-out is not a delivery, so it does not wait in the retry
-    schedule once taken: its outbox entry, left in place until its
-    deliveries are settled, is what the reconciler sends again."""
+    schedule once taken: its outbox entry, dated by the take and left in
+    place until its deliveries are settled, is what the reconciler sends
+    again. Until taken it is dated a day ahead: waiting on a shard is a
+    backlog, not a loss (an ownerless shard is handed on instead)."""
     from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
 
     poster = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
@@ -310,17 +312,55 @@ def test_a_parked_fanout_taken_by_a_drain_that_died_is_sent_again(conf, storage,
     assert storage.pending.claim(shard, 10)
     task = poster.prepare_fanout(SOURCE, ["f" * 32])
     storage.post_messages(SOURCE, [{"body": 0, "ttl": 60}], ["f" * 32], task)
+    [waiting_until] = redis_client.zmscore(keys.task_outbox(), [task.member])
+    assert waiting_until > time.time() + 86000
 
-    taken = storage.pending.take(shard, 50, time.time() + 45, True, 10)  # ... and died
+    taken_at = time.time() - 5
+    taken = storage.pending.take(shard, 50, time.time() + 45, True, 10, sent=taken_at)  # ... died
 
     assert taken.fanouts == [task.member] and taken.members == []
     assert redis_client.zcard(keys.retries()) == 0
-    # While another fan-out waits parked (a backlog, not a loss), nothing is re-sent.
-    later = poster.prepare_fanout(SOURCE, ["e" * 32])
+    assert redis_client.zmscore(keys.task_outbox(), [task.member]) == [taken_at]
+    later = poster.prepare_fanout(SOURCE, ["e" * 32])  # parked meanwhile: not stale
     storage.post_messages(SOURCE, [{"body": 1, "ttl": 60}], ["e" * 32], later)
     assert redis_client.llen(keys.pending_deliveries(shard)) == 1
-    assert storage.lease_stale_tasks(time.time() + 60, 50, [FANOUT_QUEUE]) == []
-    redis_client.delete(keys.pending_deliveries(shard))
-    storage.mark_task_started(later.member)
     stale = storage.lease_stale_tasks(time.time() + 60, 50, [FANOUT_QUEUE])
     assert stale == [task.member]
+
+
+def test_a_parked_fanout_in_the_retry_schedule_is_sent_again_as_a_task(storage, setup):
+    """During a rolling upgrade a drain task of the version before parking
+    puts a taken parked fan-out into the retry schedule like a delivery: the
+    scheduler sends it again as the task it is, and moves the rest as ever."""
+    service, dispatcher, subscriptions = setup
+    member = '["notifier.fanout",[["p","queues","drained"],["' + "a" * 32 + '"],null]]'
+    delivery = {"message_id": "b" * 32, "subscription_id": subscriptions[0], "attempt": 1}
+    storage.schedule_retries([(time.time() - 1, {"fanout": member}), (time.time() - 1, delivery)])
+
+    assert service.move_due_retries() == 2
+
+    assert dispatcher.resent == [member]
+    assert dispatcher.tasks == [("deliver", ([delivery],))]
+    assert storage.redis.zcard(keys.retries()) == 0
+
+
+def test_a_take_of_many_fanouts_delivers_a_bounded_batch(storage, receiver, setup, monkeypatch):
+    """However many parked or stolen fan-outs a take matches, one batch
+    delivers at most MAX_BATCH_TASKS tasks' worth; the rest go as tasks."""
+    from notifier.delivery import drain
+
+    service, dispatcher, _ = setup
+    monkeypatch.setattr(drain, "MAX_BATCH_TASKS", 1)
+    service.drains.limit = 4  # a batch of at most 4 deliveries
+    for n in range(5):  # 5 fan-outs x 2 subscribers waiting as tasks
+        [message_id] = storage.post_messages(SOURCE, [{"body": n, "ttl": 300}])
+        dispatcher.send_fanout(SOURCE, [message_id])
+
+    # The first fan-out owns the shard and takes the other four: 8 jobs, of
+    # which a batch delivers 4 (with the first's own 2); 4 go as a task.
+    assert dispatcher.run(service, limit=1) == 1
+
+    assert bodies_by_path(receiver) == {"/a": [0, 1, 2], "/b": [0, 1, 2]}
+    assert [(name, len(args[0])) for name, args in dispatcher.tasks] == [("deliver", 4)]
+    dispatcher.run(service)
+    assert bodies_by_path(receiver) == {"/a": [0, 1, 2, 3, 4], "/b": [0, 1, 2, 3, 4]}

@@ -1,9 +1,8 @@
 -- Find tasks lost between the broker and a worker.
--- KEYS[1] tasks:pending, KEYS[2...] the broker's queue lists and the drain:N
--- lists (where fan-outs are parked)
+-- KEYS[1] tasks:pending, KEYS[2...] the broker's queue lists
 -- ARGV[1] now, ARGV[2] stale cutoff, ARGV[3] limit
 -- Returns tasks sent before the cutoff that no worker has started, but only
--- while every one of those lists is empty (a task waiting in a backlog is not lost),
+-- while every broker queue is empty (a task waiting in a backlog is not lost),
 -- re-stamping them so each is re-sent once per staleness period.
 for i = 2, #KEYS do
   if redis.call('LLEN', KEYS[i]) > 0 then return {} end

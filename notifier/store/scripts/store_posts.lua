@@ -54,13 +54,17 @@ for post = 1, tonumber(ARGV[2]) do
     if lazy then qindex_collect(q, index, now) end
     redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
     local fanout = not lazy or redis.call('EXISTS', subs) == 1
-    if fanout and member ~= '' then redis.call('ZADD', KEYS[1], now, member) end
-    if fanout and queue then
-      if redis.call('EXISTS', owner) == 1 then
-        redis.call('RPUSH', shard, parked)
-      else
-        redis.call('LPUSH', queue, payload)
-      end
+    local park = fanout and queue and redis.call('EXISTS', owner) == 1
+    if fanout and member ~= '' then
+      -- A parked fan-out's outbox entry is dated a day ahead: while it waits
+      -- on the shard it is not lost (the scheduler hands an ownerless shard
+      -- on); the take dates it (take_pending.lua).
+      redis.call('ZADD', KEYS[1], park and now + 86400 or now, member)
+    end
+    if park then
+      redis.call('RPUSH', shard, parked)
+    elseif fanout and queue then
+      redis.call('LPUSH', queue, payload)
     end
     results[post] = {fanout and 1 or 0, used + size}
   end

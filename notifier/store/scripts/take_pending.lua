@@ -1,8 +1,10 @@
 -- Take a shard's pending deliveries for one drain task.
--- KEYS[1] drain:N (list), KEYS[2] drain:N:owner, KEYS[3] retries
+-- KEYS[1] drain:N (list), KEYS[2] drain:N:owner, KEYS[3] retries,
+-- KEYS[4] tasks:pending (the task outbox)
 -- ARGV[1] limit, ARGV[2] due (epoch seconds) of the taken deliveries in
 -- retries should their task die, ARGV[3] owner ms, ARGV[4] "1" if the caller
--- owns the shard (it gives the shard up when it finds nothing left).
+-- owns the shard (it gives the shard up when it finds nothing left), ARGV[5]
+-- the time a taken parked fan-out's outbox entry is dated as sent.
 -- Returns {remaining, released, member...}: up to ARGV[1] entries, oldest
 -- first. Deliveries are now also in retries in that order (marked: their
 -- member differs from any retry a delivery task schedules), so a worker killed
@@ -15,9 +17,13 @@ if #taken > 0 then
   redis.call('LTRIM', KEYS[1], #taken, -1)
   local args = {}
   for j = 1, #taken do
-    -- A parked fan-out ({"fanout": ...}) is not a delivery: its outbox entry
-    -- brings it back should its task die.
-    if string.sub(taken[j], 1, 10) ~= '{"fanout":' then
+    -- A parked fan-out ({"fanout": outbox entry}) is not a delivery: its
+    -- outbox entry brings it back should this task die, dated here (it was
+    -- dated far ahead while it waited on the shard, where the scheduler
+    -- hands an ownerless shard on instead).
+    if string.sub(taken[j], 1, 10) == '{"fanout":' then
+      redis.call('ZADD', KEYS[4], 'XX', ARGV[5], cjson.decode(taken[j])['fanout'])
+    else
       -- 0.1 ms apart: the scheduler sends them back in the order taken
       table.insert(args, tonumber(ARGV[2]) + (j - 1) / 10000)
       table.insert(args, taken[j])
