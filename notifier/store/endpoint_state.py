@@ -130,7 +130,7 @@ class EndpointState:
             if len(pipe):
                 pipe.execute()
             return {}
-        script_keys = [keys.open_breakers()]
+        script_keys = [keys.open_breakers(), keys.lease_sequence()]
         args: list[Any] = [
             self._now_ms(),
             threshold,

@@ -80,9 +80,12 @@ every key prefixed ``notifier:``)::
 
   Endpoint state (``endpoint_state.py``)
     breaker:E              HASH   failures, first_failure_ms, open_until_ms,
-                                  cooloff_ms, opened_ms, failed_probes,
-                                  recovering (a probe succeeded: one task at
-                                  a time until the next success)
+                                  cooloff_ms, opened_ms, opened_token (the last
+                                  lease token handed out when it opened: the
+                                  outcomes of attempts admitted before change
+                                  nothing), failed_probes, recovering (a probe
+                                  succeeded: one task at a time until the next
+                                  success)
     breakers:open          SET    endpoints whose breaker has opened and not closed
     probe:E                STRING "TOKEN:STARTED_MS" of the half-open probe
                                   under way (expires)
@@ -139,7 +142,8 @@ migration of deployed data). The keys each script touches together:
     lease_stale_tasks    tasks:pending and the broker's queues
     admit                inflight:seq, and per endpoint breaker:E, probe:E,
                          inflight:E, proven:E, throttle:SUBID
-    record               breakers:open, and per endpoint breaker:E, probe:E, proven:E
+    record               breakers:open, inflight:seq, and per endpoint breaker:E,
+                         probe:E, proven:E
 
 So a slot per project (``{P}``) would hold most of them if message, dead-letter
 and subscription keys carried their project; the fleet-wide keys

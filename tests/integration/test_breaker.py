@@ -78,6 +78,26 @@ def test_failures_recorded_while_open_neither_extend_nor_double_the_cooloff(stat
     assert admit(state)[0] == 0  # still open: nothing goes
 
 
+def test_successes_recorded_while_open_from_attempts_admitted_before_leave_it_open(state, clock):
+    # two tasks in flight as the outage began: one's attempts failed and
+    # opened the breaker; the other's earlier attempts had succeeded and are
+    # recorded after (a batch stores its endpoint's outcomes when done)
+    tokens = [admit(state, wanted=5)[3][0] for _ in range(2)]
+    assert record(state, "fail", tokens[0], times=THRESHOLD) == "opened"
+    opened = breaker(state)
+    clock.now += 0.05
+    assert record(state, "ok", tokens[1], times=2) == "open"
+    assert record(state, "fail", tokens[1], times=3) == "open"
+    assert breaker(state)["open_until_ms"] == opened["open_until_ms"]
+    assert "recovering" not in breaker(state)
+    assert admit(state)[0] == 0  # still open: nothing goes
+    # the half-open probe (admitted after it opened) does close it
+    clock.now += BASE
+    probe = admit(state)[3]
+    assert record(state, "ok", probe[0]) == "closed"
+    assert breaker(state)["recovering"] == 1
+
+
 def test_only_the_failure_of_the_half_open_probe_doubles_the_cooloff(state, clock):
     opened = open_breaker(state, clock)
     early = admit(state, wanted=5)  # refused: open

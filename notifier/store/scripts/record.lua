@@ -1,5 +1,6 @@
 -- Record how attempts at endpoints went: the circuit breaker and the proof.
--- KEYS[1] breakers:open, then per outcome, in threes: breaker:E, probe:E, proven:E
+-- KEYS[1] breakers:open, KEYS[2] inflight:seq (the last lease token handed
+-- out), then per outcome, in threes: breaker:E, probe:E, proven:E
 -- ARGV[1] now (ms; 0: Redis TIME, see clock.lua), ARGV[2] threshold, ARGV[3]
 -- base cool-off ms, ARGV[4] max cool-off ms, ARGV[5] how long an answer in
 -- time proves an endpoint (ms), then per outcome, in threes: endpoint,
@@ -13,7 +14,7 @@ local base, max_cooloff = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 local n = 0
 for i = 6, #ARGV, 3 do
-  local k = 1 + 3 * n
+  local k = 2 + 3 * n
   n = n + 1
   local key, probe_key, proven_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local endpoint, outcome, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -27,7 +28,14 @@ for i = 6, #ARGV, 3 do
     redis.call('SET', proven_key, '1', 'PX', ARGV[5])
   end
   local open_until = tonumber(redis.call('HGET', key, 'open_until_ms') or '0')
-  if outcome == 'ok' then
+  -- An attempt admitted before the breaker opened (its lease token is no
+  -- later than the last one handed out then) tells nothing new: its success,
+  -- like its failure, leaves an open breaker as it is.
+  local before_opening = open_until > 0 and token ~= '' and not is_probe
+      and tonumber(token) <= tonumber(redis.call('HGET', key, 'opened_token') or '-1')
+  if outcome == 'ok' and before_opening then
+    table.insert(out, {open_until > now and 'open' or 'closed', 0})
+  elseif outcome == 'ok' then
     redis.call('DEL', probe_key)
     redis.call('SREM', KEYS[1], endpoint)
     if open_until > 0 then
@@ -50,7 +58,7 @@ for i = 6, #ARGV, 3 do
       local cooloff = tonumber(redis.call('HGET', key, 'cooloff_ms') or base)
       cooloff = math.min(math.max(cooloff, base) * 2, max_cooloff)
       redis.call('HSET', key, 'cooloff_ms', cooloff, 'open_until_ms', now + cooloff,
-                 'opened_ms', now)
+                 'opened_ms', now, 'opened_token', redis.call('GET', KEYS[2]) or 0)
       redis.call('HINCRBY', key, 'failed_probes', 1)
       state = 'opened'
     elseif open_until > 0 then
@@ -63,7 +71,7 @@ for i = 6, #ARGV, 3 do
         -- a recovering endpoint keeps the cool-off it had; else the base
         local cooloff = tonumber(redis.call('HGET', key, 'cooloff_ms') or base)
         redis.call('HSET', key, 'cooloff_ms', cooloff, 'open_until_ms', now + cooloff,
-                   'opened_ms', now)
+                   'opened_ms', now, 'opened_token', redis.call('GET', KEYS[2]) or 0)
         redis.call('HDEL', key, 'recovering')
         redis.call('SADD', KEYS[1], endpoint)
         state = 'opened'
