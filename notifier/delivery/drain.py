@@ -77,7 +77,8 @@ class Drains:
         self.limit: int = conf.notification.deliveries_per_task
         #: FanOut.match_many, set by the service (fan-outs taken off the queue)
         self.match_many: (
-            Callable[[Sequence[tuple[Sequence[str], Sequence[str], Any]]], list[Job]] | None
+            Callable[[Sequence[tuple[Sequence[str], Sequence[str], Any]]], tuple[list[Job], int]]
+            | None
         ) = None
         # a taken fan-out's outbox entry is found stale this long after
         self.restamp_seconds: float = (
@@ -187,7 +188,7 @@ class Drains:
         stale, and sent again, should this task die)."""
         assert self.match_many is not None, "Drains.match_many is set by the service"
         fanouts = [_fanout_args(json.loads(member)[1]) for member in members]
-        return self.match_many(fanouts), list(members)
+        return self.match_many(fanouts)[0], list(members)
 
     def _take_fanouts(self) -> tuple[list[Job], list[str]]:
         """Run fan-out tasks waiting on the broker queue; return their small
@@ -199,7 +200,7 @@ class Drains:
             return [], []
         members = [member for _, member in taken if member]
         self.storage.restamp_tasks(members, self.clock() - self.restamp_seconds)
-        return self.match_many([_fanout_args(args) for args, _ in taken]), members
+        return self.match_many([_fanout_args(args) for args, _ in taken])[0], members
 
     def hand_on_unowned(self) -> int:
         """Send a drain task to each shard with deliveries and no owner (its

@@ -71,41 +71,38 @@ class FanOut:
     ) -> tuple[list[Job], int]:
         """Match one page; send a big fan-out's deliveries as tasks. Return a
         small one's jobs (to drain) and how many deliveries it made."""
-        source = Source(*source)
-        messages: dict[str, Record] = self.storage.get_messages(message_ids)
-        if not messages:
-            return [], 0
-        page = self.storage.subscription_page(source, cursor, self.page_size)
-        return self._match_page(source, message_ids, cursor, messages, page)
+        return self.match_many([(source, message_ids, cursor)])
 
-    def match_many(self, fanouts: Sequence[tuple[Sequence[str], Sequence[str], Any]]) -> list[Job]:
-        """Match many fan-outs (source, message ids, cursor) at once, as a
-        drain task does with the fan-out tasks it takes off the queue; return
-        their small fan-outs' jobs.
-
-        Their messages are read in one round trip, and each source's first
-        subscription page once: under load, many posts to one queue arrive
-        together, and two round trips per post cost more worker CPU than
-        their deliveries' share of a batch.
-        """
+    def match_many(
+        self, fanouts: Sequence[tuple[Sequence[str], Sequence[str], Any]]
+    ) -> tuple[list[Job], int]:
+        """``match`` for many fan-outs (source, message ids, cursor) at once,
+        as a drain task does with the fan-outs it takes: their messages are
+        read in one round trip, and each source's first subscription page
+        once. Under load many posts to one queue arrive together, and two
+        round trips per post cost more worker CPU than their deliveries'
+        share of a batch."""
         messages = self.storage.get_messages({i for _, ids, _ in fanouts for i in ids})
         first_pages: dict[Source, tuple[list[Record], str | None]] = {}
         jobs: list[Job] = []
+        count = 0
         for raw_source, message_ids, cursor in fanouts:
             source = Source(*raw_source)
             mine = {i: messages[i] for i in message_ids if i in messages}
             if not mine:
                 continue
-            if cursor is None:
-                if source not in first_pages:
-                    first_pages[source] = self.storage.subscription_page(
-                        source, None, self.page_size
-                    )
+            if cursor is not None:
+                page = self.storage.subscription_page(source, cursor, self.page_size)
+            elif source in first_pages:
                 page = first_pages[source]
             else:
-                page = self.storage.subscription_page(source, cursor, self.page_size)
-            jobs += self._match_page(source, message_ids, cursor, mine, page)[0]
-        return jobs
+                page = first_pages[source] = self.storage.subscription_page(
+                    source, None, self.page_size
+                )
+            found, made = self._match_page(source, message_ids, cursor, mine, page)
+            jobs += found
+            count += made
+        return jobs, count
 
     def _match_page(
         self,

@@ -37,13 +37,15 @@ class Reconciler:
         leased = self.storage.lease_due_retries(self.clock(), limit)
         if not leased:
             return 0
-        deliveries = [Delivery.from_dict(d) for _, d in leased if "fanout" not in d]
+        deliveries = []
         for _, record in leased:
             if "fanout" in record:
                 # A parked fan-out put in the schedule by a drain task of a
                 # version before parking (during a rolling upgrade): it is a
                 # task to send again, not a delivery.
                 self.dispatcher.resend(record["fanout"])
+            else:
+                deliveries.append(Delivery.from_dict(record))
         send_deliveries(self.dispatcher, deliveries, self.per_task)
         self.storage.release_retries([member for member, _ in leased])
         return len(leased)
