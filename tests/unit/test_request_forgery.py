@@ -5,15 +5,13 @@ import random
 from urllib.parse import urlsplit
 
 import pytest
-import urllib3
 
 from notifier import errors
 from notifier.conf import load_conf
 from notifier.core import netpolicy
 from notifier.delivery.admission import endpoint_of
 from notifier.services.subscriptions import checked_fields
-from notifier.sinks.http_transport import build_pool_manager
-from notifier.sinks.webhook import header_problem
+from notifier.sinks.webhook import WebhookSink, header_problem
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +20,16 @@ def conf():
 
 
 @pytest.fixture(scope="module")
-def pools():
-    return build_pool_manager(urllib3.Timeout(1), 1, ())
+def pools(conf):
+    return WebhookSink(conf)
 
 
-def connects_to(pools, url):
-    """Return (scheme, host, port) of the pool urllib3 opens for ``url``."""
-    pool = pools.connection_from_url(url)
-    return pool.scheme, pool.host.strip("[]").lower(), pool.port
+def connects_to(sink, url):
+    """Return (scheme, host, port) the webhook sink's client connects to for
+    ``url`` (``HttpClient._connect`` strips an IPv6 literal's brackets)."""
+    target = sink._target(url)
+    port = target.port or {"http": 80, "https": 443}[target.scheme]
+    return target.scheme, target.host.strip("[]").lower(), port
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def connects_to(pools, url):
         ("http://a@b@example.com/", ("http", "example.com", 80)),
     ],
 )
-def test_an_accepted_url_names_the_host_and_port_urllib3_connects_to(pools, url, target):
+def test_an_accepted_url_names_the_host_and_port_the_sink_connects_to(pools, url, target):
     parsed = netpolicy.parse_http_url(url)
     assert tuple(parsed) == target
     assert tuple(parsed) == connects_to(pools, url)
