@@ -2,11 +2,11 @@
 flags that say an attempt has run (so a redelivered task does not repeat it)."""
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from redis import Redis
 
-from notifier.store import keys
+from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
 from notifier.store.records import (
     RAN_OUTCOMES,
@@ -46,6 +46,7 @@ class DeliveryLog:
         self.attempt_log_length = attempt_log_length
         self.attempt_log_ttl_seconds = attempt_log_ttl_seconds
         self.done_ttl_seconds = done_ttl_seconds
+        self._record = lua.register(client, "record_attempts")
 
     def already_done(self, deliveries: Sequence[Record]) -> set[int]:
         """Return the set of indexes of deliveries whose attempt already ran."""
@@ -57,10 +58,11 @@ class DeliveryLog:
     def record_attempts(self, attempts: Sequence[Record]) -> None:
         """Append attempt records to their subscription's and message's logs.
 
-        One pipeline per batch, and per log key one LPUSH of all its records
-        (in order: the newest ends first, as one LPUSH each would leave it),
-        one LTRIM and one EXPIRE, rather than three commands per record; the
-        done flags one SET each.
+        One script call per batch (``record_attempts.lua``): per log key one
+        LPUSH of all its records (in order: the newest ends first, as one
+        LPUSH each would leave it) and one EXPIRE, trimmed only when over the
+        cap, rather than three commands per record; the done flags one SET
+        each.
         """
         if not attempts:
             return
@@ -91,15 +93,10 @@ class DeliveryLog:
                 flags.append(done_key(attempt))
             msg_key = (keys.control_attempts if control else keys.message_attempts)(str(message_id))
             push(msg_key, text, self.attempt_log_ttl_seconds)
-        pipe = self.redis.pipeline(transaction=False)
-        cap = self.attempt_log_length - 1
-        for flag in flags:
-            pipe.set(flag, "1", ex=self.done_ttl_seconds)
-        for key, (texts, ttl) in logs.items():
-            pipe.lpush(key, *texts)
-            pipe.ltrim(key, 0, cap)
-            pipe.expire(key, ttl)
-        pipe.execute()
+        args: list[Any] = [len(flags), self.done_ttl_seconds, self.attempt_log_length]
+        for texts, ttl in logs.values():
+            args += [ttl, len(texts), *texts]
+        self._record(keys=[*flags, *logs], args=args)
 
     def subscription_attempts(self, subscription_id: str, limit: int = 100) -> list[Record]:
         return self._get_list(keys.subscription_attempts(subscription_id), limit)

@@ -144,6 +144,9 @@ migration of deployed data). The keys each script touches together:
                          inflight:E, proven:E, throttle:SUBID
     record               breakers:open, inflight:seq, and per endpoint breaker:E,
                          probe:E, proven:E
+    record_attempts      done:... flags of a batch's attempts, attempts:sub:SUBID
+                         and attempts:msg:ID (attempts:ctl:CID) of their
+                         subscriptions and messages
 
 So a slot per project (``{P}``) would hold most of them if message, dead-letter
 and subscription keys carried their project; the fleet-wide keys

@@ -201,3 +201,18 @@ def test_concurrent_claims_move_an_over_counted_message_once(storage):
         thread.join()
     assert all(r == [] for r in results)
     assert numbers(storage.queue_messages.list_page(DEAD, now=now)) == list(range(10))
+
+
+def test_a_post_ranks_its_messages_in_order_with_one_write_per_index(storage, redis_client):
+    first = post(storage, 2)
+    mixed = storage.post_messages(
+        QUEUE, [{"body": n, "ttl": 300, "delay": 60 if n % 2 else 0} for n in range(4)]
+    )
+    ranks = [redis_client.zscore(keys.message_ranks(QUEUE), i) for i in first + mixed]
+    assert ranks == [1, 2, 3, 4, 5, 6]
+    assert redis_client.zrange(keys.free_messages(QUEUE), 0, -1) == first + mixed[::2]
+    assert set(redis_client.zrange(keys.delayed_messages(QUEUE), 0, -1)) == set(mixed[1::2])
+    # a post of more messages than one ZADD of the script takes (500 pairs)
+    many = post(storage, 700, start=10)
+    assert redis_client.zscore(keys.message_ranks(QUEUE), many[-1]) == 706
+    assert index_sizes(redis_client)[:2] == [706, 704]

@@ -4,7 +4,9 @@ reloaded if Redis lost its scripts), and the done flags are read with the
 batch's messages and subscriptions."""
 
 from notifier.store import keys
+from notifier.store.delivery_log import DeliveryLog, done_key
 from notifier.store.endpoint_state import EndpointState
+from notifier.store.records import Limits
 from notifier.store.storage import Source
 
 ENDPOINT = "p1:http://hooks.example:80"
@@ -43,3 +45,36 @@ def test_done_flags_are_read_with_the_batch(storage):
     assert set(messages) == {message_id} and set(subscriptions) == {subscription_id}
     assert done == {1}
     assert storage.load_batch([], [], []) == ({}, {}, set())
+
+
+def attempt(n, outcome="delivered", message_id="m1", subscription_id="s1"):
+    return {
+        "message_id": message_id,
+        "subscription_id": subscription_id,
+        "attempt": n,
+        "outcome": outcome,
+        "at": float(n),
+    }
+
+
+def test_a_batch_is_recorded_in_one_script_call_trimming_only_logs_over_the_cap(redis_client):
+    log = DeliveryLog(redis_client, Limits(), attempt_log_length=5, done_ttl_seconds=60)
+    log.record_attempts([attempt(n) for n in range(3)])
+    assert redis_client.llen(keys.message_attempts("m1")) == 3
+    log.record_attempts([attempt(n) for n in range(3, 7)] + [attempt(7, "failed")])
+
+    newest_first = [record["attempt"] for record in log.message_attempts("m1")]
+    assert newest_first == [7, 6, 5, 4, 3]  # capped at 5, the oldest gone
+    assert [r["attempt"] for r in log.subscription_attempts("s1")] == [7, 6, 5, 4, 3]
+    assert 0 < redis_client.ttl(keys.message_attempts("m1")) <= 3600
+    # the ones that ran are flagged; the failed one too (it ran), none other
+    flags = [attempt(n) for n in range(9)]
+    assert log.already_done(flags) == set(range(8))
+    assert 0 < redis_client.ttl(done_key(attempt(0))) <= 60
+
+
+def test_a_batch_bigger_than_one_lpush_takes_is_recorded_whole(redis_client):
+    log = DeliveryLog(redis_client, Limits(), attempt_log_length=5000)
+    log.record_attempts([attempt(n, subscription_id=f"s{n}") for n in range(2500)])
+    assert redis_client.llen(keys.message_attempts("m1")) == 2500
+    assert log.message_attempts("m1", limit=1)[0]["attempt"] == 2499

@@ -19,6 +19,29 @@ local function qindex_add(q, id, due, now)
     redis.call('ZADD', q[2], rank, id)
   end
 end
+-- ZADD of flat {score, member, ...} pairs, in chunks unpack can take.
+local function zadd_pairs(key, flat)
+  for i = 1, #flat, 1000 do
+    redis.call('ZADD', key, unpack(flat, i, math.min(i + 999, #flat)))
+  end
+end
+-- qindex_add for the messages of one post (ids and dues, tables in order):
+-- one INCRBY and one ZADD per index, not three calls per message.
+local function qindex_add_many(q, ids, dues, now)
+  local last = redis.call('INCRBY', q[5], #ids)
+  local ranked, free, delayed = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local rank = last - #ids + i
+    table.insert(ranked, rank)
+    table.insert(ranked, id)
+    local into = dues[i] > now and delayed or free
+    table.insert(into, dues[i] > now and dues[i] or rank)
+    table.insert(into, id)
+  end
+  zadd_pairs(q[1], ranked)
+  zadd_pairs(q[2], free)
+  zadd_pairs(q[6], delayed)
+end
 -- Forget messages (ids, a table) that are gone: expired or deleted.
 local function qindex_forget(q, ids)
   for i = 1, #ids, 500 do

@@ -36,16 +36,18 @@ for i = 6, #ARGV, 3 do
   if outcome == 'ok' and before_opening then
     table.insert(out, {open_until > now and 'open' or 'closed', 0})
   elseif outcome == 'ok' then
-    redis.call('DEL', probe_key)
-    redis.call('SREM', KEYS[1], endpoint)
+    -- (the healthy case, one of every batch: no probe, no breaker state,
+    -- nothing to clear; the calls below run only when there is)
+    if running ~= false and not is_probe then redis.call('DEL', probe_key) end
     if open_until > 0 then
+      redis.call('SREM', KEYS[1], endpoint)
       -- it answers again: ramp back, one task at a time until the next success
       local cooloff = redis.call('HGET', key, 'cooloff_ms') or base
       redis.call('DEL', key)
       redis.call('HSET', key, 'recovering', 1, 'cooloff_ms', cooloff)
       redis.call('PEXPIRE', key, 30 * 86400 * 1000)
-    else
-      redis.call('DEL', key)
+    elseif redis.call('DEL', key) == 1 then  -- failures counted, or recovering
+      redis.call('SREM', KEYS[1], endpoint)
     end
     table.insert(out, {'closed', 0})
   elseif outcome == 'answered' then  -- a permanent failure: the breaker as it is

@@ -41,14 +41,21 @@ for post = 1, tonumber(ARGV[2]) do
     redis.call('ZADD', sources, 0, name)
     redis.call('SET', meta, '{}', 'NX')
     local charges = {}  -- bucket -> bytes: messages of a post mostly share one
+    local ids, dues, expiries = {}, {}, {}  -- the indexes: one ZADD each per post
     for m = 0, count - 1 do
       local id, ttl = ARGV[a + 4 * m], tonumber(ARGV[a + 4 * m + 1])
       local delay, record = tonumber(ARGV[a + 4 * m + 2]), ARGV[a + 4 * m + 3]
       redis.call('SET', KEYS[k + m], record, 'EX', ttl)
-      redis.call('ZADD', index, now + ttl, id)
-      if lazy then qindex_add(q, id, now + delay, now) end
+      table.insert(ids, id)
+      table.insert(dues, now + delay)
+      table.insert(expiries, now + ttl)
+      table.insert(expiries, id)
       local bucket = usage_bucket(now + ttl)
       charges[bucket] = (charges[bucket] or 0) + #record
+    end
+    if count > 0 then
+      zadd_pairs(index, expiries)
+      if lazy then qindex_add_many(q, ids, dues, now) end
     end
     for bucket, size_of in pairs(charges) do usage_charge(bytes, buckets, size_of, bucket) end
     if lazy then qindex_collect(q, index, now) end
