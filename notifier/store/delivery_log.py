@@ -1,7 +1,7 @@
 """The delivery log: attempt records by subscription and by message, and the
 flags that say an attempt has run (so a redelivered task does not repeat it)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from redis import Redis
@@ -19,14 +19,29 @@ from notifier.store.records import (
 )
 
 
-def done_key(delivery: Record) -> str:
-    """The flag of one attempt of one delivery."""
-    return keys.done(
-        delivery["message_id"],
-        delivery["subscription_id"],
-        delivery.get("round", 0),
-        delivery["attempt"],
+def done_flag(delivery: Record) -> tuple[str, str]:
+    """The flag of one attempt of one delivery: (hash key, field)."""
+    return keys.done(delivery["message_id"]), keys.done_field(
+        delivery["subscription_id"], delivery.get("round", 0), delivery["attempt"]
     )
+
+
+def read_flags(pipe: Any, flags: Sequence[tuple[str, str]]) -> Callable[[list[Any]], set[int]]:
+    """Queue the reads of ``flags`` on ``pipe`` (one HMGET per message);
+    return what turns their replies (in order) into the indexes set."""
+    by_key: dict[str, list[int]] = {}
+    for i, (key, _) in enumerate(flags):
+        by_key.setdefault(key, []).append(i)
+    for key, indexes in by_key.items():
+        pipe.hmget(key, [flags[i][1] for i in indexes])
+
+    def indexes_set(replies: list[Any]) -> set[int]:
+        found: set[int] = set()
+        for indexes, values in zip(by_key.values(), replies):
+            found.update(i for i, value in zip(indexes, values) if value is not None)
+        return found
+
+    return indexes_set
 
 
 @translate_errors
@@ -52,8 +67,9 @@ class DeliveryLog:
         """Return the set of indexes of deliveries whose attempt already ran."""
         if not deliveries:
             return set()
-        flags = cast(list[str | None], self.redis.mget([done_key(d) for d in deliveries]))
-        return {i for i, flag in enumerate(flags) if flag is not None}
+        pipe = self.redis.pipeline(transaction=False)
+        found = read_flags(pipe, [done_flag(d) for d in deliveries])
+        return found(pipe.execute())
 
     def record_attempts(self, attempts: Sequence[Record]) -> None:
         """Append attempt records to their subscription's and message's logs.
@@ -67,7 +83,7 @@ class DeliveryLog:
         if not attempts:
             return
         logs: dict[str, tuple[list[str], int]] = {}
-        flags: list[str] = []
+        flags: dict[str, list[str]] = {}  # done:MID -> fields
 
         def push(key: str, text: str, ttl: int) -> None:
             entry = logs.get(key)
@@ -90,10 +106,13 @@ class DeliveryLog:
             if message_id is None:
                 continue  # an event of the subscription (disabled, enabled)
             if attempt["outcome"] in RAN_OUTCOMES:
-                flags.append(done_key(attempt))
+                key, field = done_flag(attempt)
+                flags.setdefault(key, []).append(field)
             msg_key = (keys.control_attempts if control else keys.message_attempts)(str(message_id))
             push(msg_key, text, self.attempt_log_ttl_seconds)
         args: list[Any] = [len(flags), self.done_ttl_seconds, self.attempt_log_length]
+        for fields in flags.values():
+            args += [len(fields), *fields]
         for texts, ttl in logs.values():
             args += [ttl, len(texts), *texts]
         self._record(keys=[*flags, *logs], args=args)

@@ -50,8 +50,11 @@ every key prefixed ``notifier:``)::
     attempts:msg:ID        LIST   newest-first attempt records of a message
     attempts:ctl:CID       LIST   attempts of a control message (internal: dead
                                   letters' history; no route reads it)
-    done:MID:SID:R:N       STRING attempt N (round R) of a delivery has run
-                                  (expires: ``done_horizon_seconds``)
+    done:MID               HASH   SID:R:N -> 1: attempt N (round R) of the
+                                  delivery of message MID to subscription SID
+                                  has run (expires ``done_horizon_seconds``
+                                  after its last flag; one key per message, not
+                                  per delivery: a fan-out's flags are one HSET)
     dead:SUBID             ZSET   dead letter (JSON) -> time it died; kept
                                   ``dead_letter_ttl_seconds``, at most
                                   ``max_dead_letters_per_subscription``
@@ -144,7 +147,7 @@ migration of deployed data). The keys each script touches together:
                          inflight:E, proven:E, throttle:SUBID
     record               breakers:open, inflight:seq, and per endpoint breaker:E,
                          probe:E, proven:E
-    record_attempts      done:... flags of a batch's attempts, attempts:sub:SUBID
+    record_attempts      done:MID of a batch's messages, attempts:sub:SUBID
                          and attempts:msg:ID (attempts:ctl:CID) of their
                          subscriptions and messages
 
@@ -288,8 +291,12 @@ def control_attempts(message_id: str) -> str:
     return _key("attempts", "ctl", message_id)
 
 
-def done(message_id: str, subscription_id: str, round_number: int, attempt: int) -> str:
-    return _key("done", message_id, subscription_id, str(round_number), str(attempt))
+def done(message_id: str) -> str:
+    return _key("done", message_id)
+
+
+def done_field(subscription_id: str, round_number: int, attempt: int) -> str:
+    return f"{subscription_id}:{round_number}:{attempt}"
 
 
 def dead_letters(subscription_id: str) -> str:

@@ -13,6 +13,7 @@ from redis import Redis
 from notifier import errors
 from notifier.store import keys, lua
 from notifier.store.boundary import translate_errors
+from notifier.store.delivery_log import read_flags
 from notifier.store.pending_deliveries import parked_fanout, shard_of
 from notifier.store.records import (
     Limits,
@@ -273,19 +274,18 @@ class Messages:
         self,
         message_ids: Iterable[str],
         subscription_ids: Iterable[str],
-        flags: Sequence[str] = (),
+        flags: Sequence[tuple[str, str]] = (),
     ) -> tuple[dict[str, Record], dict[str, Record], set[int]]:
         """Return ({id: message}, {id: subscription}, indexes of the ``flags``
-        keys that exist) in one round trip."""
+        (done hash, field) that are set) in one round trip."""
         message_ids, subscription_ids = list(message_ids), list(subscription_ids)
         pipe = self.redis.pipeline(transaction=False)
         pipe.mget([keys.delivered_message(i) for i in message_ids] or [keys.message("")])
         pipe.mget([keys.subscription(i) for i in subscription_ids] or [keys.subscription("")])
-        if flags:
-            pipe.mget(list(flags))
+        found = read_flags(pipe, flags)
         raw_messages, raw_subscriptions, *raw_flags = pipe.execute()
         return (
             {i: loads(v) for i, v in zip(message_ids, raw_messages) if v},
             {i: loads(v) for i, v in zip(subscription_ids, raw_subscriptions) if v},
-            {i for i, v in enumerate(raw_flags[0]) if v is not None} if raw_flags else set(),
+            found(raw_flags),
         )

@@ -34,7 +34,7 @@ from notifier.store.boundary import translated
 from notifier.store.claims import Claims
 from notifier.store.control import ControlMessages
 from notifier.store.dead_letters import DeadLetters
-from notifier.store.delivery_log import DeliveryLog, done_key
+from notifier.store.delivery_log import DeliveryLog, done_flag
 from notifier.store.messages import FanoutTask, Messages, Post
 from notifier.store.pending_deliveries import PendingDeliveries
 from notifier.store.queue_messages import QueueMessages
@@ -181,7 +181,7 @@ class Storage:
     ) -> tuple[dict[str, Record], dict[str, Record], set[int]]:
         """``load_deliveries`` and ``already_done`` in one round trip."""
         return self.messages.load_deliveries(
-            message_ids, subscription_ids, [done_key(d) for d in deliveries]
+            message_ids, subscription_ids, [done_flag(d) for d in deliveries]
         )
 
     # -- control messages ---------------------------------------------------

@@ -4,7 +4,7 @@ reloaded if Redis lost its scripts), and the done flags are read with the
 batch's messages and subscriptions."""
 
 from notifier.store import keys
-from notifier.store.delivery_log import DeliveryLog, done_key
+from notifier.store.delivery_log import DeliveryLog, done_flag
 from notifier.store.endpoint_state import EndpointState
 from notifier.store.records import Limits
 from notifier.store.storage import Source
@@ -70,7 +70,8 @@ def test_a_batch_is_recorded_in_one_script_call_trimming_only_logs_over_the_cap(
     # the ones that ran are flagged; the failed one too (it ran), none other
     flags = [attempt(n) for n in range(9)]
     assert log.already_done(flags) == set(range(8))
-    assert 0 < redis_client.ttl(done_key(attempt(0))) <= 60
+    assert 0 < redis_client.ttl(done_flag(attempt(0))[0]) <= 60
+    assert redis_client.hlen(keys.done("m1")) == 8  # one hash for the message
 
 
 def test_a_batch_bigger_than_one_lpush_takes_is_recorded_whole(redis_client):
