@@ -47,6 +47,19 @@ class _EndpointDone(NamedTuple):
     to_disable: dict[str, str]
 
 
+class _Attempted(NamedTuple):
+    """An endpoint run whose attempts are made, not yet settled."""
+
+    run: _EndpointRun
+    results: list[Result]
+    deferred: list[Deferred]
+    settled: list[Result]  # stored already (long runs store as they go)
+
+
+def _leases_of(runs: Iterable[_EndpointRun]) -> dict[str, list[Any]]:
+    return {run.endpoint: run.tokens for run in runs if run.endpoint}
+
+
 class Batch:
     """Run batches of deliveries through admission, sinks and outcomes."""
 
@@ -168,9 +181,11 @@ class Batch:
         Endpoints not yet proven to answer in time run beside the task, in
         threads, so one that hangs does not hold up the others' deliveries in
         this task. Each endpoint gives back its lease and feeds its breaker
-        as soon as its deliveries are done, not when the task is: a quick
+        soon after its deliveries are done, not when the task is: a quick
         endpoint is proven (and open to other tasks) while a slow one in the
-        same task still waits for its answer.
+        same task still waits for its answer. Beside the task, as soon as they
+        are done; in the task, with the endpoints done just before it, within
+        ``SETTLE_EVERY_SECONDS`` or one attempt (``_run_inline``).
         """
         groups: dict[str | None, list[Job]] = {}
         for job in jobs:
@@ -183,7 +198,7 @@ class Batch:
             run = _EndpointRun(endpoint, group, tokens, deadline, built)
             (beside if endpoint in unproven and len(groups) > 1 else inline).append(run)
         futures = [self._endpoint_runner().submit(self._run_endpoint, run) for run in beside]
-        outcomes = [self._run_endpoint(run) for run in inline]
+        outcomes = self._run_inline(inline)
         outcomes += [future.result() for future in futures]
         done = _EndpointDone([], [], {})
         for outcome in outcomes:
@@ -205,23 +220,69 @@ class Batch:
     def _run_endpoint(self, run: _EndpointRun) -> _EndpointDone:
         """Deliver to one endpoint in order, then give back its leases and
         feed its breaker."""
-        leases = {run.endpoint: run.tokens} if run.endpoint else {}
+        return self._settle_runs([self._attempt_run(run)])
+
+    def _run_inline(self, runs: Sequence[_EndpointRun]) -> list[_EndpointDone]:
+        """Deliver to endpoints one after the other; their leases go back and
+        their breakers are fed together, once ``SETTLE_EVERY_SECONDS`` have
+        passed since the first of them was done (checked after each attempt)
+        or at the end: a batch to a few quick endpoints costs one breaker
+        update, not one per endpoint (issue 21), and an endpoint's lease is
+        kept at most that much longer, or one attempt's bound when the next
+        endpoint hangs."""
+        done: list[_EndpointDone] = []
+        waiting: list[_Attempted] = []
+        since = 0.0
+
+        def settle_waiting(final: bool = False) -> None:
+            nonlocal waiting
+            if waiting and (final or time.monotonic() - since >= SETTLE_EVERY_SECONDS):
+                done.append(self._settle_runs(waiting))
+                waiting = []
+
+        for run in runs:
+            try:
+                attempted = self._attempt_run(run, settle_waiting)
+            except BaseException:
+                self.admission.release(_leases_of([a.run for a in waiting]))
+                raise
+            if not waiting:
+                since = time.monotonic()
+            waiting.append(attempted)
+            settle_waiting()
+        settle_waiting(final=True)
+        return done
+
+    def _attempt_run(
+        self, run: _EndpointRun, after_attempt: Callable[[], None] | None = None
+    ) -> _Attempted:
+        """Attempt one endpoint's deliveries in order (its leases are given
+        back if that fails)."""
         settled: list[Result] = []
         try:
-            results, deferred = self._attempt_in_order(run.jobs, run.deadline, run.built, settled)
+            results, deferred = self._attempt_in_order(
+                run.jobs, run.deadline, run.built, settled, after_attempt
+            )
         except BaseException:
-            self.admission.release(leases)
+            self.admission.release(_leases_of([run]))
             raise
-        # the leases go back with the breaker update: one round trip
+        return _Attempted(run, results, deferred, settled)
+
+    def _settle_runs(self, attempted: Sequence[_Attempted]) -> _EndpointDone:
+        """Give back the runs' leases and feed their endpoints' breakers, in
+        one round trip; return what is left to follow up."""
+        runs = [a.run for a in attempted]
         to_disable = self.admission.settle(
-            [(job.subscription, attempt) for job, attempt in results],
-            {endpoint: tokens[0] for endpoint, tokens in leases.items() if tokens},
-            leases,
+            [(job.subscription, attempt) for a in attempted for job, attempt in a.results],
+            {run.endpoint: run.tokens[0] for run in runs if run.endpoint and run.tokens},
+            _leases_of(runs),
         )
-        if settled:
-            done = {id(result) for result in settled}
-            results = [result for result in results if id(result) not in done]
-        return _EndpointDone(results, deferred, to_disable)
+        done = _EndpointDone([], [], to_disable)
+        for a in attempted:
+            stored = {id(result) for result in a.settled}
+            done.results.extend(r for r in a.results if id(r) not in stored)
+            done.deferred.extend(a.deferred)
+        return done
 
     def _settle_delivered(self, results: Sequence[Result], settled: list[Result]) -> None:
         """Store the outcomes of the deliveries made so far and not stored yet
@@ -242,6 +303,7 @@ class Batch:
         deadline: float | None,
         built: Payloads | None = None,
         settled: list[Result] | None = None,
+        after_attempt: Callable[[], None] | None = None,
     ) -> tuple[list[Result], list[Deferred]]:
         """Attempt one endpoint's jobs in order; after a run of failures (or
         one timeout) the rest wait a second, and after ``deadline`` for good.
@@ -249,7 +311,8 @@ class Batch:
         With ``settled``, a run that lasts stores its deliveries' outcomes
         every ``SETTLE_EVERY_SECONDS`` (and adds them to ``settled``): a
         worker killed mid-batch repeats the deliveries of that long at most,
-        however big the batch. Returns every result, in order."""
+        however big the batch. ``after_attempt`` is called after each
+        attempt. Returns every result, in order."""
         results: list[Result] = []
         deferred: list[Deferred] = []
         failures = 0
@@ -273,6 +336,8 @@ class Batch:
             if settled is not None and time.monotonic() - last_settled >= SETTLE_EVERY_SECONDS:
                 self._settle_delivered(results, settled)
                 last_settled = time.monotonic()
+            if after_attempt is not None:
+                after_attempt()
         return results, deferred
 
 

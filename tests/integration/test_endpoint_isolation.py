@@ -6,6 +6,9 @@ import time
 
 import pytest
 
+from notifier.core.model import Delivery
+from notifier.delivery.admission import endpoint_key
+from notifier.delivery.jobs import Job
 from notifier.delivery.service import DeliveryService
 from notifier.store import keys
 from notifier.store.endpoint_state import EndpointState
@@ -151,3 +154,66 @@ def test_a_hanging_endpoint_does_not_hold_up_the_others_in_the_same_task(conf, s
     # (an attempt is logged when it ends).
     assert max(r.at for r in arrived) < hung["at"]
     assert storage.pending_retry_count() == 3  # one timed out, two deferred: none lost
+
+
+def recorded_batch(conf, storage, project, urls, messages=3):
+    """A service whose breaker updates are noted (time, endpoints), and the
+    jobs of ``messages`` messages to proven subscribers ``urls``, endpoint
+    by endpoint in that order (as a batch runs them)."""
+    service = DeliveryService(conf, storage, MemoryDispatcher())
+    calls = []
+    record = service.admission.state.record
+
+    def recording(answers, *args, **kwargs):
+        calls.append((time.time(), {endpoint for endpoint, *_ in answers}))
+        return record(answers, *args, **kwargs)
+
+    source = Source(project, "queues", "settle")
+    ids = storage.post_messages(source, [{"body": n, "ttl": 300} for n in range(messages)])
+    found = storage.get_messages(ids)
+    jobs, endpoints = [], []
+    for url in urls:
+        subscription_id = storage.create_subscription(source, url, 3600, {}, confirmed=True)[1]
+        subscription = storage.get_subscriptions([subscription_id])[subscription_id]
+        endpoints.append(endpoint_key(subscription))
+        record([(endpoints[-1], "ok")], 5, 30, 600)  # proven: run in the task itself
+        jobs += [Job(Delivery(i, subscription_id), found[i], subscription) for i in ids]
+    service.admission.state.record = recording
+    return service, jobs, endpoints, calls
+
+
+def test_quick_endpoints_in_a_task_give_back_leases_and_feed_breakers_in_one_update(
+    conf, storage, receiver, project
+):
+    with Receiver() as second, Receiver() as third:
+        urls = [receiver.url + "/1", second.url + "/2", third.url + "/3"]
+        service, jobs, endpoints, calls = recorded_batch(conf, storage, project, urls)
+        service.batch.run(jobs)
+        assert len(receiver.received() + second.received() + third.received()) == 9
+    assert [settled for _, settled in calls] == [set(endpoints)]  # one round trip, not three
+    for endpoint in endpoints:
+        assert storage.redis.zcard(keys.inflight(endpoint)) == 0  # every lease back
+
+
+@pytest.mark.parametrize("slow_first", [False, True])
+def test_a_slow_endpoint_after_quick_ones_does_not_keep_their_leases_for_its_run(
+    conf, storage, receiver, project, slow_first
+):
+    """Within one of its attempts (0.2 s here), not its whole run (0.6 s)."""
+    with Receiver() as slow:
+        slow.delay("/slow", 0.2)
+        urls = [receiver.url + "/quick", slow.url + "/slow"]
+        service, jobs, (quick, late), calls = recorded_batch(
+            conf, storage, project, urls[::-1] if slow_first else urls
+        )
+        if slow_first:
+            quick, late = late, quick
+        service.batch.run(jobs)
+        quick_done = max(r.at for r in receiver.received())
+        slow_done = max(r.at for r in slow.received())
+    [quick_settled] = [at for at, settled in calls if quick in settled]
+    assert quick_settled - quick_done < 0.45
+    assert len(calls) == 2 and quick not in calls[-1][1] or slow_first
+    assert slow_first or quick_settled < slow_done
+    for endpoint in (quick, late):
+        assert storage.redis.zcard(keys.inflight(endpoint)) == 0
