@@ -387,3 +387,18 @@ def test_https_refuses_an_untrusted_certificate_or_another_hosts(certificate):
         impostor = client(ssl_context=trusting, resolver=localhost_is_127)
         with pytest.raises(http_transport.ConnectFailed, match="TLS"):
             impostor.post(Target("https", "hooks.example", server.port, "/"), [], b"{}")
+
+
+def test_an_answer_written_in_two_parts_is_not_held_back_by_delayed_acks(receiver):
+    """Python's http.server writes an answer's head and body apart, with
+    Nagle's algorithm on: the body waits until the head is acknowledged. A
+    client that delays its ACKs (Linux: at least 40 ms) made every such
+    answer 40 ms late; this one acknowledges at once. Ten answers: a few ms,
+    against 300+ ms when stalled (a bound far from both)."""
+    target = Target("http", "127.0.0.1", int(receiver.url.rsplit(":", 1)[1]), "/two-writes")
+    http = client()
+    http.post(target, [], b"{}")  # connected
+    started = time.monotonic()
+    for _ in range(10):
+        assert http.post(target, [], b"{}").body == b"ok"
+    assert time.monotonic() - started < 0.2
