@@ -77,8 +77,8 @@ class DeliveryLog:
         One script call per batch (``record_attempts.lua``): per log key one
         LPUSH of all its records (in order: the newest ends first, as one
         LPUSH each would leave it) and one EXPIRE, trimmed only when over the
-        cap, rather than three commands per record; the done flags one SET
-        each.
+        cap, rather than three commands per record; the done flags one HSET
+        and one EXPIRE per message.
         """
         if not attempts:
             return
