@@ -203,6 +203,13 @@ def _ack_at_once(sock: socket.socket) -> None:
             pass
 
 
+def _receive(sock: socket.socket, timeout: float) -> bytes:
+    """What arrives within ``timeout`` (b"" when the other side closed)."""
+    sock.settimeout(timeout)
+    _ack_at_once(sock)
+    return sock.recv(_RECV_SIZE)
+
+
 class _Connection:
     """One socket to one endpoint."""
 
@@ -388,9 +395,7 @@ class HttpClient:
         received = 0
         while not reader.head_done:
             try:
-                sock.settimeout(self._wait(deadline))
-                _ack_at_once(sock)
-                data = sock.recv(_RECV_SIZE)
+                data = _receive(sock, self._wait(deadline))
             except (TimeoutError, TimedOut) as exc:
                 if sent_error is not None:
                     return False
@@ -426,9 +431,7 @@ class HttpClient:
             if left <= 0:
                 return Response(reader.status, reader.headers, reader.body(), cut=True), False
             try:
-                sock.settimeout(min(self.read_timeout, left))
-                _ack_at_once(sock)
-                data = sock.recv(_RECV_SIZE)
+                data = _receive(sock, min(self.read_timeout, left))
             except TimeoutError:
                 return Response(reader.status, reader.headers, reader.body(), cut=True), False
             except OSError:

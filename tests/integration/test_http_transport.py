@@ -13,6 +13,7 @@ import pytest
 from notifier.core import netpolicy
 from notifier.sinks import http_transport
 from notifier.sinks.http_transport import HttpClient, Target
+from tests.support.raw_receiver import shut
 
 LOOPBACK = netpolicy.parse_networks(["127.0.0.1/32"])
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -64,11 +65,11 @@ class ScriptedServer:
 
     def __exit__(self, *exc):
         self._closing = True
-        _shut(self.listener)
+        shut(self.listener)
         self._accepting.join(5)
         self.listener.close()
         for conn in self._conns:
-            _shut(conn)
+            shut(conn)
         for thread in self._threads:
             thread.join(5)
 
@@ -100,13 +101,6 @@ class ScriptedServer:
             pass
         finally:
             conn.close()
-
-
-def _shut(sock):
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def client(**overrides):
@@ -193,13 +187,19 @@ def test_a_chunked_answer_after_an_interim_one_is_read_whole():
     assert server.connections == 1  # a chunked answer keeps the connection
 
 
-def test_an_answer_ended_by_closing_is_read_and_its_connection_dropped():
-    def answer_until_close(server, conn, number):
+def answer_then_close(answer):
+    """A script: read one request, send ``answer``, close the sending side."""
+
+    def script(server, conn, number):
         read_request(conn)
-        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+        conn.sendall(answer)
         conn.shutdown(socket.SHUT_WR)
 
-    with ScriptedServer(answer_until_close) as server:
+    return script
+
+
+def test_an_answer_ended_by_closing_is_read_and_its_connection_dropped():
+    with ScriptedServer(answer_then_close(b"HTTP/1.1 200 OK\r\n\r\nall of it")) as server:
         http = client()
         response = http.post(server.target(), [], b"{}")
         assert (response.status, response.body) == (200, b"all of it")
@@ -207,12 +207,8 @@ def test_an_answer_ended_by_closing_is_read_and_its_connection_dropped():
 
 
 def test_an_answer_cut_short_of_its_length_has_no_body():
-    def short(server, conn, number):
-        read_request(conn)
-        conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\nonly this")
-        conn.shutdown(socket.SHUT_WR)
-
-    with ScriptedServer(short) as server:
+    short = b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\nonly this"
+    with ScriptedServer(answer_then_close(short)) as server:
         response = client().post(server.target(), [], b"{}")
     assert (response.status, response.body) == (500, None)
 

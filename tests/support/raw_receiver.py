@@ -54,13 +54,13 @@ class RawReceiver:
         # blocked accept() on Linux, and the joins make sure no thread of
         # this receiver outlives it.
         self._closing = True
-        _shut(self._sock)
+        shut(self._sock)
         self._accepting.join(timeout=5)
         self._sock.close()
         with self._lock:
             serving = dict(self._open)
         for conn, thread in serving.items():
-            _shut(conn)
+            shut(conn)
             thread.join(timeout=5)
         threads = [self._accepting, *serving.values()]
         assert not any(t.is_alive() for t in threads), "a raw receiver thread did not stop"
@@ -112,7 +112,7 @@ class RawReceiver:
             conn.close()
 
 
-def _shut(sock):
+def shut(sock):
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:

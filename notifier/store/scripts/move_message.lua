@@ -27,6 +27,6 @@ else
   redis.call('SET', key, ARGV[3], 'KEEPTTL')
 end
 redis.call('ZADD', dindex, expires, id)
-qindex_add(dq, id, now, now)
+qindex_add(dq, {id}, {now}, now)
 redis.call('HSET', dq[7], id, count)
 return 1

@@ -8,35 +8,29 @@ local function qindex_keys(first)
   for i = 0, QINDEX_SIZE - 1 do q[i + 1] = KEYS[first + i] end
   return q
 end
--- Rank a new message after every other of its queue; it is free, or hidden
--- in delayed: until `due` when it was posted with a delay.
-local function qindex_add(q, id, due, now)
-  local rank = redis.call('INCR', q[5])
-  redis.call('ZADD', q[1], rank, id)
-  if due > now then
-    redis.call('ZADD', q[6], due, id)
-  else
-    redis.call('ZADD', q[2], rank, id)
-  end
-end
 -- ZADD of flat {score, member, ...} pairs, in chunks unpack can take.
 local function zadd_pairs(key, flat)
   for i = 1, #flat, 1000 do
     redis.call('ZADD', key, unpack(flat, i, math.min(i + 999, #flat)))
   end
 end
--- qindex_add for the messages of one post (ids and dues, tables in order):
--- one INCRBY and one ZADD per index, not three calls per message.
-local function qindex_add_many(q, ids, dues, now)
+-- Rank new messages (ids, in order) after every other of their queue; each
+-- is free, or hidden in delayed: until its due time (dues[i]) when it was
+-- posted with a delay. One INCRBY and one ZADD per index for a whole post.
+local function qindex_add(q, ids, dues, now)
   local last = redis.call('INCRBY', q[5], #ids)
   local ranked, free, delayed = {}, {}, {}
   for i, id in ipairs(ids) do
     local rank = last - #ids + i
     table.insert(ranked, rank)
     table.insert(ranked, id)
-    local into = dues[i] > now and delayed or free
-    table.insert(into, dues[i] > now and dues[i] or rank)
-    table.insert(into, id)
+    if dues[i] > now then
+      table.insert(delayed, dues[i])
+      table.insert(delayed, id)
+    else
+      table.insert(free, rank)
+      table.insert(free, id)
+    end
   end
   zadd_pairs(q[1], ranked)
   zadd_pairs(q[2], free)

@@ -55,7 +55,7 @@ for post = 1, tonumber(ARGV[2]) do
     end
     if count > 0 then
       zadd_pairs(index, expiries)
-      if lazy then qindex_add_many(q, ids, dues, now) end
+      if lazy then qindex_add(q, ids, dues, now) end
     end
     for bucket, size_of in pairs(charges) do usage_charge(bytes, buckets, size_of, bucket) end
     if lazy then qindex_collect(q, index, now) end
