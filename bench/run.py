@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from bench import load, zaqar_ref  # noqa: E402
+from bench import load, redis_trace, zaqar_ref  # noqa: E402
 from bench.fleet import Fleet  # noqa: E402
 from bench.report import fmt  # noqa: E402
 from notifier.store import keys  # noqa: E402
@@ -250,6 +250,8 @@ class Bench:
     def begin(self):
         self.fleet.monitor.reset_peaks()
         self.fleet.redis.config_resetstat()
+        if self.args.redis_trace:
+            redis_trace.start(self.fleet.redis)
         self._logs0 = self._worker_log_bytes()
         return self.fleet.monitor.snapshot()
 
@@ -261,10 +263,26 @@ class Bench:
         )
 
     def redis_commands(self):
+        """Calls per command since `begin`; their time inside Redis is kept in
+        `self.redis_usec` (command execution only, not the I/O around it)."""
         stats = self.fleet.redis.info("commandstats")
         calls = {name.replace("cmdstat_", ""): value["calls"] for name, value in stats.items()}
-        calls.pop("config", None)
-        calls.pop("info", None)
+        self.redis_usec = {
+            name.replace("cmdstat_", ""): value["usec"] for name, value in stats.items()
+        }
+        stats = self.fleet.redis.info("stats")
+        self.redis_io = {
+            k: stats.get(k, 0)
+            for k in (
+                "total_reads_processed",
+                "total_writes_processed",
+                "total_net_input_bytes",
+                "total_net_output_bytes",
+            )
+        }
+        for counted in (calls, self.redis_usec):
+            for ours in ("config", "config|resetstat", "info"):
+                counted.pop(ours, None)
         return calls
 
     def measure(self, tag, before, post, expected, healthy_subs=None, arrived=True):
@@ -273,6 +291,8 @@ class Bench:
         peaks = self.fleet.monitor.peaks()
         cpu = self.fleet.monitor.cpu_between(before, after)
         commands = self.redis_commands()
+        if self.args.redis_trace:
+            redis_trace.stop(self.fleet.redis, self.args.redis_trace, tag)
         log_bytes = self._worker_log_bytes() - self._logs0
         dump = self.fleet.sink_get(f"/_dump?run={tag}") or {"records": []}
         if self.args.records:
@@ -328,6 +348,14 @@ class Bench:
                 for k, v in sorted(commands.items(), key=lambda kv: -kv[1])
                 if delivered
             },
+            "redis_command_usec_per_delivery": {
+                k: round(v / delivered, 3)
+                for k, v in sorted(self.redis_usec.items(), key=lambda kv: -kv[1])
+                if delivered
+            },
+            "redis_io_per_delivery": {
+                k: round(v / delivered, 3) for k, v in self.redis_io.items() if delivered
+            },
             "worker_log_bytes_per_delivery": (log_bytes / delivered if delivered else None),
             "other_processes_cpu": self.fleet.monitor.foreign(cpu),
         }
@@ -380,6 +408,14 @@ class Bench:
         )
         top = list(result["redis_commands_per_delivery"].items())[:8]
         print("  redis cmds / delivery   " + ", ".join(f"{k} {v}" for k, v in top))
+        usec = list(result["redis_command_usec_per_delivery"].items())[:5]
+        io = result["redis_io_per_delivery"]
+        print(
+            f"  redis per delivery      {io['total_reads_processed']:.3f} reads (round trips), "
+            f"{io['total_net_input_bytes']:,.0f} bytes in; command us "
+            + ", ".join(f"{k} {v}" for k, v in usec)
+            + " (a script's time includes its commands')"
+        )
         print(f"  worker log bytes/deliv  {fmt(result['worker_log_bytes_per_delivery'], 0)}")
         self.print_noise(result["other_processes_cpu"])
 
@@ -1202,6 +1238,13 @@ def parse_args(argv=None):
         metavar="DIR",
         help="write each delivery scenario's raw sink records "
         "[mode, sub, received, posted, seq] to DIR/TAG.json",
+    )
+    parser.add_argument(
+        "--redis-trace",
+        metavar="FILE",
+        help="log every Redis command's time (SLOWLOG at 0 us: slows Redis down) during "
+        "each delivery scenario; write where Redis's time goes, by command and script, "
+        "to FILE (JSON, one entry per scenario)",
     )
     parser.add_argument(
         "--keep-logs",
