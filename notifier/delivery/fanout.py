@@ -57,11 +57,14 @@ class FanOut:
         saving a task hop (~1.5 ms of worker CPU); those under half a
         task's worth, together with other small fan-outs' deliveries
         (``Drains``): a post of one message to a few subscribers is not
-        worth a batch's bookkeeping on its own.
+        worth a batch's bookkeeping on its own. A bigger one takes the
+        fan-out tasks waiting on the broker queue into its batch
+        (``Drains.run_with_waiting``); their deliveries are counted too.
         """
         jobs, count = self.match(source, message_ids, cursor)
         if len(jobs) * 2 >= self.per_task:
-            self.batch.run(jobs, deadline)  # a batch of its own already
+            # a batch of its own already, with the fan-outs waiting behind it
+            count += self.drains.run_with_waiting(jobs, deadline)
         elif jobs:
             self.drains.push(source, jobs, deadline)
         return count

@@ -364,3 +364,60 @@ def test_a_take_of_many_fanouts_delivers_a_bounded_batch(storage, receiver, setu
     assert [(name, len(args[0])) for name, args in dispatcher.tasks] == [("deliver", 4)]
     dispatcher.run(service)
     assert bodies_by_path(receiver) == {"/a": [0, 1, 2, 3, 4], "/b": [0, 1, 2, 3, 4]}
+
+
+def test_a_fanout_with_a_batch_of_its_own_runs_the_fanouts_waiting_behind_it(
+    conf, storage, receiver, clock, monkeypatch
+):
+    """A backlog of posts big enough for a batch each: the first fan-out task
+    takes the tasks waiting behind it into its batch, up to MAX_BATCH_TASKS
+    tasks' worth; each endpoint still gets its deliveries in post order."""
+    from notifier.delivery import drain
+
+    conf.set_override("deliveries_per_task", 4, group="notification")
+    monkeypatch.setattr(drain, "MAX_BATCH_TASKS", 3)
+    dispatcher = MemoryDispatcher()
+    service = DeliveryService(conf, storage, dispatcher, clock=clock)
+    for path in ("/a", "/b"):
+        storage.create_subscription(SOURCE, receiver.url + path, 3600, {}, confirmed=True)
+    for n in range(4):  # 2 messages x 2 subscribers: a batch of its own each
+        ids = storage.post_messages(SOURCE, [{"body": [n, i], "ttl": 300} for i in (0, 1)])
+        dispatcher.send_fanout(SOURCE, ids)
+
+    name, args = dispatcher.tasks.pop(0)
+    assert service.fanout(*args) == 12  # its own 4 and two taken tasks' 8
+
+    in_order = [[n, i] for n in range(3) for i in (0, 1)]
+    assert bodies_by_path(receiver) == {"/a": in_order, "/b": in_order}
+    assert [name for name, _ in dispatcher.tasks] == ["fanout"]  # the fourth still waits
+    dispatcher.run(service)
+    assert len(receiver.received()) == 16  # each once
+
+
+def test_fanout_tasks_taken_by_a_fanout_leave_the_broker_and_the_outbox_once_settled(
+    conf, storage, redis_client, receiver, clock
+):
+    """On the real broker queue: the taken tasks are off the queue (no worker
+    runs them again) and their outbox entries go once their deliveries are
+    settled; a task without an outbox entry stays Celery's."""
+    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
+
+    conf.set_override("deliveries_per_task", 2, group="notification")
+    dispatcher = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    service = DeliveryService(conf, storage, dispatcher, clock=clock)
+    for path in ("/a", "/b"):
+        storage.create_subscription(SOURCE, receiver.url + path, 3600, {}, confirmed=True)
+    tasks = []
+    for n in range(3):
+        task = dispatcher.prepare_fanout(SOURCE, [f"{n:032x}"])
+        storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [f"{n:032x}"], task)
+        tasks.append(task)
+    redis_client.rpop(FANOUT_QUEUE)  # the first: taken by a worker, which runs it
+    storage.mark_task_started(tasks[0].member)
+    storage.mark_task_started(tasks[2].member)  # as if sent without an entry
+
+    assert service.fanout(SOURCE, [f"{0:032x}"]) == 4
+
+    assert bodies_by_path(receiver) == {"/a": [0, 1], "/b": [0, 1]}
+    assert redis_client.zmscore(keys.task_outbox(), [tasks[1].member]) == [None]
+    assert redis_client.llen(FANOUT_QUEUE) == 1  # the third, Celery's to run
