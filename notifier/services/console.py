@@ -208,7 +208,7 @@ class ConsoleService:
             records, more = self.source_subscriptions(source)
             total = rates([], now)
             for record in records:
-                attempts = self.storage.subscription_attempts(record["id"], 200)
+                attempts = self.storage.subscription_attempts(record["id"], 200, source)
                 total = add_rates(total, rates(attempts, now))
             rows.append(
                 {
@@ -242,7 +242,7 @@ class ConsoleService:
         record = self.record(project, source, subscription_id)
         access = ConsoleAccess(project, source.kind)
         owned = access.owns(source, record)
-        attempts = self.storage.subscription_attempts(subscription_id, 50)
+        attempts = self.storage.subscription_attempts(subscription_id, 50, source)
         letters = self.storage.dead_letters(subscription_id, since=0, limit=200)
         if not owned:
             attempts = [without_replies(a) for a in attempts]
@@ -253,7 +253,9 @@ class ConsoleService:
             "endpoint": self.delivery.endpoint_status(record),
             "attempts": attempts,
             "dead_letters": letters,
-            "rates": rates(self.storage.subscription_attempts(subscription_id, 200), time.time()),
+            "rates": rates(
+                self.storage.subscription_attempts(subscription_id, 200, source), time.time()
+            ),
             "queue_retry_policy": self.queue_retry_policy(source),
         }
 
@@ -352,7 +354,7 @@ class ConsoleService:
         """Return ids of messages the source's subscriptions were recently sent."""
         seen: dict[str, float] = {}
         for record in self.source_subscriptions(source)[0]:
-            for attempt in self.storage.subscription_attempts(record["id"], 20):
+            for attempt in self.storage.subscription_attempts(record["id"], 20, source):
                 message_id = attempt.get("message_id")
                 if message_id and not is_control_id(message_id):
                     at = float(attempt.get("at") or 0)

@@ -120,7 +120,7 @@ class PortalService:
     ) -> dict[str, Any]:
         """Return what the portal page shows."""
         record = self.record(source, subscription_id)
-        attempts = self.storage.subscription_attempts(subscription_id, RATE_ATTEMPTS)
+        attempts = self.storage.subscription_attempts(subscription_id, RATE_ATTEMPTS, source)
         return {
             "record": record,
             "status": self.delivery.endpoint_status(record),

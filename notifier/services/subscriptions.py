@@ -233,7 +233,7 @@ class SubscriptionService:
         """Return a subscription's attempts, newest first; what its endpoint
         answered only for its own project."""
         record = self.visible(access, source, subscription_id)
-        attempts: list[Record] = self.storage.subscription_attempts(subscription_id, limit)
+        attempts: list[Record] = self.storage.subscription_attempts(subscription_id, limit, source)
         if not access.owns(source, record):
             attempts = [without_replies(a) for a in attempts]
         return attempts

@@ -12,11 +12,21 @@ from notifier.store.records import (
     RAN_OUTCOMES,
     Limits,
     Record,
+    Source,
     dumps,
     is_control_id,
     loads,
     redacted_attempt,
 )
+
+#: What a subscription's log does not repeat in each entry: its own id and
+#: source (added back when read, ``subscription_attempts``).
+SUBSCRIPTION_IMPLIED = ("subscription_id", "source")
+
+
+def _entry(attempt: Record, implied: Sequence[str]) -> str:
+    """An attempt as a log keeps it: without what the log's key says."""
+    return dumps({k: v for k, v in attempt.items() if k not in implied})
 
 
 def done_flag(delivery: Record) -> tuple[str, str]:
@@ -78,7 +88,9 @@ class DeliveryLog:
         LPUSH of all its records (in order: the newest ends first, as one
         LPUSH each would leave it) and one EXPIRE, trimmed only when over the
         cap, rather than three commands per record; the done flags one HSET
-        and one EXPIRE per message.
+        and one EXPIRE per message. An entry leaves out what its log's key
+        says (a third of the bytes: what Redis reads, copies and appends to
+        its AOF per delivery, issue 21); the readers add it back.
         """
         if not attempts:
             return
@@ -93,14 +105,13 @@ class DeliveryLog:
                 entry[0].append(text)
 
         for attempt in attempts:
-            text = dumps(attempt)
             message_id = attempt.get("message_id")
             control = is_control_id(message_id)
             # The owner reads the subscription's log: a control message's id
             # stays out of it.
             push(
                 keys.subscription_attempts(attempt["subscription_id"]),
-                dumps(redacted_attempt(attempt)) if control else text,
+                _entry(redacted_attempt(attempt) if control else attempt, SUBSCRIPTION_IMPLIED),
                 self.limits.subscription_log_ttl_seconds,
             )
             if message_id is None:
@@ -109,7 +120,7 @@ class DeliveryLog:
                 key, field = done_flag(attempt)
                 flags.setdefault(key, []).append(field)
             msg_key = (keys.control_attempts if control else keys.message_attempts)(str(message_id))
-            push(msg_key, text, self.attempt_log_ttl_seconds)
+            push(msg_key, _entry(attempt, ("message_id",)), self.attempt_log_ttl_seconds)
         args: list[Any] = [len(flags), self.done_ttl_seconds, self.attempt_log_length]
         for fields in flags.values():
             args += [len(fields), *fields]
@@ -117,17 +128,33 @@ class DeliveryLog:
             args += [ttl, len(texts), *texts]
         self._record(keys=[*flags, *logs], args=args)
 
-    def subscription_attempts(self, subscription_id: str, limit: int = 100) -> list[Record]:
-        return self._get_list(keys.subscription_attempts(subscription_id), limit)
+    def subscription_attempts(
+        self, subscription_id: str, limit: int = 100, source: Source | None = None
+    ) -> list[Record]:
+        """Return a subscription's attempts, newest first; ``source``, the
+        subscription's, is added back to its delivery attempts (events of the
+        subscription have none)."""
+        records = self._get_list(keys.subscription_attempts(subscription_id), limit)
+        for record in records:
+            record.setdefault("subscription_id", subscription_id)
+            if source is not None and "attempt" in record:
+                record.setdefault("source", source.to_list())
+        return records
 
     def message_attempts(self, message_id: str, limit: int = 100) -> list[Record]:
         if is_control_id(message_id):
             return []
-        return self._get_list(keys.message_attempts(message_id), limit)
+        return self._message_log(keys.message_attempts(message_id), message_id, limit)
 
     def control_attempts(self, message_id: str, limit: int = 100) -> list[Record]:
         """Return a control message's attempts (internal: never served)."""
-        return self._get_list(keys.control_attempts(message_id), limit)
+        return self._message_log(keys.control_attempts(message_id), message_id, limit)
+
+    def _message_log(self, key: str, message_id: str, limit: int) -> list[Record]:
+        records = self._get_list(key, limit)
+        for record in records:
+            record.setdefault("message_id", message_id)
+        return records
 
     def _get_list(self, key: str, limit: int) -> list[Record]:
         return [loads(v) for v in cast(list[str], self.redis.lrange(key, 0, limit - 1))]

@@ -305,8 +305,10 @@ class Storage:
     def record_attempts(self, attempts: Sequence[Record]) -> None:
         self.log.record_attempts(attempts)
 
-    def subscription_attempts(self, subscription_id: str, limit: int = 100) -> list[Record]:
-        return self.log.subscription_attempts(subscription_id, limit)
+    def subscription_attempts(
+        self, subscription_id: str, limit: int = 100, source: Source | None = None
+    ) -> list[Record]:
+        return self.log.subscription_attempts(subscription_id, limit, source)
 
     def message_attempts(self, message_id: str, limit: int = 100) -> list[Record]:
         return self.log.message_attempts(message_id, limit)

@@ -3,10 +3,12 @@ endpoint's leases go back with its breaker update (EVALSHA in the pipeline,
 reloaded if Redis lost its scripts), and the done flags are read with the
 batch's messages and subscriptions."""
 
+import json
+
 from notifier.store import keys
 from notifier.store.delivery_log import DeliveryLog, done_flag
 from notifier.store.endpoint_state import EndpointState
-from notifier.store.records import Limits
+from notifier.store.records import Limits, loads
 from notifier.store.storage import Source
 
 ENDPOINT = "p1:http://hooks.example:80"
@@ -79,3 +81,30 @@ def test_a_batch_bigger_than_one_lpush_takes_is_recorded_whole(redis_client):
     log.record_attempts([attempt(n, subscription_id=f"s{n}") for n in range(2500)])
     assert redis_client.llen(keys.message_attempts("m1")) == 2500
     assert log.message_attempts("m1", limit=1)[0]["attempt"] == 2499
+
+
+def test_a_log_entry_leaves_out_what_its_key_says_and_reads_back_whole(redis_client):
+    """Each attempt is written to two logs: the subscription's entry has no
+    subscription id or source, the message's no message id (a third of what
+    Redis reads and appends to its AOF per delivery); read back, the records
+    are whole, and entries written whole before (an upgrade) read the same."""
+    log = DeliveryLog(redis_client, Limits())
+    source = Source("p1", "queues", "q")
+    sent = {**attempt(0), "status": 200, "source": source.to_list()}
+    control = {**attempt(0, message_id="ctl-c1"), "source": source.to_list()}
+    event = {"at": 5.0, "subscription_id": "s1", "message_id": None, "outcome": "disabled"}
+    log.record_attempts([sent, control, event])
+    redis_client.lpush(keys.subscription_attempts("s1"), json.dumps(sent))  # an older worker's
+    redis_client.lpush(keys.message_attempts("m1"), json.dumps(sent))
+
+    raw = [loads(v) for v in redis_client.lrange(keys.subscription_attempts("s1"), 1, -1)]
+    assert all("subscription_id" not in r and "source" not in r for r in raw)
+    raw = [loads(v) for v in redis_client.lrange(keys.message_attempts("m1"), 1, -1)]
+    assert raw and all("message_id" not in r for r in raw)
+
+    shown_control = {**control, "message_id": None, "control": True}
+    assert log.subscription_attempts("s1", source=source) == [sent, event, shown_control, sent]
+    assert log.message_attempts("m1") == [sent, sent]
+    assert log.control_attempts("ctl-c1") == [control]
+    # without the source (a caller that does not show it), nothing is made up
+    assert "source" not in log.subscription_attempts("s1")[-1]

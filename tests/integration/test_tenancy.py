@@ -195,6 +195,8 @@ def test_the_topic_owner_sees_no_tokens_and_changes_no_subscription_of_another_p
     assert all("response_body" not in a for a in letter["history"])
     [attempt] = friend.simulate_get(path + "/attempts").json["attempts"]
     assert attempt["response_body"] == "ok"
+    # the log's entry leaves them out; the API adds them back
+    assert attempt["subscription_id"] == theirs and attempt["source"] == [project, "topics", "t"]
 
     assert_error(owner.simulate_post(path + "/secret/rotate"), 403)
     assert_error(owner.simulate_patch(path, json={"subscriber": receiver.url + "/owner"}), 403)
