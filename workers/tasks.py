@@ -70,11 +70,12 @@ def register_tasks(app, conf):
     @app.task(name=FANOUT_TASK, bind=True)
     def fanout(task, source, message_ids, cursor=None):
         deadline = task_deadline(task.request, budget)
+        member = task_member(FANOUT_TASK, [source, message_ids, cursor])
         return run(
             runtime,
             FANOUT_TASK,
-            [source, message_ids, cursor],
-            lambda service: service.fanout(source, message_ids, cursor, deadline),
+            None,  # its outbox entry goes with its first read (one round trip less)
+            lambda service: service.fanout(source, message_ids, cursor, deadline, member),
         )
 
     @app.task(name=DELIVER_TASK, bind=True)

@@ -184,9 +184,12 @@ class Drains:
         (issue 21). Run together, they cost one batch's. The own jobs go
         first, then the taken ones, oldest first: each endpoint's deliveries
         stay in post order. Taken tasks' outbox entries are cleared once
-        their deliveries are settled, as a drain owner's are.
+        their deliveries are settled, as a drain owner's are. As many are
+        taken as would fit if each were this one's size (posts waiting
+        together are alike; the API writes concurrent posts to a queue as
+        one fan-out); what overflows the bound goes on as delivery tasks.
         """
-        room = (MAX_BATCH_TASKS * self.limit - len(jobs)) // self.limit
+        room = (MAX_BATCH_TASKS * self.limit - len(jobs)) // max(len(jobs), self.limit)
         taken, members = self._take_fanouts(room) if room > 0 else ([], [])
         self.batch.run(self._bounded(jobs + taken), deadline)
         self.storage.mark_tasks_started(members)

@@ -9,7 +9,7 @@ from notifier.core import delays
 from notifier.core.matching import match_within
 from notifier.core.model import Attempt, Delivery, Outcome
 from notifier.delivery.batch import Batch
-from notifier.delivery.drain import Drains
+from notifier.delivery.drain import MAX_BATCH_TASKS, Drains
 from notifier.delivery.jobs import Dispatcher, Job, Record, send_deliveries
 from notifier.delivery.outcomes import Outcomes
 from notifier.observability import metrics
@@ -40,6 +40,11 @@ class FanOut:
         self.clock = clock
         self.page_size: int = conf.notification.fanout_page_size
         self.per_task: int = conf.notification.deliveries_per_task
+        # A fan-out of one page up to this many deliveries is delivered in
+        # its task, as one batch, rather than sent on as delivery tasks: the
+        # API writes concurrent posts to a queue as one fan-out, and sent on
+        # they would each cost a task's round trips again (issue 21).
+        self.batch_most: int = MAX_BATCH_TASKS * self.per_task
 
     def fanout(
         self,
@@ -47,21 +52,24 @@ class FanOut:
         message_ids: Sequence[str],
         cursor: Any = None,
         deadline: float | None = None,
+        started: str | None = None,
     ) -> int:
         """Match one page of a source's subscriptions against messages;
-        return how many deliveries it made.
+        return how many deliveries it made. ``started``: the task's outbox
+        entry, removed with the first read.
 
         The next page is enqueued as its own task before this page is
         delivered, so memory stays bounded by the page size however many
-        subscriptions a source has. Small fan-outs are delivered in this task,
-        saving a task hop (~1.5 ms of worker CPU); those under half a
+        subscriptions a source has. Fan-outs of one page up to
+        ``MAX_BATCH_TASKS`` tasks' worth are delivered in this task, saving
+        task hops and their round trips; those under half a
         task's worth, together with other small fan-outs' deliveries
         (``Drains``): a post of one message to a few subscribers is not
         worth a batch's bookkeeping on its own. A bigger one takes the
         fan-out tasks waiting on the broker queue into its batch
         (``Drains.run_with_waiting``); their deliveries are counted too.
         """
-        jobs, count = self.match(source, message_ids, cursor)
+        jobs, count = self.match_many([(source, message_ids, cursor)], [started] if started else [])
         if len(jobs) * 2 >= self.per_task:
             # a batch of its own already, with the fan-outs waiting behind it
             count += self.drains.run_with_waiting(jobs, deadline)
@@ -69,24 +77,25 @@ class FanOut:
             self.drains.push(source, jobs, deadline)
         return count
 
-    def match(
-        self, source: Sequence[str], message_ids: Sequence[str], cursor: Any = None
-    ) -> tuple[list[Job], int]:
-        """Match one page; send a big fan-out's deliveries as tasks. Return a
-        small one's jobs (to drain) and how many deliveries it made."""
-        return self.match_many([(source, message_ids, cursor)])
-
     def match_many(
-        self, fanouts: Sequence[tuple[Sequence[str], Sequence[str], Any]]
+        self,
+        fanouts: Sequence[tuple[Sequence[str], Sequence[str], Any]],
+        started: Sequence[str] = (),
     ) -> tuple[list[Job], int]:
-        """``match`` for many fan-outs (source, message ids, cursor) at once,
-        as a drain task does with the fan-outs it takes: their messages are
-        read in one round trip, and each source's first subscription page
-        once. Under load many posts to one queue arrive together, and two
-        round trips per post cost more worker CPU than their deliveries'
-        share of a batch."""
-        messages = self.storage.get_messages({i for _, ids, _ in fanouts for i in ids})
-        first_pages: dict[Source, tuple[list[Record], str | None]] = {}
+        """Match one page of each fan-out (source, message ids, cursor); send
+        a big fan-out's deliveries as tasks. Return the small ones' jobs (to
+        deliver in this task) and how many deliveries they all made.
+
+        Many fan-outs are matched at once when a task takes the ones waiting
+        behind it: their messages and each source's first subscription page
+        are read together, in two round trips (``Storage.read_fanouts``,
+        which also removes the outbox entries ``started``). Under load many
+        posts to one queue arrive together, and round trips per post cost
+        more worker and Redis CPU than their deliveries' share of a batch."""
+        firsts = {Source(*source) for source, _, cursor in fanouts if cursor is None}
+        messages, first_pages = self.storage.read_fanouts(
+            {i for _, ids, _ in fanouts for i in ids}, firsts, self.page_size, started
+        )
         jobs: list[Job] = []
         count = 0
         for raw_source, message_ids, cursor in fanouts:
@@ -94,14 +103,10 @@ class FanOut:
             mine = {i: messages[i] for i in message_ids if i in messages}
             if not mine:
                 continue
-            if cursor is not None:
-                page = self.storage.subscription_page(source, cursor, self.page_size)
-            elif source in first_pages:
+            if cursor is None:
                 page = first_pages[source]
             else:
-                page = first_pages[source] = self.storage.subscription_page(
-                    source, None, self.page_size
-                )
+                page = self.storage.subscription_page(source, cursor, self.page_size)
             found, made = self._match_page(source, message_ids, cursor, mine, page)
             jobs += found
             count += made
@@ -130,8 +135,9 @@ class FanOut:
         pairs = self._hold_delayed(pairs)
         if not pairs:
             return [], 0
-        if cursor is None and next_cursor is None and len(pairs) <= self.per_task:
-            # delivered with other posts' small fan-outs (drain.py)
+        if cursor is None and next_cursor is None and len(pairs) <= self.batch_most:
+            # delivered in this task: a small one with other posts' small
+            # fan-outs (drain.py), a bigger one as a batch of its own
             return [Job(Delivery(m["id"], s["id"]), m, s) for m, s in pairs], len(pairs)
         send_deliveries(
             self.dispatcher, [Delivery(m["id"], s["id"]) for m, s in pairs], self.per_task

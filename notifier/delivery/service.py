@@ -79,9 +79,11 @@ class DeliveryService:
         message_ids: Sequence[str],
         cursor: Any = None,
         deadline: float | None = None,
+        started: str | None = None,
     ) -> int:
-        """Match one page of a source's subscriptions; return the deliveries made."""
-        return self._fanout.fanout(source, message_ids, cursor, deadline)
+        """Match one page of a source's subscriptions; return the deliveries
+        made. ``started``: the task's outbox entry, removed with its first read."""
+        return self._fanout.fanout(source, message_ids, cursor, deadline, started)
 
     def deliver(
         self, deliveries: Sequence[Delivery | dict[str, Any]], deadline: float | None = None

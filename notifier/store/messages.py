@@ -270,6 +270,27 @@ class Messages:
             return []
         return cast(list[str], self._settle_pending(keys=script_keys, args=args))
 
+    def read_fanouts(
+        self,
+        message_ids: Iterable[str],
+        sources: Iterable[Source],
+        page_size: int,
+        started: Sequence[str] = (),
+    ) -> tuple[dict[str, Record], dict[Source, list[str]]]:
+        """Return fan-outs' messages that still exist and the ids on each
+        source's first subscription page (``page_size``), in one round trip;
+        remove the outbox entries ``started`` (tasks that began) in it too."""
+        message_ids, sources = list(message_ids), list(sources)
+        pipe = self.redis.pipeline(transaction=False)
+        if started:
+            pipe.zrem(keys.task_outbox(), *started)
+        pipe.mget([keys.message(i) for i in message_ids] or [keys.message("")])
+        for source in sources:
+            pipe.zrangebylex(keys.source_subscriptions(source), "-", "+", start=0, num=page_size)
+        replies = pipe.execute()[1 if started else 0 :]
+        messages = {i: loads(v) for i, v in zip(message_ids, replies[0]) if v}
+        return messages, dict(zip(sources, replies[1:]))
+
     def load_deliveries(
         self,
         message_ids: Iterable[str],

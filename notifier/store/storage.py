@@ -173,6 +173,21 @@ class Storage:
         messages, subscriptions, _ = self.messages.load_deliveries(message_ids, subscription_ids)
         return messages, subscriptions
 
+    def read_fanouts(
+        self,
+        message_ids: Iterable[str],
+        sources: Iterable[Source],
+        page_size: int,
+        started: Sequence[str] = (),
+    ) -> tuple[dict[str, Record], dict[Source, tuple[list[Record], str | None]]]:
+        """What fan-outs start with, in two round trips rather than a task's
+        outbox entry, its messages and a page's ids and subscriptions one
+        after the other (issue 21): the messages that still exist and each
+        source's first ``subscription_page``; the outbox entries
+        ``started`` are removed with the first."""
+        messages, page_ids = self.messages.read_fanouts(message_ids, sources, page_size, started)
+        return messages, self.subscriptions.pages_of(page_ids, page_size)
+
     def load_batch(
         self,
         message_ids: Iterable[str],

@@ -3,7 +3,7 @@ count their quota checks (``quota:subs:P``)."""
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from redis import Redis
@@ -222,12 +222,23 @@ class Subscriptions:
         start = f"({after}" if after else "-"
         index = keys.source_subscriptions(source)
         ids = cast(list[str], self.redis.zrangebylex(index, start, "+", start=0, num=limit))
-        found = self.get_subscriptions(ids)
-        expired = [i for i in ids if i not in found]
-        if expired:
-            self.redis.zrem(index, *expired)
-        cursor = ids[-1] if len(ids) == limit else None
-        return [found[i] for i in ids if i in found], cursor
+        return self.pages_of({source: ids}, limit)[source]
+
+    def pages_of(
+        self, ids_by_source: Mapping[Source, Sequence[str]], limit: int
+    ) -> dict[Source, tuple[list[Record], str | None]]:
+        """Turn pages of subscription ids (``limit`` a page, read from each
+        source's index) into ``subscription_page``'s (live subscriptions,
+        cursor), with one MGET for them all."""
+        found = self.get_subscriptions({i for ids in ids_by_source.values() for i in ids})
+        pages = {}
+        for source, ids in ids_by_source.items():
+            expired = [i for i in ids if i not in found]
+            if expired:
+                self.redis.zrem(keys.source_subscriptions(source), *expired)
+            cursor = ids[-1] if len(ids) == limit else None
+            pages[source] = ([found[i] for i in ids if i in found], cursor)
+        return pages
 
     def subscription_count(self, project: str, now: float | None = None) -> int:
         now = time.time() if now is None else now

@@ -210,7 +210,7 @@ def test_an_owner_loads_the_waiting_fanouts_together(storage, receiver, setup, m
         dispatcher.send_fanout(source, ids)
         waiting.append(ids[0])
     storage.delete_messages([waiting[2]])  # expired before its fan-out ran
-    calls = {"get_messages": [], "subscription_page": []}
+    calls = {"read_fanouts": [], "subscription_page": []}
     for name, seen in calls.items():
         real = getattr(storage, name)
         monkeypatch.setattr(
@@ -225,10 +225,11 @@ def test_an_owner_loads_the_waiting_fanouts_together(storage, receiver, setup, m
         "/b": ["first", 0, 4],
         "/o": [1, 3],
     }
-    # the owner's own fan-out, then one read for the five it took
-    assert [sorted(ids) for (ids,) in calls["get_messages"]] == [first, sorted(waiting)]
-    pages = [(tuple(source), after) for source, after, _ in calls["subscription_page"]]
-    assert sorted(pages) == sorted([(tuple(SOURCE), None)] * 2 + [(tuple(other), None)])
+    # the owner's own fan-out, then one read for the five it took, with each
+    # source's first page read once
+    reads = [(sorted(ids), sorted(sources)) for ids, sources, *_ in calls["read_fanouts"]]
+    assert reads == [(first, [SOURCE]), (sorted(waiting), sorted([SOURCE, other]))]
+    assert calls["subscription_page"] == []  # no later pages
 
 
 def test_fanout_tasks_are_taken_off_the_broker_queue_with_their_outbox_entries(
@@ -421,3 +422,74 @@ def test_fanout_tasks_taken_by_a_fanout_leave_the_broker_and_the_outbox_once_set
     assert bodies_by_path(receiver) == {"/a": [0, 1], "/b": [0, 1]}
     assert redis_client.zmscore(keys.task_outbox(), [tasks[1].member]) == [None]
     assert redis_client.llen(FANOUT_QUEUE) == 1  # the third, Celery's to run
+
+
+def test_a_fanout_reads_in_two_round_trips_and_leaves_the_outbox_with_the_first(
+    conf, storage, redis_client, receiver, setup
+):
+    """The task's outbox entry, its messages and the first page's ids in one
+    round trip; the page's subscriptions in the next (issue 21). An id whose
+    subscription expired leaves the index on the way."""
+    from redis.client import Pipeline, Redis
+
+    service, _, _ = setup
+    gone = storage.create_subscription(SOURCE, receiver.url + "/gone", 3600, {}, confirmed=True)[1]
+    redis_client.delete(keys.subscription(gone))
+    ids = storage.post_messages(SOURCE, [{"body": n, "ttl": 300} for n in range(2)])
+    member = '["notifier.fanout",[["p","queues","drained"],["x"],null]]'
+    storage.mark_task_sent(member)
+    trips = []
+    real_execute, real_command = Pipeline.execute, Redis.execute_command
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            Pipeline,
+            "execute",
+            lambda p, *a: trips.append([c[0][0] for c in p.command_stack]) or real_execute(p, *a),
+        )
+        patch.setattr(
+            Redis,
+            "execute_command",
+            lambda r, *a, **k: trips.append([a[0]]) or real_command(r, *a, **k),
+        )
+        messages, pages = storage.read_fanouts(ids, [SOURCE], 500, [member])
+
+    assert trips == [["ZREM", "MGET", "ZRANGEBYLEX"], ["MGET"], ["ZREM"]]  # the last: `gone`
+    assert set(messages) == set(ids)
+    subscriptions, cursor = pages[SOURCE]
+    assert (
+        sorted(s["subscriber"] for s in subscriptions) == [receiver.url + "/a", receiver.url + "/b"]
+        and cursor is None
+    )
+    assert redis_client.zscore(keys.task_outbox(), member) is None
+    assert gone not in redis_client.zrange(keys.source_subscriptions(SOURCE), 0, -1)
+    assert len(redis_client.zrange(keys.source_subscriptions(SOURCE), 0, -1)) == 2
+    assert service.fanout(SOURCE, ids, started=member) == 4
+
+
+def test_a_fanout_up_to_a_batchs_bound_is_delivered_in_its_task_beyond_it_as_tasks(
+    conf, storage, receiver, clock, monkeypatch
+):
+    """The API writes concurrent posts to one queue as one fan-out: up to
+    MAX_BATCH_TASKS tasks' worth it is one batch in its own task, not sent
+    on as delivery tasks each costing a task's round trips again; beyond
+    that it is spread over delivery tasks, so the fleet shares it."""
+    from notifier.delivery import drain, fanout
+
+    conf.set_override("deliveries_per_task", 4, group="notification")
+    monkeypatch.setattr(drain, "MAX_BATCH_TASKS", 3)
+    monkeypatch.setattr(fanout, "MAX_BATCH_TASKS", 3)
+    dispatcher = MemoryDispatcher()
+    service = DeliveryService(conf, storage, dispatcher, clock=clock)
+    for path in ("/a", "/b"):
+        storage.create_subscription(SOURCE, receiver.url + path, 3600, {}, confirmed=True)
+
+    ids = storage.post_messages(SOURCE, [{"body": n, "ttl": 300} for n in range(6)])
+    assert service.fanout(SOURCE, ids) == 12  # 6 x 2: three tasks' worth
+    assert dispatcher.tasks == []
+    assert bodies_by_path(receiver) == {"/a": list(range(6)), "/b": list(range(6))}
+
+    ids = storage.post_messages(SOURCE, [{"body": n, "ttl": 300} for n in range(7)])
+    assert service.fanout(SOURCE, ids) == 14
+    assert [(name, len(args[0])) for name, args in dispatcher.tasks] == [("deliver", 4)] * 3 + [
+        ("deliver", 2)
+    ]
