@@ -99,6 +99,7 @@ TARGETS = {
     "fanout_zaqar_ratio": 6.0,  # 20,000 x 5 vs Zaqar's NotifierDriver, same run
     "worker_cpu_ms": 0.16,  # per delivery, 20,000 x 5
     "redis_commands": 4.0,  # per delivery, 20,000 x 5
+    "redis_cpu_ms": 0.015,  # per delivery, 20,000 x 5
     "ingest_posts": 2000.0,  # single-message posts/s
     "ingest_messages": 10000.0,  # messages/s in 10-message posts
     "isolation_ratio": 0.90,
@@ -1040,6 +1041,14 @@ class Bench:
                     "<= 4",
                     cmds <= TARGETS["redis_commands"],
                 )
+                redis_cpu = result["cpu_per_1k"].get("redis")
+                if redis_cpu is not None:
+                    row(
+                        f"fan-out {result['tag']} Redis CPU-ms per delivery",
+                        f"{redis_cpu:.4f}",
+                        "<= 0.015",
+                        redis_cpu <= TARGETS["redis_cpu_ms"],
+                    )
             if result["shape"] == [2000, 5] or self.args.quick and result is s["fanout"][0]:
                 row(
                     f"fan-out {result['tag']} absolute",
