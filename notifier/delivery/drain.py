@@ -190,6 +190,8 @@ class Drains:
         one fan-out); what overflows the bound goes on as delivery tasks.
         """
         room = (MAX_BATCH_TASKS * self.limit - len(jobs)) // max(len(jobs), self.limit)
+        if deadline is not None and self.clock() >= deadline:
+            room = 0  # this task's own deliveries go back to the schedule: take none
         taken, members = self._take_fanouts(room) if room > 0 else ([], [])
         self.batch.run(self._bounded(jobs + taken), deadline)
         self.storage.mark_tasks_started(members)

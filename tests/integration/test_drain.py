@@ -493,3 +493,35 @@ def test_a_fanout_up_to_a_batchs_bound_is_delivered_in_its_task_beyond_it_as_tas
     assert [(name, len(args[0])) for name, args in dispatcher.tasks] == [("deliver", 4)] * 3 + [
         ("deliver", 2)
     ]
+
+
+def test_a_task_past_its_deadline_takes_no_fanouts_and_a_task_taken_twice_runs_once(
+    conf, storage, redis_client, receiver, clock
+):
+    """A prefetched task past its deadline puts its own deliveries back on
+    the schedule and leaves the waiting tasks to others; a task on the queue
+    twice (restored by kombu and sent again by the reconciler) taken into
+    one batch is delivered once."""
+    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
+
+    conf.set_override("deliveries_per_task", 2, group="notification")
+    dispatcher = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
+    service = DeliveryService(conf, storage, dispatcher, clock=clock)
+    for path in ("/a", "/b"):
+        storage.create_subscription(SOURCE, receiver.url + path, 3600, {}, confirmed=True)
+    tasks = []
+    for n in range(3):
+        task = dispatcher.prepare_fanout(SOURCE, [f"{n:032x}"])
+        storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [f"{n:032x}"], task)
+        tasks.append(task)
+    redis_client.lpush(FANOUT_QUEUE, tasks[2].payload)  # the third, twice
+    redis_client.rpop(FANOUT_QUEUE)  # the first: this worker's
+
+    service.fanout(SOURCE, [f"{0:032x}"], deadline=time.time() - 1, started=tasks[0].member)
+    assert redis_client.llen(FANOUT_QUEUE) == 3  # none taken
+    assert receiver.received() == [] and redis_client.zcard(keys.retries()) == 2
+
+    redis_client.rpop(FANOUT_QUEUE)  # the second: this worker's next
+    service.fanout(SOURCE, [f"{1:032x}"], started=tasks[1].member)  # takes the third twice
+    assert bodies_by_path(receiver) == {"/a": [1, 2], "/b": [1, 2]}
+    assert redis_client.llen(FANOUT_QUEUE) == 0

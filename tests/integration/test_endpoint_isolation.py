@@ -217,3 +217,29 @@ def test_a_slow_endpoint_after_quick_ones_does_not_keep_their_leases_for_its_run
     assert slow_first or quick_settled < slow_done
     for endpoint in (quick, late):
         assert storage.redis.zcard(keys.inflight(endpoint)) == 0
+
+
+def test_a_batch_of_endpoints_slow_but_in_time_runs_them_side_by_side_after_a_while(
+    conf, storage, project
+):
+    """Proven endpoints run one after another in the task only for
+    INLINE_SECONDS (0.5 s); the ones not started by then run beside it, so
+    a batch of four endpoints answering in 0.5 s is not as slow as their
+    sum: its eight deliveries all arrive before a 2.5 s deadline (one after
+    another they would take 4 s; five would be deferred)."""
+    receivers = [Receiver() for _ in range(4)]
+    try:
+        for receiver in receivers:
+            receiver.__enter__()
+            receiver.delay("/slow", 0.5)
+        service, jobs, _, _ = recorded_batch(
+            conf, storage, project, [r.url + "/slow" for r in receivers], messages=2
+        )
+        service.batch.run(jobs, deadline=time.time() + 2.5)
+        assert [len(r.received()) for r in receivers] == [2, 2, 2, 2]
+        assert storage.pending_retry_count() == 0
+        for receiver in receivers:
+            assert [q.json()["body"] for q in receiver.received()] == [0, 1]  # in order
+    finally:
+        for receiver in receivers:
+            receiver.__exit__(None, None, None)
