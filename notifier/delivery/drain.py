@@ -97,6 +97,11 @@ class Drains:
             + OWNER_MARGIN_SECONDS
         )
 
+    @property
+    def batch_most(self) -> int:
+        """The most deliveries one batch holds: ``MAX_BATCH_TASKS`` tasks' worth."""
+        return MAX_BATCH_TASKS * self.limit
+
     def push(self, source: Sequence[str], jobs: Sequence[Job], deadline: float | None) -> int:
         """Queue a fan-out's jobs on its shard; drain it here if no task
         owns it. Return how many deliveries this task delivered."""
@@ -189,7 +194,7 @@ class Drains:
         together are alike; the API writes concurrent posts to a queue as
         one fan-out); what overflows the bound goes on as delivery tasks.
         """
-        room = (MAX_BATCH_TASKS * self.limit - len(jobs)) // max(len(jobs), self.limit)
+        room = (self.batch_most - len(jobs)) // max(len(jobs), self.limit)
         if deadline is not None and self.clock() >= deadline:
             room = 0  # this task's own deliveries go back to the schedule: take none
         taken, members = self._take_fanouts(room) if room > 0 else ([], [])
@@ -202,7 +207,7 @@ class Drains:
         jobs; send the rest as delivery tasks (fan-outs of up to a task's
         worth each, ``FANOUTS_PER_TAKE`` stolen and a take's parked ones,
         could otherwise make one batch of thousands)."""
-        most = MAX_BATCH_TASKS * self.limit
+        most = self.batch_most
         if len(jobs) <= most:
             return jobs
         send_deliveries(self.dispatcher, [job.delivery for job in jobs[most:]], self.limit)

@@ -9,7 +9,7 @@ from notifier.core import delays
 from notifier.core.matching import match_within
 from notifier.core.model import Attempt, Delivery, Outcome
 from notifier.delivery.batch import Batch
-from notifier.delivery.drain import MAX_BATCH_TASKS, Drains
+from notifier.delivery.drain import Drains
 from notifier.delivery.jobs import Dispatcher, Job, Record, send_deliveries
 from notifier.delivery.outcomes import Outcomes
 from notifier.observability import metrics
@@ -40,11 +40,6 @@ class FanOut:
         self.clock = clock
         self.page_size: int = conf.notification.fanout_page_size
         self.per_task: int = conf.notification.deliveries_per_task
-        # A fan-out of one page up to this many deliveries is delivered in
-        # its task, as one batch, rather than sent on as delivery tasks: the
-        # API writes concurrent posts to a queue as one fan-out, and sent on
-        # they would each cost a task's round trips again (issue 21).
-        self.batch_most: int = MAX_BATCH_TASKS * self.per_task
 
     def fanout(
         self,
@@ -135,9 +130,12 @@ class FanOut:
         pairs = self._hold_delayed(pairs)
         if not pairs:
             return [], 0
-        if cursor is None and next_cursor is None and len(pairs) <= self.batch_most:
-            # delivered in this task: a small one with other posts' small
-            # fan-outs (drain.py), a bigger one as a batch of its own
+        if cursor is None and next_cursor is None and len(pairs) <= self.drains.batch_most:
+            # Delivered in this task: a small one with other posts' small
+            # fan-outs (drain.py), a bigger one as a batch of its own rather
+            # than as delivery tasks (the API writes concurrent posts to a
+            # queue as one fan-out; sent on, they would each cost a task's
+            # round trips again, issue 21).
             return [Job(Delivery(m["id"], s["id"]), m, s) for m, s in pairs], len(pairs)
         send_deliveries(
             self.dispatcher, [Delivery(m["id"], s["id"]) for m, s in pairs], self.per_task

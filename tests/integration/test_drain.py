@@ -13,6 +13,7 @@ from notifier.store import keys
 from notifier.store.pending_deliveries import drain_member
 from notifier.store.storage import Source
 from tests.support.dispatch import MemoryDispatcher
+from workers.app import FANOUT_QUEUE
 
 SOURCE = Source("p", "queues", "drained")
 
@@ -395,13 +396,11 @@ def test_a_fanout_with_a_batch_of_its_own_runs_the_fanouts_waiting_behind_it(
     assert len(receiver.received()) == 16  # each once
 
 
-def test_fanout_tasks_taken_by_a_fanout_leave_the_broker_and_the_outbox_once_settled(
-    conf, storage, redis_client, receiver, clock
-):
-    """On the real broker queue: the taken tasks are off the queue (no worker
-    runs them again) and their outbox entries go once their deliveries are
-    settled; a task without an outbox entry stays Celery's."""
-    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
+def broker_backlog(conf, storage, receiver, clock):
+    """A fleet whose batches hold 2 deliveries, two subscribers (/a, /b), and
+    three single-message posts waiting on the real broker queue as fan-out
+    tasks with outbox entries; return the service and the tasks."""
+    from workers.app import CeleryDispatcher, create_celery
 
     conf.set_override("deliveries_per_task", 2, group="notification")
     dispatcher = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
@@ -413,6 +412,16 @@ def test_fanout_tasks_taken_by_a_fanout_leave_the_broker_and_the_outbox_once_set
         task = dispatcher.prepare_fanout(SOURCE, [f"{n:032x}"])
         storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [f"{n:032x}"], task)
         tasks.append(task)
+    return service, tasks
+
+
+def test_fanout_tasks_taken_by_a_fanout_leave_the_broker_and_the_outbox_once_settled(
+    conf, storage, redis_client, receiver, clock
+):
+    """On the real broker queue: the taken tasks are off the queue (no worker
+    runs them again) and their outbox entries go once their deliveries are
+    settled; a task without an outbox entry stays Celery's."""
+    service, tasks = broker_backlog(conf, storage, receiver, clock)
     redis_client.rpop(FANOUT_QUEUE)  # the first: taken by a worker, which runs it
     storage.mark_task_started(tasks[0].member)
     storage.mark_task_started(tasks[2].member)  # as if sent without an entry
@@ -473,11 +482,10 @@ def test_a_fanout_up_to_a_batchs_bound_is_delivered_in_its_task_beyond_it_as_tas
     MAX_BATCH_TASKS tasks' worth it is one batch in its own task, not sent
     on as delivery tasks each costing a task's round trips again; beyond
     that it is spread over delivery tasks, so the fleet shares it."""
-    from notifier.delivery import drain, fanout
+    from notifier.delivery import drain
 
     conf.set_override("deliveries_per_task", 4, group="notification")
     monkeypatch.setattr(drain, "MAX_BATCH_TASKS", 3)
-    monkeypatch.setattr(fanout, "MAX_BATCH_TASKS", 3)
     dispatcher = MemoryDispatcher()
     service = DeliveryService(conf, storage, dispatcher, clock=clock)
     for path in ("/a", "/b"):
@@ -502,18 +510,7 @@ def test_a_task_past_its_deadline_takes_no_fanouts_and_a_task_taken_twice_runs_o
     the schedule and leaves the waiting tasks to others; a task on the queue
     twice (restored by kombu and sent again by the reconciler) taken into
     one batch is delivered once."""
-    from workers.app import FANOUT_QUEUE, CeleryDispatcher, create_celery
-
-    conf.set_override("deliveries_per_task", 2, group="notification")
-    dispatcher = CeleryDispatcher(create_celery(conf), storage, shares_storage_redis=True)
-    service = DeliveryService(conf, storage, dispatcher, clock=clock)
-    for path in ("/a", "/b"):
-        storage.create_subscription(SOURCE, receiver.url + path, 3600, {}, confirmed=True)
-    tasks = []
-    for n in range(3):
-        task = dispatcher.prepare_fanout(SOURCE, [f"{n:032x}"])
-        storage.post_messages(SOURCE, [{"body": n, "ttl": 60}], [f"{n:032x}"], task)
-        tasks.append(task)
+    service, tasks = broker_backlog(conf, storage, receiver, clock)
     redis_client.lpush(FANOUT_QUEUE, tasks[2].payload)  # the third, twice
     redis_client.rpop(FANOUT_QUEUE)  # the first: this worker's
 
