@@ -11,42 +11,24 @@ import collections
 import hashlib
 import json
 import os
+from importlib import resources
 
 from notifier.store import lua
-
-#: Each script with the libraries ``lua.register`` prepends to it.
-SCRIPTS = {
-    "admit": ("clock",),
-    "record": ("clock",),
-    "store_posts": ("usage", "queue_index"),
-    "claim_messages": ("usage", "queue_index"),
-    "move_message": ("usage", "queue_index"),
-    "release_claim": ("queue_index",),
-    "remove_messages": ("usage", "queue_index"),
-    "renew_claim": ("usage", "queue_index"),
-    "tidy_queue": ("usage", "queue_index"),
-    "dead_letter": ("usage",),
-    "purge_dead_letters": ("usage",),
-    "remove_dead_letters": ("usage",),
-    "restore_message": ("usage",),
-    "settle_pending": ("usage",),
-    "unstore_messages": ("usage",),
-    "create_subscription": (),
-    "lease_due_retries": (),
-    "lease_stale_tasks": (),
-    "record_attempts": (),
-    "take_pending": (),
-}
 
 MAX_ENTRIES = 5_000_000
 
 
 def script_names():
-    names = {}
-    for name, libraries in SCRIPTS.items():
-        text = "".join(lua.source(library) for library in libraries) + lua.source(name)
-        names[hashlib.sha1(text.encode()).hexdigest()] = name
-    return names
+    """{SHA: name} of every script the store registers (libraries are not
+    run alone)."""
+    libraries = {library for used in lua.LIBRARIES.values() for library in used}
+    scripts = resources.files("notifier.store") / "scripts"
+    names = [p.name[: -len(".lua")] for p in scripts.iterdir() if p.name.endswith(".lua")]
+    return {
+        hashlib.sha1(lua.text(name).encode()).hexdigest(): name
+        for name in names
+        if name not in libraries
+    }
 
 
 def start(client):

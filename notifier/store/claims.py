@@ -76,10 +76,10 @@ class Claims:
     def __init__(self, client: Redis, messages: QueueMessages) -> None:
         self.redis = client
         self.messages = messages
-        self._claim = lua.register(client, "claim_messages", "usage", "queue_index")
-        self._renew = lua.register(client, "renew_claim", "usage", "queue_index")
-        self._release = lua.register(client, "release_claim", "queue_index")
-        self._move = lua.register(client, "move_message", "usage", "queue_index")
+        self._claim = lua.register(client, "claim_messages")
+        self._renew = lua.register(client, "renew_claim")
+        self._release = lua.register(client, "release_claim")
+        self._move = lua.register(client, "move_message")
 
     def create(
         self,

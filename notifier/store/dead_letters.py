@@ -22,9 +22,9 @@ class DeadLetters:
     def __init__(self, client: Redis, limits: Limits) -> None:
         self.redis = client
         self.limits = limits
-        self._dead_letter = lua.register(client, "dead_letter", "usage")
-        self._remove_dead_letters = lua.register(client, "remove_dead_letters", "usage")
-        self._purge_dead_letters = lua.register(client, "purge_dead_letters", "usage")
+        self._dead_letter = lua.register(client, "dead_letter")
+        self._remove_dead_letters = lua.register(client, "remove_dead_letters")
+        self._purge_dead_letters = lua.register(client, "purge_dead_letters")
 
     def dead_letter(self, letters: Sequence[Record], now: float | None = None) -> list[Record]:
         """Store dead letters (dicts with subscription_id and project) by time

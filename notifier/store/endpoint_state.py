@@ -65,8 +65,8 @@ class EndpointState:
         self.attempt_ms = int(attempt_seconds * 1000)
         self.proven_ms = int(proven_seconds * 1000)
         self.clock = clock
-        self._admit = lua.register(redis_client, "admit", "clock")
-        self._record = lua.register(redis_client, "record", "clock")
+        self._admit = lua.register(redis_client, "admit")
+        self._record = lua.register(redis_client, "record")
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000) if self.clock else 0

@@ -62,10 +62,10 @@ class Messages:
     def __init__(self, client: Redis, limits: Limits) -> None:
         self.redis = client
         self.limits = limits
-        self._store_posts = lua.register(client, "store_posts", "usage", "queue_index")
-        self._unstore_messages = lua.register(client, "unstore_messages", "usage")
-        self._restore_message = lua.register(client, "restore_message", "usage")
-        self._settle_pending = lua.register(client, "settle_pending", "usage")
+        self._store_posts = lua.register(client, "store_posts")
+        self._unstore_messages = lua.register(client, "unstore_messages")
+        self._restore_message = lua.register(client, "restore_message")
+        self._settle_pending = lua.register(client, "settle_pending")
 
     # -- sources ------------------------------------------------------------
 

@@ -56,8 +56,8 @@ class QueueMessages:
 
     def __init__(self, client: Redis) -> None:
         self.redis = client
-        self._tidy = lua.register(client, "tidy_queue", "usage", "queue_index")
-        self._remove = lua.register(client, "remove_messages", "usage", "queue_index")
+        self._tidy = lua.register(client, "tidy_queue")
+        self._remove = lua.register(client, "remove_messages")
 
     def tidy(self, source: Source, now: float | None = None) -> None:
         """Collect expired messages and free the messages of expired claims."""
